@@ -1,0 +1,143 @@
+//! `catering-sync bench sign`: signatures per second of the production backend (ring) against
+//! the pure-Rust `rsa` crate, for the same key and a typical body, on one thread and on several.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rsa::pkcs1v15::SigningKey;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::signature::{SignatureEncoding, Signer};
+use sha2::Sha256;
+
+use crate::wechatpay::sign::request_message;
+use crate::wechatpay::MerchantKey;
+
+/// A typical sync-status body (5 dishes), for benchmarks.
+pub fn typical_body() -> Vec<u8> {
+    let dishes: Vec<serde_json::Value> = ["宫保鸡丁", "鱼香肉丝", "麻婆豆腐", "酸梅汤", "米饭"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            serde_json::json!({"out_dish_no": format!("D{i:04}"), "name": name, "price": 3800 - 500 * i as i64,
+                "unit": "BY_SHARE", "count": 1, "type": "SICHUAN_CUISINE"})
+        })
+        .collect();
+    serde_json::json!({
+        "sp_mchid": "1900000001", "sp_appid": "wx8888888888888888", "sub_mchid": "1900000109",
+        "openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "out_shop_no": "SHOP-0001",
+        "login_token": "benchmark-not-a-secret", "order_entry": "pages/menu/index",
+        "total_amount": 9900, "discount_amount": 1100, "user_amount": 8800,
+        "status": "CREATE_DEAL", "action_time": "2026-11-27T12:34:56+08:00",
+        "out_order_no": "20261127123456789", "out_table_no": "A12", "people_count": 3,
+        "dish_list": dishes
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// One measured configuration.
+#[derive(Debug, Clone)]
+pub struct SignResult {
+    /// Backend name.
+    pub backend: &'static str,
+    /// Threads signing at once.
+    pub threads: usize,
+    /// Signatures made.
+    pub signatures: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl SignResult {
+    /// Signatures per second.
+    pub fn per_second(&self) -> f64 {
+        self.signatures as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn run_threads(
+    threads: usize,
+    duration: Duration,
+    sign: Arc<dyn Fn(&[u8]) -> usize + Send + Sync>,
+) -> (u64, Duration) {
+    let message = request_message(
+        "POST",
+        crate::wechatpay::SYNC_STATUS_PATH,
+        1_764_218_096,
+        "N0NCE",
+        &typical_body(),
+    );
+    let message = Arc::new(message);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let sign = sign.clone();
+            let message = message.clone();
+            std::thread::spawn(move || {
+                let t0 = Instant::now();
+                let mut n = 0u64;
+                while t0.elapsed() < duration {
+                    std::hint::black_box(sign(&message));
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let total = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    (total, started.elapsed())
+}
+
+/// Measure both backends with `pem` (PKCS#8) for `duration` each, at every thread count.
+pub fn sign_benchmark(
+    pem: &str,
+    thread_counts: &[usize],
+    duration: Duration,
+) -> anyhow::Result<Vec<SignResult>> {
+    let ring_key = Arc::new(MerchantKey::from_pem(pem)?);
+    let rsa_key = Arc::new(SigningKey::<Sha256>::new(
+        rsa::RsaPrivateKey::from_pkcs8_pem(pem)?,
+    ));
+    let mut results = Vec::new();
+    for &threads in thread_counts {
+        let k = ring_key.clone();
+        let (n, elapsed) =
+            run_threads(threads, duration, Arc::new(move |m: &[u8]| k.sign(m).len()));
+        results.push(SignResult {
+            backend: "ring (production)",
+            threads,
+            signatures: n,
+            elapsed,
+        });
+        let k = rsa_key.clone();
+        let (n, elapsed) = run_threads(
+            threads,
+            duration,
+            Arc::new(move |m: &[u8]| k.sign(m).to_bytes().len()),
+        );
+        results.push(SignResult {
+            backend: "rsa crate",
+            threads,
+            signatures: n,
+            elapsed,
+        });
+    }
+    Ok(results)
+}
+
+/// The results as a Markdown table.
+pub fn render(results: &[SignResult]) -> String {
+    let mut out = String::from(
+        "| backend | threads | signs/s | ms per sign per thread |\n|---|---:|---:|---:|\n",
+    );
+    for r in results {
+        out.push_str(&format!(
+            "| {} | {} | {:.0} | {:.3} |\n",
+            r.backend,
+            r.threads,
+            r.per_second(),
+            1000.0 * r.threads as f64 / r.per_second()
+        ));
+    }
+    out
+}

@@ -1,0 +1,339 @@
+//! The command line: `sandbox`, `keys generate`, `sign`, `bench sign`.
+//! Exit codes: 0 ok, 2 usage or configuration error, 1 runtime failure.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::sandbox::{merchant_public_key, Faults, MerchantIdentity, SandboxConfig, SandboxHandle};
+use crate::wechatpay::sign::{nonce, request_message};
+use crate::wechatpay::{Credentials, MerchantKey, SYNC_STATUS_PATH};
+
+/// catering-sync: order events from Kafka to WeChat Pay's catering sync-status endpoint.
+#[derive(Debug, Parser)]
+#[command(name = "catering-sync", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format: pretty in a terminal, JSON otherwise (auto).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Pretty when stderr is a terminal, JSON otherwise.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the stand-in WeChat Pay sync-status endpoint (for tests, demos, your own CI).
+    Sandbox(SandboxArgs),
+    /// Key material.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print the Authorization header for a request (what support needs for a SIGN_ERROR).
+    Sign(SignArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a merchant key pair (with a certificate serial) and a WeChat Pay key pair (with a
+    /// PUB_KEY_ID_…), plus the configuration snippet that uses them. TEST KEYS for the sandbox.
+    Generate {
+        /// Directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Merchant id the keys belong to.
+        #[arg(long, default_value = "1900000001")]
+        mchid: String,
+    },
+}
+
+/// `bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Signatures per second: ring (production) against the rsa crate, 1 and N threads.
+    Sign {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Thread counts to measure.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2])]
+        threads: Vec<usize>,
+        /// PKCS#8 private key to use (a fresh one is generated when absent).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+}
+
+/// `sandbox` options.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory written by `keys generate`.
+    #[arg(long)]
+    pub keys_dir: PathBuf,
+    /// Another merchant to accept: MCHID:SERIAL:PEM_FILE (public key or certificate). Repeatable.
+    #[arg(long = "merchant", value_name = "MCHID:SERIAL:FILE")]
+    pub merchants: Vec<String>,
+    /// Benchmark mode: one response signature per second is reused.
+    #[arg(long)]
+    pub bench_mode: bool,
+    /// Verify the RSA signature of one request in N (authentication otherwise complete).
+    #[arg(long, default_value_t = 1)]
+    pub verify_every: u64,
+    /// Keep only statuses of accepted posts, not the bodies (long benchmarks).
+    #[arg(long)]
+    pub no_record_bodies: bool,
+    /// Faults injected from the start (change at run time with POST /__sandbox/faults).
+    #[command(flatten)]
+    pub faults: Faults,
+}
+
+/// `sign` options.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The signing merchant id.
+    #[arg(long)]
+    pub mchid: String,
+    /// The merchant API certificate serial.
+    #[arg(long)]
+    pub serial: String,
+    /// The merchant private key (PKCS#8 or PKCS#1 PEM).
+    #[arg(long)]
+    pub private_key: PathBuf,
+    /// HTTP method.
+    #[arg(long, default_value = "POST")]
+    pub method: String,
+    /// Canonical URL: path and query.
+    #[arg(long, default_value = SYNC_STATUS_PATH)]
+    pub url: String,
+    /// Body file, `-` for standard input; none for an empty body. Signed byte for byte.
+    #[arg(long)]
+    pub body: Option<PathBuf>,
+    /// Unix timestamp (default: now).
+    #[arg(long)]
+    pub timestamp: Option<i64>,
+    /// Nonce (default: 32 random characters).
+    #[arg(long)]
+    pub nonce: Option<String>,
+    /// Also print the canonical message (with `\n` shown).
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    /// 1 runtime, 2 usage/configuration.
+    pub code: u8,
+    /// What went wrong.
+    pub error: anyhow::Error,
+}
+
+fn config_error(error: anyhow::Error) -> Failure {
+    Failure { code: 2, error }
+}
+
+fn runtime_error(error: anyhow::Error) -> Failure {
+    Failure { code: 1, error }
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    crate::telemetry_init(cli.log_format);
+    let result = match cli.command {
+        Command::Sandbox(args) => run_sandbox(args),
+        Command::Keys(KeysCommand::Generate { out, mchid }) => keys_generate(&out, &mchid),
+        Command::Sign(args) => sign(&args),
+        Command::Bench(BenchCommand::Sign {
+            seconds,
+            threads,
+            key,
+        }) => bench_sign(seconds, &threads, key.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| runtime_error(e.into()))
+}
+
+fn parse_merchant(spec: &str) -> anyhow::Result<MerchantIdentity> {
+    let mut parts = spec.splitn(3, ':');
+    let (Some(mchid), Some(serial), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
+        anyhow::bail!("--merchant {spec:?}: expected MCHID:SERIAL:FILE");
+    };
+    let pem =
+        std::fs::read_to_string(file).with_context(|| format!("--merchant: reading {file}"))?;
+    Ok(MerchantIdentity {
+        mchid: mchid.to_string(),
+        serial: serial.to_string(),
+        public_key: merchant_public_key(&pem)
+            .map_err(|e| anyhow::anyhow!("--merchant {file}: {e}"))?,
+    })
+}
+
+fn run_sandbox(args: SandboxArgs) -> Result<(), Failure> {
+    let mut config =
+        SandboxConfig::from_keys_dir(&args.keys_dir).map_err(|e| config_error(e.into()))?;
+    for spec in &args.merchants {
+        config
+            .merchants
+            .push(parse_merchant(spec).map_err(config_error)?);
+    }
+    args.faults
+        .validate()
+        .map_err(|e| config_error(anyhow::anyhow!(e)))?;
+    config.faults = args.faults;
+    config.bench_mode = args.bench_mode;
+    config.verify_every = args.verify_every.max(1);
+    config.record_bodies = !args.no_record_bodies;
+    runtime()?.block_on(async move {
+        let handle = SandboxHandle::start(config, args.listen)
+            .await
+            .map_err(|e| runtime_error(e.into()))?;
+        println!("sandbox listening on {}", handle.base_url());
+        tracing::info!(addr = %handle.addr(), "sandbox listening");
+        shutdown_signal().await;
+        handle.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn keys_generate(out: &Path, mchid: &str) -> Result<(), Failure> {
+    let keys = crate::keygen::generate(mchid, &mut rand::rngs::OsRng)
+        .map_err(|e| runtime_error(e.into()))?;
+    keys.write_to(out).map_err(|e| runtime_error(e.into()))?;
+    println!(
+        "Wrote test keys to {} (merchant serial {}, WeChat Pay key {}).",
+        out.display(),
+        keys.merchant_serial,
+        keys.wechatpay_key_id
+    );
+    println!(
+        "Start the sandbox:  catering-sync sandbox --keys-dir {}",
+        out.display()
+    );
+    println!(
+        "Configuration snippet ({}):\n",
+        crate::keygen::files::SNIPPET
+    );
+    print!("{}", keys.config_snippet(out));
+    Ok(())
+}
+
+fn read_body(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+    match path {
+        None => Ok(Vec::new()),
+        Some(p) if p == Path::new("-") => {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf)?;
+            Ok(buf)
+        }
+        Some(p) => std::fs::read(p).with_context(|| format!("reading body {}", p.display())),
+    }
+}
+
+fn sign(args: &SignArgs) -> Result<(), Failure> {
+    let pem = std::fs::read_to_string(&args.private_key)
+        .with_context(|| format!("reading --private-key {}", args.private_key.display()))
+        .map_err(config_error)?;
+    let key = MerchantKey::from_pem(&pem)
+        .with_context(|| format!("--private-key {}", args.private_key.display()))
+        .map_err(config_error)?;
+    let body = read_body(args.body.as_deref()).map_err(config_error)?;
+    let timestamp = args
+        .timestamp
+        .unwrap_or_else(crate::wechatpay::client::unix_now);
+    let nonce = args
+        .nonce
+        .clone()
+        .unwrap_or_else(|| nonce(&mut rand::thread_rng()));
+    let creds = Credentials::new(&args.mchid, &args.serial, key);
+    if args.verbose {
+        let message = request_message(&args.method, &args.url, timestamp, &nonce, &body);
+        eprintln!(
+            "canonical message ({} bytes, each line ends with \\n):",
+            message.len()
+        );
+        for line in String::from_utf8_lossy(&message).split_inclusive('\n') {
+            eprintln!("  {}", line.replace('\n', "\\n"));
+        }
+    }
+    let auth = creds.authorize(&args.method, &args.url, &body, timestamp, &nonce);
+    println!("Authorization: {auth}");
+    Ok(())
+}
+
+fn bench_sign(seconds: f64, threads: &[usize], key: Option<&Path>) -> Result<(), Failure> {
+    let pem = match key {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("reading --key {}", p.display()))
+            .map_err(config_error)?,
+        None => {
+            crate::keygen::generate("1900000001", &mut rand::rngs::OsRng)
+                .map_err(|e| runtime_error(e.into()))?
+                .merchant_private_pem
+        }
+    };
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(config_error(anyhow::anyhow!("--seconds must be positive")));
+    }
+    let results = crate::bench::sign_benchmark(&pem, threads, Duration::from_secs_f64(seconds))
+        .map_err(runtime_error)?;
+    println!("RSA-2048 SHA256withRSA over a typical sync-status request ({} bytes), {} cores available:\n", crate::bench::typical_body().len(), std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    print!("{}", crate::bench::render(&results));
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! `catering-sync sandbox`: a faithful stand-in for WeChat Pay's sync-status endpoint.
+//!
+//! It authenticates requests exactly as WeChat Pay does ([`auth`], with the `rsa` crate, an
+//! implementation independent of the client's ring), validates bodies with the same rules module
+//! as the client ([`crate::wechatpay::rules`]), answers 204 with signed headers ([`respond`]) or
+//! WeChat Pay's error JSON, records what it accepted ([`store`]) and injects faults on demand
+//! ([`faults`]). Usable as a library (tests, the demo) and as a process.
+//!
+//! Routes:
+//! - `POST /v3/catering/orders/sync-status`
+//! - `GET /__sandbox/orders`, `GET /__sandbox/orders/{out_order_no}`, `GET /__sandbox/stats`
+//! - `POST /__sandbox/reset`, `GET|POST /__sandbox/faults`
+
+pub mod auth;
+pub mod faults;
+pub mod respond;
+mod server;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use spki::der::{Decode, Encode};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::keygen::{files, GeneratedKeys};
+use crate::wechatpay::keys::decode_pem;
+
+pub use auth::MerchantIdentity;
+pub use faults::{Faults, Outage, OutageKind};
+pub use store::{RecordedPost, Stats};
+
+/// Everything the sandbox needs to start.
+#[derive(Clone)]
+pub struct SandboxConfig {
+    /// Merchants it accepts requests from.
+    pub merchants: Vec<MerchantIdentity>,
+    /// The key id it signs responses as (`PUB_KEY_ID_…` or a platform certificate serial).
+    pub wechatpay_key_id: String,
+    /// WeChat Pay's private key.
+    pub wechatpay_private_key: rsa::RsaPrivateKey,
+    /// Faults from the start.
+    pub faults: Faults,
+    /// Reuse one response signature per second (benchmarks).
+    pub bench_mode: bool,
+    /// Verify the RSA signature of one request in N (1 = every request; the rest of
+    /// authentication always runs).
+    pub verify_every: u64,
+    /// Keep accepted bodies (off for long benchmarks: only statuses are kept).
+    pub record_bodies: bool,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+/// Why the sandbox could not be configured or started.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// A key file could not be read or parsed.
+    #[error("{path}: {reason}")]
+    Key {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Binding or serving failed.
+    #[error("sandbox I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn key_err(path: &Path, reason: impl ToString) -> SandboxError {
+    SandboxError::Key {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// A merchant public key from a `PUBLIC KEY` PEM or an X.509 `CERTIFICATE` PEM.
+pub fn merchant_public_key(pem: &str) -> Result<rsa::RsaPublicKey, String> {
+    let (label, der) = decode_pem(pem).map_err(|e| e.to_string())?;
+    let spki = match label.as_str() {
+        "PUBLIC KEY" => der,
+        "CERTIFICATE" => x509_cert::Certificate::from_der(&der)
+            .map_err(|e| e.to_string())?
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| e.to_string())?,
+        other => {
+            return Err(format!(
+                "unexpected PEM label {other:?}, expected PUBLIC KEY or CERTIFICATE"
+            ))
+        }
+    };
+    rsa::RsaPublicKey::from_public_key_der(&spki).map_err(|e| e.to_string())
+}
+
+impl SandboxConfig {
+    /// Configuration from generated keys, faithful (no faults, every signature checked).
+    pub fn from_generated(keys: &GeneratedKeys) -> Result<Self, String> {
+        Ok(Self {
+            merchants: vec![MerchantIdentity {
+                mchid: keys.mchid.clone(),
+                serial: keys.merchant_serial.clone(),
+                public_key: merchant_public_key(&keys.merchant_public_pem)?,
+            }],
+            wechatpay_key_id: keys.wechatpay_key_id.clone(),
+            wechatpay_private_key: rsa::RsaPrivateKey::from_pkcs8_pem(&keys.wechatpay_private_pem)
+                .map_err(|e| e.to_string())?,
+            faults: Faults::default(),
+            bench_mode: false,
+            verify_every: 1,
+            record_bodies: true,
+            max_body_bytes: 1 << 20,
+        })
+    }
+
+    /// Configuration from a directory written by `catering-sync keys generate`.
+    pub fn from_keys_dir(dir: &Path) -> Result<Self, SandboxError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).map_err(|e| key_err(&path, e))
+        };
+        let identity_path = dir.join(files::IDENTITY);
+        let identity: toml::Table = read(files::IDENTITY)?
+            .parse()
+            .map_err(|e| key_err(&identity_path, e))?;
+        let field = |k: &str| {
+            identity
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| key_err(&identity_path, format!("missing string key {k}")))
+        };
+        let keys = GeneratedKeys {
+            mchid: field("mchid")?,
+            merchant_serial: field("merchant_serial")?,
+            merchant_private_pem: String::new(),
+            merchant_public_pem: read(files::MERCHANT_PUBLIC)?,
+            wechatpay_key_id: field("wechatpay_key_id")?,
+            wechatpay_private_pem: read(files::WECHATPAY_PRIVATE)?,
+            wechatpay_public_pem: String::new(),
+        };
+        Self::from_generated(&keys).map_err(|e| key_err(dir, e))
+    }
+}
+
+pub(crate) struct State {
+    pub(crate) auth: auth::RequestAuthenticator,
+    pub(crate) signer: respond::ResponseSigner,
+    pub(crate) store: store::Store,
+    pub(crate) faults: RwLock<(Faults, Instant)>,
+    pub(crate) verify_every: u64,
+    pub(crate) verify_counter: std::sync::atomic::AtomicU64,
+    pub(crate) record_bodies: bool,
+    pub(crate) max_body_bytes: usize,
+}
+
+/// A running sandbox. Dropping it does not stop it: call [`SandboxHandle::shutdown`].
+pub struct SandboxHandle {
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SandboxHandle {
+    /// Bind `addr` (port 0 for a free one) and serve in the background.
+    pub async fn start(config: SandboxConfig, addr: SocketAddr) -> Result<Self, SandboxError> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Self::serve(config, listener)?)
+    }
+
+    /// Serve on an already bound listener.
+    pub fn serve(config: SandboxConfig, listener: TcpListener) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            auth: auth::RequestAuthenticator::new(&config.merchants),
+            signer: respond::ResponseSigner::new(
+                config.wechatpay_private_key,
+                config.wechatpay_key_id,
+                config.bench_mode,
+            ),
+            store: store::Store::default(),
+            faults: RwLock::new((config.faults, Instant::now())),
+            verify_every: config.verify_every.max(1),
+            verify_counter: std::sync::atomic::AtomicU64::new(0),
+            record_bodies: config.record_bodies,
+            max_body_bytes: config.max_body_bytes,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(server::accept_loop(listener, state.clone(), stopped));
+        Ok(Self {
+            addr,
+            state,
+            stop,
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, the client's `base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Replace the faults; outage windows count from now.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.state.faults.write().unwrap_or_else(|p| p.into_inner()) = (faults, Instant::now());
+    }
+
+    /// Accepted posts of one order, in arrival order.
+    pub fn posts(&self, out_order_no: &str) -> Vec<RecordedPost> {
+        self.state.store.posts(out_order_no)
+    }
+
+    /// Every order with the statuses of its accepted posts in arrival order.
+    pub fn summary(&self) -> std::collections::BTreeMap<String, Vec<Option<String>>> {
+        self.state.store.summary()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.state.store.stats()
+    }
+
+    /// Forget what was recorded.
+    pub fn reset(&self) {
+        self.state.store.reset();
+    }
+
+    /// Stop accepting, close every connection (hung ones too), and wait for the server task.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,439 @@
+//! The HTTP side of the sandbox: accept loop, routing, and the sync-status handler.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{header, HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::faults::{Faults, Injected, SignatureFault};
+use super::respond::request_id;
+use super::store::RecordedPost;
+use super::State;
+use crate::wechatpay::rules::{self, Mode};
+use crate::wechatpay::SYNC_STATUS_PATH;
+
+type Body = Full<Bytes>;
+
+/// Returned by the service to make hyper close the connection without an answer.
+#[derive(Debug)]
+pub(crate) struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| handle(state.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, DropConnection> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    if path == SYNC_STATUS_PATH {
+        if method != Method::POST {
+            return Ok(error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "use POST",
+                None,
+            ));
+        }
+        return sync_status(&state, req).await;
+    }
+    Ok(admin(&state, &method, &path, req).await)
+}
+
+async fn admin(
+    state: &State,
+    method: &Method,
+    path: &str,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    match (method, path) {
+        (&Method::GET, "/__sandbox/orders") => {
+            json_response(StatusCode::OK, &json!({ "orders": state.store.summary() }))
+        }
+        (&Method::GET, "/__sandbox/stats") => {
+            json_response(StatusCode::OK, &json!(state.store.stats()))
+        }
+        (&Method::POST, "/__sandbox/reset") => {
+            state.store.reset();
+            empty(StatusCode::NO_CONTENT)
+        }
+        (&Method::GET, "/__sandbox/faults") => {
+            let faults = state
+                .faults
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .0
+                .clone();
+            json_response(StatusCode::OK, &json!(faults))
+        }
+        (&Method::POST, "/__sandbox/faults") => set_faults(state, req).await,
+        (&Method::GET, p) if p.starts_with("/__sandbox/orders/") => {
+            let no = &p["/__sandbox/orders/".len()..];
+            let posts = state.store.posts(no);
+            if posts.is_empty() {
+                error(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    "no accepted post for this order",
+                    None,
+                )
+            } else {
+                json_response(
+                    StatusCode::OK,
+                    &json!({ "out_order_no": no, "posts": posts }),
+                )
+            }
+        }
+        _ => error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route", None),
+    }
+}
+
+async fn set_faults(state: &State, req: Request<Incoming>) -> Response<Body> {
+    let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                "body too large",
+                None,
+            )
+        }
+    };
+    let faults: Faults = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "PARAM_ERROR", &e.to_string(), None),
+    };
+    if let Err(e) = faults.validate() {
+        return error(StatusCode::BAD_REQUEST, "PARAM_ERROR", &e, None);
+    }
+    *state.faults.write().unwrap_or_else(|p| p.into_inner()) =
+        (faults.clone(), std::time::Instant::now());
+    json_response(StatusCode::OK, &json!(faults))
+}
+
+async fn sync_status(
+    state: &State,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, DropConnection> {
+    state.store.count_request();
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, state.max_body_bytes).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Ok(respond(
+                state,
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_REQUEST",
+                    "request body too large or unreadable",
+                    None,
+                ),
+            ))
+        }
+    };
+    let (faults, since) = state
+        .faults
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let (latency, injected, signature_fault) = {
+        let mut rng = rand::thread_rng();
+        (
+            faults.latency(&mut rng),
+            faults.pick(&mut rng, since.elapsed()),
+            faults.signature(&mut rng),
+        )
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(fault) = injected {
+        return inject(state, fault, faults.retry_after_secs).await;
+    }
+    let response = match accept(state, &parts.headers, &body) {
+        Ok((out_order_no, value)) => {
+            let rid = request_id();
+            if signature_fault != SignatureFault::None {
+                state
+                    .store
+                    .count_fault(if signature_fault == SignatureFault::Bad {
+                        "bad_signature"
+                    } else {
+                        "signtest"
+                    });
+            }
+            record(state, &out_order_no, value, &rid);
+            signed_no_content(state, &rid, signature_fault)
+        }
+        Err(resp) => resp,
+    };
+    Ok(respond(state, response))
+}
+
+fn record(state: &State, out_order_no: &str, value: Value, rid: &str) {
+    let status = value
+        .get("status")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    state.store.record(
+        out_order_no,
+        RecordedPost {
+            request_id: rid.to_string(),
+            received_at_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            body: state.record_bodies.then_some(value),
+            status,
+        },
+    );
+}
+
+fn respond(state: &State, response: Response<Body>) -> Response<Body> {
+    state.store.count_response(response.status().as_u16());
+    response
+}
+
+async fn inject(
+    state: &State,
+    fault: Injected,
+    retry_after_secs: u64,
+) -> Result<Response<Body>, DropConnection> {
+    match fault {
+        Injected::Drop => {
+            state.store.count_fault("drop");
+            Err(DropConnection)
+        }
+        Injected::Hang(d) => {
+            state.store.count_fault("hang");
+            tokio::time::sleep(d).await;
+            Err(DropConnection)
+        }
+        Injected::Unauthorized => {
+            state.store.count_fault("unauthorized");
+            Ok(respond(
+                state,
+                error(
+                    StatusCode::UNAUTHORIZED,
+                    "SIGN_ERROR",
+                    "signature verification failed (injected)",
+                    None,
+                ),
+            ))
+        }
+        Injected::Status(code) => {
+            state.store.count_fault(&code.to_string());
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut resp = match code {
+                429 => error(
+                    status,
+                    "FREQUENCY_LIMITED",
+                    "too many requests, slow down",
+                    None,
+                ),
+                503 => error(
+                    status,
+                    "SERVICE_UNAVAILABLE",
+                    "service unavailable, retry later",
+                    None,
+                ),
+                _ => error(
+                    status,
+                    "SYSTEM_ERROR",
+                    "system error, retry later with the same body",
+                    None,
+                ),
+            };
+            if code == 429 {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, retry_after_secs.into());
+            }
+            Ok(respond(state, resp))
+        }
+    }
+}
+
+/// Authenticate and validate; `Ok` carries the order number and the parsed body.
+fn accept(
+    state: &State,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(String, Value), Response<Body>> {
+    let text = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let accepts_json = text(header::ACCEPT).is_some_and(|a| {
+        a.split(',').any(|t| {
+            matches!(
+                t.split(';').next().map(str::trim),
+                Some("application/json" | "*/*" | "application/*")
+            )
+        })
+    });
+    if !accepts_json {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "Accept header must allow application/json",
+            None,
+        ));
+    }
+    if text(header::USER_AGENT).is_none_or(str::is_empty) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "User-Agent header is required",
+            None,
+        ));
+    }
+    if !text(header::CONTENT_TYPE)
+        .is_some_and(|c| c.split(';').next().map(str::trim) == Some("application/json"))
+    {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "Content-Type must be application/json",
+            None,
+        ));
+    }
+    let n = state.verify_counter.fetch_add(1, Ordering::Relaxed);
+    let verify = n % state.verify_every == 0;
+    state
+        .auth
+        .authenticate(
+            text(header::AUTHORIZATION),
+            "POST",
+            SYNC_STATUS_PATH,
+            body,
+            unix_now(),
+            verify,
+        )
+        .map_err(|e| error(StatusCode::UNAUTHORIZED, "SIGN_ERROR", &e.to_string(), None))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            &format!("body is not valid JSON: {e}"),
+            None,
+        )
+    })?;
+    let violations = rules::validate(&value, Mode::Full);
+    if let Some(first) = violations.first() {
+        let issues: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        let detail = json!({ "location": "body", "field": first.path, "issue": first.message, "issues": issues });
+        let message = format!("{} ({} violation(s))", first, violations.len());
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            &message,
+            Some(detail),
+        ));
+    }
+    let out_order_no = value
+        .get("out_order_no")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    Ok((out_order_no, value))
+}
+
+fn signed_no_content(state: &State, rid: &str, fault: SignatureFault) -> Response<Body> {
+    let signed = state.signer.sign(b"", unix_now(), fault);
+    let mut resp = empty(StatusCode::NO_CONTENT);
+    let h = resp.headers_mut();
+    for (name, value) in [
+        ("request-id", rid),
+        ("wechatpay-timestamp", signed.timestamp.as_str()),
+        ("wechatpay-nonce", signed.nonce.as_str()),
+        ("wechatpay-serial", signed.serial.as_str()),
+        ("wechatpay-signature", signed.signature.as_str()),
+    ] {
+        if let Ok(v) = value.parse() {
+            h.insert(name, v);
+        }
+    }
+    resp
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// WeChat Pay's error JSON with a `Request-ID`.
+fn error(status: StatusCode, code: &str, message: &str, detail: Option<Value>) -> Response<Body> {
+    let mut body = json!({ "code": code, "message": message });
+    if let Some(d) = detail {
+        body["detail"] = d;
+    }
+    let mut r = json_response(status, &body);
+    if let Ok(v) = request_id().parse() {
+        r.headers_mut().insert("request-id", v);
+    }
+    r
+}

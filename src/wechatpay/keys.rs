@@ -1,0 +1,253 @@
+//! Key material: the merchant's API private key (signing) and WeChat Pay's verification keys.
+//!
+//! The private key is parsed once; its `Debug` never shows it. Verification keys are keyed by the
+//! serial WeChat Pay puts in `Wechatpay-Serial`: a platform certificate's serial (hex) or a WeChat
+//! Pay public key id (`PUB_KEY_ID_…`). Several may be configured at once (key migration).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ring::signature::{RsaKeyPair, UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
+use spki::der::{Decode, Encode};
+
+/// Why key material could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// No PEM block, or a broken one.
+    #[error("not a PEM document: {0}")]
+    Pem(String),
+    /// A PEM block of a kind we cannot use here.
+    #[error("unexpected PEM label {found:?}, expected one of {expected}")]
+    Label {
+        /// The label found.
+        found: String,
+        /// What would have been accepted.
+        expected: &'static str,
+    },
+    /// The DER inside is not a usable RSA key (ring requires 2048–8192 bits).
+    #[error("not a usable RSA key: {0}")]
+    Rsa(String),
+    /// The certificate could not be parsed.
+    #[error("not a usable X.509 certificate: {0}")]
+    Certificate(String),
+    /// An empty or malformed key id / serial.
+    #[error("invalid key id {0:?}: expected a hex certificate serial or PUB_KEY_ID_…")]
+    KeyId(String),
+}
+
+/// Decode the first PEM block of `text`, tolerating text before it (e.g. openssl bag attributes).
+pub fn decode_pem(text: &str) -> Result<(String, Vec<u8>), KeyError> {
+    let start = text
+        .find("-----BEGIN ")
+        .ok_or_else(|| KeyError::Pem("no -----BEGIN line".into()))?;
+    let rest = &text[start..];
+    let label_end = rest[11..]
+        .find("-----")
+        .ok_or_else(|| KeyError::Pem("unterminated BEGIN line".into()))?;
+    let label = &rest[11..11 + label_end];
+    let end_marker = format!("-----END {label}-----");
+    let end = rest
+        .find(&end_marker)
+        .ok_or_else(|| KeyError::Pem(format!("no END line for {label}")))?;
+    let block = rest[..end + end_marker.len()].replace("\r\n", "\n");
+    let (label, der) =
+        pem_rfc7468::decode_vec(block.as_bytes()).map_err(|e| KeyError::Pem(e.to_string()))?;
+    Ok((label.to_string(), der))
+}
+
+/// The merchant's API private key (`apiclient_key.pem`), ready to sign with ring.
+pub struct MerchantKey {
+    pair: RsaKeyPair,
+    rng: ring::rand::SystemRandom,
+}
+
+impl MerchantKey {
+    /// Load a PKCS#8 (`PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`) PEM.
+    pub fn from_pem(text: &str) -> Result<Self, KeyError> {
+        let (label, der) = decode_pem(text)?;
+        let pair = match label.as_str() {
+            "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&der),
+            "RSA PRIVATE KEY" => RsaKeyPair::from_der(&der),
+            _ => {
+                return Err(KeyError::Label {
+                    found: label,
+                    expected: "PRIVATE KEY, RSA PRIVATE KEY",
+                })
+            }
+        }
+        .map_err(|e| KeyError::Rsa(e.to_string()))?;
+        Ok(Self {
+            pair,
+            rng: ring::rand::SystemRandom::new(),
+        })
+    }
+
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let mut sig = vec![0; self.pair.public().modulus_len()];
+        // Only fails for a signature buffer of the wrong length, which cannot happen here.
+        self.pair
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &self.rng,
+                message,
+                &mut sig,
+            )
+            .expect("signature buffer has the modulus length");
+        sig
+    }
+
+    /// Size of the modulus in bits.
+    pub fn bits(&self) -> usize {
+        self.pair.public().modulus_len() * 8
+    }
+}
+
+impl fmt::Debug for MerchantKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MerchantKey(RSA-{}, redacted)", self.bits())
+    }
+}
+
+/// One WeChat Pay verification key.
+#[derive(Clone)]
+struct VerificationKey {
+    /// PKCS#1 `RSAPublicKey` DER, what ring verifies with.
+    rsa_public_der: Vec<u8>,
+}
+
+/// WeChat Pay's verification keys by serial.
+#[derive(Clone, Default)]
+pub struct VerificationKeys {
+    keys: BTreeMap<String, VerificationKey>,
+}
+
+impl fmt::Debug for VerificationKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.keys.keys()).finish()
+    }
+}
+
+/// Serials compare case-insensitively for hex certificate serials; `PUB_KEY_ID_…` stay as given.
+pub fn normalize_serial(serial: &str) -> String {
+    let s = serial.trim();
+    if s.starts_with("PUB_KEY_ID_") {
+        s.to_string()
+    } else {
+        s.to_ascii_uppercase()
+    }
+}
+
+impl VerificationKeys {
+    /// No keys: every response fails verification.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a public key (`PUBLIC KEY` SPKI or `RSA PUBLIC KEY` PKCS#1 PEM) under `key_id`.
+    pub fn add_public_key_pem(&mut self, key_id: &str, text: &str) -> Result<(), KeyError> {
+        let id = normalize_serial(key_id);
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(KeyError::KeyId(key_id.to_string()));
+        }
+        let (label, der) = decode_pem(text)?;
+        let rsa_public_der = match label.as_str() {
+            "PUBLIC KEY" => spki_to_pkcs1(&der)?,
+            "RSA PUBLIC KEY" => der,
+            _ => {
+                return Err(KeyError::Label {
+                    found: label,
+                    expected: "PUBLIC KEY, RSA PUBLIC KEY",
+                })
+            }
+        };
+        self.insert(id, rsa_public_der)
+    }
+
+    /// Add a platform certificate (X.509 PEM); its serial (upper-case hex) becomes the key id.
+    /// Returns that serial.
+    pub fn add_certificate_pem(&mut self, text: &str) -> Result<String, KeyError> {
+        let (label, der) = decode_pem(text)?;
+        if label != "CERTIFICATE" {
+            return Err(KeyError::Label {
+                found: label,
+                expected: "CERTIFICATE",
+            });
+        }
+        let cert = x509_cert::Certificate::from_der(&der)
+            .map_err(|e| KeyError::Certificate(e.to_string()))?;
+        let serial = hex_upper(strip_sign_byte(
+            cert.tbs_certificate.serial_number.as_bytes(),
+        ));
+        let spki_der = cert
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| KeyError::Certificate(e.to_string()))?;
+        self.insert(serial.clone(), spki_to_pkcs1(&spki_der)?)?;
+        Ok(serial)
+    }
+
+    fn insert(&mut self, id: String, rsa_public_der: Vec<u8>) -> Result<(), KeyError> {
+        // Check the key once now, so a bad key fails at start-up and not on the first response.
+        use rsa::pkcs1::DecodeRsaPublicKey;
+        use rsa::traits::PublicKeyParts;
+        let key = rsa::RsaPublicKey::from_pkcs1_der(&rsa_public_der)
+            .map_err(|e| KeyError::Rsa(e.to_string()))?;
+        if key.size() * 8 < 2048 {
+            return Err(KeyError::Rsa(format!(
+                "{}-bit key, at least 2048 required",
+                key.size() * 8
+            )));
+        }
+        self.keys.insert(id, VerificationKey { rsa_public_der });
+        Ok(())
+    }
+
+    /// The configured key ids.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
+    /// Whether no key is configured.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Verify SHA256withRSA `signature` over `message` with the key `serial`.
+    /// `None` when the serial is unknown.
+    pub fn verify(&self, serial: &str, message: &[u8], signature: &[u8]) -> Option<bool> {
+        let key = self.keys.get(&normalize_serial(serial))?;
+        let pk = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &key.rsa_public_der);
+        Some(pk.verify(message, signature).is_ok())
+    }
+}
+
+fn spki_to_pkcs1(spki_der: &[u8]) -> Result<Vec<u8>, KeyError> {
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map_err(|e| KeyError::Rsa(e.to_string()))?;
+    const RSA_ENCRYPTION: spki::ObjectIdentifier =
+        spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    if info.algorithm.oid != RSA_ENCRYPTION {
+        return Err(KeyError::Rsa(format!(
+            "not an RSA key (algorithm {})",
+            info.algorithm.oid
+        )));
+    }
+    info.subject_public_key
+        .as_bytes()
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| KeyError::Rsa("public key bit string has unused bits".into()))
+}
+
+fn strip_sign_byte(bytes: &[u8]) -> &[u8] {
+    match bytes {
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        _ => bytes,
+    }
+}
+
+/// Upper-case hex, as WeChat Pay writes certificate serials.
+pub fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}

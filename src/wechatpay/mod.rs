@@ -1,0 +1,30 @@
+//! The merchant's side of WeChat Pay APIv3, for the sync-status endpoint.
+//!
+//! Small pieces, each testable alone (after wechatpay-go's `core/auth`):
+//! [`keys`] loads the merchant private key once and the WeChat Pay verification keys;
+//! [`sign`] builds the canonical message and the `Authorization` header;
+//! [`verify`] checks a response's signature; [`classify`] maps every outcome of a POST to one
+//! [`Disposition`]; [`client`] does the HTTP; [`rules`] holds the body rules shared with the
+//! sandbox and the snapshot validation.
+
+pub mod classify;
+pub mod client;
+pub mod keys;
+pub mod rules;
+pub mod sign;
+pub mod verify;
+
+pub use classify::{
+    classify, ApiError, Disposition, Exchange, Rejection, Transient, TransientCause,
+};
+pub use client::{Attempt, ClientConfig, WechatPayClient};
+pub use keys::{KeyError, MerchantKey, VerificationKeys};
+pub use sign::{Authorization, Credentials};
+pub use verify::VerifyError;
+
+/// Path of the sync-status endpoint; also its canonical URL for signing.
+pub const SYNC_STATUS_PATH: &str = "/v3/catering/orders/sync-status";
+/// Production base URL.
+pub const PRODUCTION_BASE_URL: &str = "https://api.mch.weixin.qq.com";
+/// Backup access point in another city.
+pub const BACKUP_BASE_URL: &str = "https://api2.mch.weixin.qq.com";

@@ -1,0 +1,10 @@
+//! Integration tests: one binary, a shared harness (keys generated at test time, a sandbox per
+//! test on a free port), real HTTP throughout.
+
+mod harness;
+
+mod cli;
+mod keys;
+mod sandbox_faults;
+mod sandbox_rules;
+mod signing;
