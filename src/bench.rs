@@ -55,11 +55,10 @@ impl SignResult {
     }
 }
 
-fn run_threads(
-    threads: usize,
-    duration: Duration,
-    sign: Arc<dyn Fn(&[u8]) -> usize + Send + Sync>,
-) -> (u64, Duration) {
+/// A signing function under test; returns the signature length.
+type SignFn = Arc<dyn Fn(&[u8]) -> usize + Send + Sync>;
+
+fn run_threads(threads: usize, duration: Duration, sign: SignFn) -> (u64, Duration) {
     let message = request_message(
         "POST",
         crate::wechatpay::SYNC_STATUS_PATH,

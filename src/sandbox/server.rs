@@ -216,7 +216,7 @@ async fn sync_status(
             record(state, &out_order_no, value, &rid);
             signed_no_content(state, &rid, signature_fault)
         }
-        Err(resp) => resp,
+        Err(resp) => *resp,
     };
     Ok(respond(state, response))
 }
@@ -309,7 +309,7 @@ fn accept(
     state: &State,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(String, Value), Response<Body>> {
+) -> Result<(String, Value), Box<Response<Body>>> {
     let text = |name: header::HeaderName| {
         headers
             .get(name)
@@ -325,30 +325,30 @@ fn accept(
         })
     });
     if !accepts_json {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",
             "Accept header must allow application/json",
             None,
-        ));
+        )));
     }
     if text(header::USER_AGENT).is_none_or(str::is_empty) {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",
             "User-Agent header is required",
             None,
-        ));
+        )));
     }
-    if !text(header::CONTENT_TYPE)
-        .is_some_and(|c| c.split(';').next().map(str::trim) == Some("application/json"))
+    if text(header::CONTENT_TYPE)
+        .is_none_or(|c| c.split(';').next().map(str::trim) != Some("application/json"))
     {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",
             "Content-Type must be application/json",
             None,
-        ));
+        )));
     }
     let n = state.verify_counter.fetch_add(1, Ordering::Relaxed);
     let verify = n % state.verify_every == 0;
@@ -362,7 +362,14 @@ fn accept(
             unix_now(),
             verify,
         )
-        .map_err(|e| error(StatusCode::UNAUTHORIZED, "SIGN_ERROR", &e.to_string(), None))?;
+        .map_err(|e| {
+            Box::new(error(
+                StatusCode::UNAUTHORIZED,
+                "SIGN_ERROR",
+                &e.to_string(),
+                None,
+            ))
+        })?;
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
@@ -376,12 +383,12 @@ fn accept(
         let issues: Vec<String> = violations.iter().map(ToString::to_string).collect();
         let detail = json!({ "location": "body", "field": first.path, "issue": first.message, "issues": issues });
         let message = format!("{} ({} violation(s))", first, violations.len());
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "PARAM_ERROR",
             &message,
             Some(detail),
-        ));
+        )));
     }
     let out_order_no = value
         .get("out_order_no")

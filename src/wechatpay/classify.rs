@@ -205,3 +205,270 @@ fn transient(
         error,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: fn() -> SystemTime = || SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_218_096);
+
+    fn response<'a>(
+        status: u16,
+        verified: Result<(), VerifyError>,
+        retry_after: Option<&'a str>,
+        body: &'a [u8],
+    ) -> Exchange<'a> {
+        Exchange::Response {
+            status,
+            verified,
+            retry_after,
+            body,
+            request_id: Some("08ABC"),
+        }
+    }
+
+    fn err(code: &str) -> Vec<u8> {
+        format!(r#"{{"code":"{code}","message":"m","detail":{{"field":"f"}}}}"#).into_bytes()
+    }
+
+    /// Every HTTP row of SPEC §7, plus transport failures, as one table:
+    /// (status, verified?, Retry-After, body) → (label, transient cause, retry-after seconds).
+    #[test]
+    fn classification_table_covers_every_row_of_spec_section_7() {
+        use TransientCause as C;
+        let ok = || Ok(());
+        let bad = || Err(VerifyError::Mismatch);
+        let probe = || Err(VerifyError::SignTestProbe);
+        type Row = (
+            u16,
+            Result<(), VerifyError>,
+            Option<&'static str>,
+            Vec<u8>,
+            &'static str,
+            Option<C>,
+            Option<u64>,
+        );
+        let rows: Vec<Row> = vec![
+            // 204 (or any 2xx) with a valid response signature: done.
+            (204, ok(), None, vec![], "delivered", None, None),
+            (200, ok(), None, vec![], "delivered", None, None),
+            // 2xx with a missing or invalid signature: retry (possible tampering).
+            (
+                204,
+                bad(),
+                None,
+                vec![],
+                "transient",
+                Some(C::Unverified(VerifyError::Mismatch)),
+                None,
+            ),
+            (
+                204,
+                probe(),
+                None,
+                vec![],
+                "transient",
+                Some(C::Unverified(VerifyError::SignTestProbe)),
+                None,
+            ),
+            (
+                204,
+                Err(VerifyError::MissingHeader("wechatpay-signature")),
+                None,
+                vec![],
+                "transient",
+                Some(C::Unverified(VerifyError::MissingHeader(
+                    "wechatpay-signature",
+                ))),
+                None,
+            ),
+            // 400 PARAM_ERROR / INVALID_REQUEST, 403, 404, other 4xx: dead-letter (rejected).
+            (400, bad(), None, err("PARAM_ERROR"), "rejected", None, None),
+            (
+                400,
+                ok(),
+                None,
+                err("INVALID_REQUEST"),
+                "rejected",
+                None,
+                None,
+            ),
+            (403, ok(), None, err("NO_AUTH"), "rejected", None, None),
+            (
+                404,
+                ok(),
+                None,
+                err("RESOURCE_NOT_EXISTS"),
+                "rejected",
+                None,
+                None,
+            ),
+            (409, ok(), None, vec![], "rejected", None, None),
+            (
+                422,
+                ok(),
+                None,
+                b"not json".to_vec(),
+                "rejected",
+                None,
+                None,
+            ),
+            // 401 SIGN_ERROR: configuration fault. So is a redirect (wrong base URL).
+            (
+                401,
+                ok(),
+                None,
+                err("SIGN_ERROR"),
+                "config_fault",
+                None,
+                None,
+            ),
+            (301, ok(), None, vec![], "config_fault", None, None),
+            (307, ok(), None, vec![], "config_fault", None, None),
+            // 429: back off, honour Retry-After (seconds or HTTP-date).
+            (
+                429,
+                ok(),
+                Some("5"),
+                err("FREQUENCY_LIMITED"),
+                "transient",
+                Some(C::Throttled),
+                Some(5),
+            ),
+            (
+                429,
+                ok(),
+                Some("Thu, 27 Nov 2025 04:35:06 GMT"),
+                err("RATE_LIMITED"),
+                "transient",
+                Some(C::Throttled),
+                Some(10),
+            ),
+            (
+                429,
+                ok(),
+                None,
+                vec![],
+                "transient",
+                Some(C::Throttled),
+                None,
+            ),
+            (
+                429,
+                ok(),
+                Some("soon"),
+                vec![],
+                "transient",
+                Some(C::Throttled),
+                None,
+            ),
+            // 408 and 5xx: retry with backoff.
+            (
+                408,
+                ok(),
+                None,
+                vec![],
+                "transient",
+                Some(C::Server(408)),
+                None,
+            ),
+            (
+                500,
+                ok(),
+                None,
+                err("SYSTEM_ERROR"),
+                "transient",
+                Some(C::Server(500)),
+                None,
+            ),
+            (
+                502,
+                ok(),
+                None,
+                vec![],
+                "transient",
+                Some(C::Server(502)),
+                None,
+            ),
+            (
+                503,
+                ok(),
+                Some("2"),
+                err("SERVICE_UNAVAILABLE"),
+                "transient",
+                Some(C::Server(503)),
+                Some(2),
+            ),
+            (
+                504,
+                ok(),
+                None,
+                vec![],
+                "transient",
+                Some(C::Server(504)),
+                None,
+            ),
+        ];
+        for (status, verified, retry_after, body, label, cause, retry_secs) in rows {
+            let d = classify(&response(status, verified, retry_after, &body), NOW());
+            assert_eq!(d.label(), label, "status {status}: {d:?}");
+            if let Disposition::Transient(t) = &d {
+                assert_eq!(Some(&t.cause), cause.as_ref(), "status {status}");
+                assert_eq!(
+                    t.retry_after,
+                    retry_secs.map(Duration::from_secs),
+                    "status {status}"
+                );
+            } else {
+                assert!(cause.is_none(), "status {status} expected transient");
+            }
+        }
+        assert_eq!(classify(&Exchange::Timeout, NOW()).label(), "transient");
+        assert!(matches!(
+            classify(&Exchange::Timeout, NOW()),
+            Disposition::Transient(Transient {
+                cause: TransientCause::Timeout,
+                ..
+            })
+        ));
+        assert!(matches!(
+            classify(&Exchange::Connection, NOW()),
+            Disposition::Transient(Transient {
+                cause: TransientCause::Connection,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn rejections_keep_code_message_detail_and_request_id() {
+        let body = err("PARAM_ERROR");
+        match classify(&response(400, Ok(()), None, &body), NOW()) {
+            Disposition::Permanent(r) => {
+                assert_eq!(r.status, 400);
+                assert_eq!(r.request_id.as_deref(), Some("08ABC"));
+                let e = r.error.unwrap();
+                assert_eq!((e.code.as_str(), e.message.as_str()), ("PARAM_ERROR", "m"));
+                assert_eq!(e.detail.unwrap()["field"], "f");
+            }
+            other => panic!("{other:?}"),
+        }
+        match classify(&response(401, Ok(()), None, b"<html>"), NOW()) {
+            Disposition::ConfigFault(r) => assert_eq!((r.status, r.error), (401, None)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn retry_after_in_the_past_is_zero() {
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", NOW()),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after(" 3 ", NOW()),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(parse_retry_after("-1", NOW()), None);
+    }
+}

@@ -20,7 +20,8 @@ async fn each_fault_kind_maps_to_its_disposition() {
     let sb = sandbox().await;
     let c = client_for(&sb, Duration::from_millis(400));
     let body = bytes(&sp_body("F-1", "CREATE_DEAL"));
-    let cases: Vec<(Faults, Box<dyn Fn(&Disposition)>)> = vec![
+    type Check = Box<dyn Fn(&Disposition)>;
+    let cases: Vec<(Faults, Check)> = vec![
         (
             Faults {
                 rate_500: 1.0,
