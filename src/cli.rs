@@ -47,9 +47,26 @@ pub enum Command {
     Keys(KeysCommand),
     /// Print the Authorization header for a request (what support needs for a SIGN_ERROR).
     Sign(SignArgs),
+    /// Apply a sample of JSONL order events in memory and show, per event, what catering-sync
+    /// would do; then each order's snapshot and request body. Exit 1 if any event is rejected.
+    CheckEvent(CheckEventArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// `check-event` options.
+#[derive(Debug, Args)]
+pub struct CheckEventArgs {
+    /// JSONL file of events, one per line; `-` or nothing for standard input.
+    pub file: Option<PathBuf>,
+    /// Configured defaults as a TOML file with keys sp_mchid, sp_appid, channel_id, sub_mchid,
+    /// sub_appid (the `[defaults]` table of the service configuration).
+    #[arg(long)]
+    pub defaults: Option<PathBuf>,
+    /// Largest event accepted, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_event_bytes: usize,
 }
 
 /// `keys …`
@@ -166,6 +183,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sandbox(args) => run_sandbox(args),
         Command::Keys(KeysCommand::Generate { out, mchid }) => keys_generate(&out, &mchid),
         Command::Sign(args) => sign(&args),
+        Command::CheckEvent(args) => check_event(&args),
         Command::Bench(BenchCommand::Sign {
             seconds,
             threads,
@@ -335,5 +353,49 @@ fn bench_sign(seconds: f64, threads: &[usize], key: Option<&Path>) -> Result<(),
         .map_err(runtime_error)?;
     println!("RSA-2048 SHA256withRSA over a typical sync-status request ({} bytes), {} cores available:\n", crate::bench::typical_body().len(), std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     print!("{}", crate::bench::render(&results));
+    Ok(())
+}
+
+fn check_event(args: &CheckEventArgs) -> Result<(), Failure> {
+    let defaults = match &args.defaults {
+        None => crate::snapshot::Defaults::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading --defaults {}", p.display()))
+                .map_err(config_error)?;
+            toml::from_str(&text)
+                .with_context(|| format!("--defaults {}", p.display()))
+                .map_err(config_error)?
+        }
+    };
+    let limits = crate::event::DecodeLimits {
+        max_bytes: args.max_event_bytes,
+        ..Default::default()
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let summary = match args.file.as_deref() {
+        None => crate::check::check_events(std::io::stdin().lock(), &defaults, &limits, &mut out),
+        Some(p) if p == Path::new("-") => {
+            crate::check::check_events(std::io::stdin().lock(), &defaults, &limits, &mut out)
+        }
+        Some(p) => {
+            let f = std::fs::File::open(p)
+                .with_context(|| format!("opening {}", p.display()))
+                .map_err(config_error)?;
+            crate::check::check_events(std::io::BufReader::new(f), &defaults, &limits, &mut out)
+        }
+    }
+    .map_err(|e| runtime_error(e.into()))?;
+    if summary.rejected > 0 {
+        return Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!(
+                "{} of {} events would be dead-lettered",
+                summary.rejected,
+                summary.events
+            ),
+        });
+    }
     Ok(())
 }

@@ -13,6 +13,10 @@
 //!
 //! ## Layout
 //!
+//! - [`event`]: the input contract: record bytes → a typed order event, or every violation
+//!   (`malformed` / `invalid_event`).
+//! - [`snapshot`]: the order snapshot, typed and compact; applying events (merge, status only
+//!   forward, validation), the request body and its digest, the changelog record.
 //! - [`wechatpay`]: both halves of the APIv3 conversation seen from the merchant: loading keys,
 //!   signing requests, verifying responses, classifying every outcome into a [`wechatpay::Disposition`],
 //!   the HTTP client, and the sync-status body rules ([`wechatpay::rules`]).
@@ -25,11 +29,14 @@
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
+pub mod event;
+pub mod snapshot;
 pub mod wechatpay;
 
 pub mod sandbox;
 
 pub mod bench;
+pub mod check;
 pub mod cli;
 pub mod keygen;
 

@@ -679,7 +679,7 @@ impl Checker {
 
 /// RFC 3339 with offset, in the strict form WeChat Pay documents: upper-case `T` separator
 /// and `Z` (the `time` parser also takes a space, `t` and `z`).
-fn is_rfc3339(s: &str) -> bool {
+pub fn is_rfc3339(s: &str) -> bool {
     s.as_bytes().get(10) == Some(&b'T')
         && !s.ends_with('z')
         && OffsetDateTime::parse(s, &Rfc3339).is_ok()

@@ -1,0 +1,13 @@
+//! The order snapshot: typed form ([`types`]), applying events to an order's state ([`order`]:
+//! RFC 7396 merge, defaults, `action_time`, status only forward, validation with the body rules),
+//! the request body and its digest ([`body`]), and the changelog record ([`record`]).
+
+pub mod body;
+pub mod order;
+pub mod record;
+pub mod types;
+
+pub use body::{may_coalesce, Body};
+pub use order::{Defaults, Ignored, OrderState, Outcome, Rejected};
+pub use record::StateRecord;
+pub use types::{Count, Dish, Patch, Snapshot, Status};

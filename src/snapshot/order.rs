@@ -1,0 +1,235 @@
+//! The state of one order and what applying an event does to it (SPEC §3–§4).
+
+use sha2::{Digest, Sha256};
+
+use super::body::Body;
+use super::types::{Snapshot, Status};
+use crate::event::OrderEvent;
+use crate::wechatpay::rules::{self, Mode, Violation};
+
+/// Applied event ids remembered per order (as 8-byte fingerprints, oldest dropped first).
+/// Beyond this, redelivery of a very old event is still caught by `seq` when producers send it.
+pub const MAX_APPLIED_IDS: usize = 256;
+
+/// Fields that are the same for every order of a deployment, filled in when a snapshot lacks them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Service provider merchant id.
+    pub sp_mchid: Option<String>,
+    /// Service provider appid.
+    pub sp_appid: Option<String>,
+    /// Channel id.
+    pub channel_id: Option<String>,
+    /// Sub-merchant id.
+    pub sub_mchid: Option<String>,
+    /// Sub-merchant appid.
+    pub sub_appid: Option<String>,
+}
+
+impl Defaults {
+    fn fill(&self, s: &mut Snapshot) {
+        let fill = |slot: &mut Option<Box<str>>, v: &Option<String>| {
+            if slot.is_none() {
+                *slot = v.as_deref().map(Into::into);
+            }
+        };
+        // Never create a body of both variants: provider defaults only without a channel_id,
+        // the channel default only without provider fields.
+        if s.channel_id.is_none() {
+            fill(&mut s.sp_mchid, &self.sp_mchid);
+            fill(&mut s.sp_appid, &self.sp_appid);
+        }
+        if s.sp_mchid.is_none() && s.sp_appid.is_none() {
+            fill(&mut s.channel_id, &self.channel_id);
+        }
+        fill(&mut s.sub_mchid, &self.sub_mchid);
+        fill(&mut s.sub_appid, &self.sub_appid);
+    }
+}
+
+/// Why an event was ignored (counted, not dead-lettered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+    /// Its `event_id` was already applied to this order.
+    DuplicateEvent,
+    /// Its `seq` is not greater than the last applied one.
+    StaleSeq,
+}
+
+impl Ignored {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DuplicateEvent => "duplicate_event",
+            Self::StaleSeq => "stale_seq",
+        }
+    }
+}
+
+/// Why an event was rejected (dead-lettered; the state is unchanged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    /// The merge would give a snapshot that breaks the API's rules.
+    InvalidSnapshot(Vec<Violation>),
+    /// The status would move backwards (or be removed).
+    StatusRegression {
+        /// Status before the event.
+        from: Status,
+        /// Status the event asked for (`None`: removed).
+        to: Option<Status>,
+    },
+}
+
+impl Rejected {
+    /// The dead-letter reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidSnapshot(_) => "invalid_snapshot",
+            Self::StatusRegression { .. } => "status_regression",
+        }
+    }
+
+    /// Every violated rule with its field path, or the regression.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::InvalidSnapshot(v) => v
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            Self::StatusRegression { from, to } => match to {
+                Some(to) => format!("status: cannot move from {from} back to {to}"),
+                None => format!("status: cannot remove status {from}"),
+            },
+        }
+    }
+}
+
+/// The result of applying one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The snapshot changed (or the event was recorded as applied); `post_due` when WeChat Pay
+    /// has not acknowledged this exact body yet.
+    Applied {
+        /// A POST is due.
+        post_due: bool,
+    },
+    /// Nothing changed.
+    Ignored(Ignored),
+    /// Dead-letter; nothing changed.
+    Rejected(Rejected),
+}
+
+/// One order: its snapshot and what is needed to apply events exactly once and post in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderState {
+    /// The merged order.
+    pub snapshot: Snapshot,
+    /// Fingerprints of applied event ids, oldest first, at most [`MAX_APPLIED_IDS`].
+    pub applied: Vec<u64>,
+    /// The greatest `seq` applied.
+    pub last_seq: Option<u64>,
+    /// SHA-256 of the last body WeChat Pay acknowledged with a verified 204.
+    pub acked_digest: Option<[u8; 32]>,
+    /// Unix ms when a `PAY_SUCCESS` body was acknowledged (tombstone retention clock).
+    pub final_acked_at_ms: Option<u64>,
+}
+
+/// First 8 bytes of SHA-256 of the event id.
+pub fn fingerprint(event_id: &str) -> u64 {
+    let d = Sha256::digest(event_id.as_bytes());
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+impl OrderState {
+    /// Apply one event (which must belong to this order). The state changes only when the
+    /// outcome is [`Outcome::Applied`].
+    pub fn apply(&mut self, event: &OrderEvent, defaults: &Defaults) -> Outcome {
+        let fp = fingerprint(&event.event_id);
+        if self.applied.contains(&fp) {
+            return Outcome::Ignored(Ignored::DuplicateEvent);
+        }
+        if let (Some(seq), Some(last)) = (event.seq, self.last_seq) {
+            if seq <= last {
+                return Outcome::Ignored(Ignored::StaleSeq);
+            }
+        }
+        let next = match self.merged(event, defaults) {
+            Ok(s) => s,
+            Err(r) => return Outcome::Rejected(r),
+        };
+        self.snapshot = next;
+        if self.applied.len() >= MAX_APPLIED_IDS {
+            self.applied.remove(0);
+        }
+        self.applied.push(fp);
+        self.last_seq = event.seq.max(self.last_seq);
+        Outcome::Applied {
+            post_due: self.post_due(),
+        }
+    }
+
+    /// The snapshot this event would produce, or why it may not.
+    fn merged(&self, event: &OrderEvent, defaults: &Defaults) -> Result<Snapshot, Rejected> {
+        let mut next = self.snapshot.clone();
+        next.merge(&event.patch);
+        next.out_order_no = Some(event.out_order_no.as_str().into());
+        defaults.fill(&mut next);
+        if let Some(from) = self.snapshot.status {
+            if next.status.is_none_or(|to| to < from) {
+                return Err(Rejected::StatusRegression {
+                    from,
+                    to: next.status,
+                });
+            }
+        }
+        let status_set = matches!(event.patch.status, Some(Some(_)));
+        let action_time_set = matches!(event.patch.action_time, Some(Some(_)));
+        if status_set && next.status != self.snapshot.status && !action_time_set {
+            next.action_time = Some(event.occurred_at.as_str().into());
+        }
+        let violations = validate(&next);
+        if violations.is_empty() {
+            Ok(next)
+        } else {
+            Err(Rejected::InvalidSnapshot(violations))
+        }
+    }
+
+    /// The request body, for a snapshot with a status (always valid once applied).
+    pub fn body(&self) -> Option<Body> {
+        self.snapshot.status.and_then(|_| Body::of(&self.snapshot))
+    }
+
+    /// A post is due: the snapshot has a status and its body differs from the acknowledged one.
+    pub fn post_due(&self) -> bool {
+        self.body()
+            .is_some_and(|b| Some(b.digest) != self.acked_digest)
+    }
+
+    /// WeChat Pay acknowledged `body` (verified 204) at `now_ms`.
+    pub fn mark_acked(&mut self, body: &Body, now_ms: u64) {
+        self.acked_digest = Some(body.digest);
+        if body.status == Status::PaySuccess && self.final_acked_at_ms.is_none() {
+            self.final_acked_at_ms = Some(now_ms);
+        }
+    }
+}
+
+/// Every violation of the snapshot: the full rules once it has a status, field rules for a draft.
+pub fn validate(s: &Snapshot) -> Vec<Violation> {
+    let mode = if s.status.is_some() {
+        Mode::Full
+    } else {
+        Mode::FieldsOnly
+    };
+    match serde_json::to_value(s) {
+        Ok(v) => rules::validate(&v, mode),
+        Err(e) => vec![Violation {
+            path: String::new(),
+            rule: rules::Rule::Type,
+            message: format!("cannot serialise: {e}"),
+        }],
+    }
+}
