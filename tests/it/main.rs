@@ -4,7 +4,9 @@
 mod harness;
 
 mod cli;
+mod events;
 mod keys;
+mod merge;
 mod sandbox_faults;
 mod sandbox_rules;
 mod signing;
