@@ -140,3 +140,86 @@ pub fn render(results: &[SignResult]) -> String {
     }
     out
 }
+
+/// Resident set size of this process, in bytes (Linux `/proc/self/statm`; 0 elsewhere).
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// One order's two events (a full `CREATE_DEAL`, then `PAY_SUCCESS`) as record values.
+pub fn order_events(i: usize, dishes: usize) -> [Vec<u8>; 2] {
+    let no = format!("2026112712{i:08}");
+    const NAMES: [&str; 5] = ["宫保鸡丁", "鱼香肉丝", "麻婆豆腐", "酸梅汤", "米饭"];
+    let dish_list: Vec<serde_json::Value> = (0..dishes)
+        .map(|d| {
+            serde_json::json!({"out_dish_no": format!("D{d:04}"), "name": NAMES[d % 5],
+                "price": 1200 + 100 * d as i64, "unit": "BY_SHARE", "count": 1 + d % 3, "type": "SICHUAN_CUISINE"})
+        })
+        .collect();
+    let create = serde_json::json!({"event_id": format!("{no}-1"), "out_order_no": no, "occurred_at": "2026-11-27T12:30:00+08:00", "seq": 1,
+        "patch": {"sp_mchid": "1900000001", "sp_appid": "wx8888888888888888", "sub_mchid": "1900000109",
+            "openid": format!("oUpF8uMuAJO_M2pxb1Q9z{i:08}"), "out_shop_no": "SHOP-0001", "login_token": format!("SK{i:022}"),
+            "order_entry": "pages/menu/index", "total_amount": 9900, "discount_amount": 1100, "user_amount": 8800,
+            "status": "CREATE_DEAL", "out_table_no": "A12", "people_count": 3, "dish_list": dish_list}});
+    let pay = serde_json::json!({"event_id": format!("{no}-2"), "out_order_no": no, "occurred_at": "2026-11-27T12:40:01+08:00", "seq": 2,
+        "patch": {"status": "PAY_SUCCESS", "pay_time": "2026-11-27T12:40:01+08:00",
+            "transaction_id": format!("42000020261127{i:014}"), "out_trade_no": format!("P{no}")}});
+    [
+        create.to_string().into_bytes(),
+        pay.to_string().into_bytes(),
+    ]
+}
+
+/// Resident bytes per tracked order.
+#[derive(Debug, Clone)]
+pub struct MemoryResult {
+    /// Orders tracked.
+    pub orders: usize,
+    /// Dishes per order.
+    pub dishes: usize,
+    /// RSS growth divided by orders.
+    pub bytes_per_order: f64,
+    /// Size of one request body, for comparison.
+    pub body_bytes: usize,
+}
+
+/// Track `orders` orders of `dishes` dishes each (both events applied and acknowledged) in a
+/// map keyed by order number, as the pipeline does, and measure the resident growth.
+pub fn state_memory(orders: usize, dishes: usize) -> anyhow::Result<MemoryResult> {
+    use crate::event::{decode, DecodeLimits};
+    use crate::snapshot::{Defaults, OrderState};
+    let limits = DecodeLimits::default();
+    let defaults = Defaults::default();
+    let mut body_bytes = 0;
+    let before = resident_bytes();
+    let mut states: std::collections::HashMap<Box<str>, OrderState> =
+        std::collections::HashMap::new();
+    for i in 0..orders {
+        for value in order_events(i, dishes) {
+            let event = decode(&value, &limits).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let state = states
+                .entry(event.out_order_no.as_str().into())
+                .or_default();
+            state.apply(&event, &defaults);
+            if let Some(body) = state.body() {
+                body_bytes = body.bytes.len();
+                state.mark_acked(&body, 0);
+            }
+        }
+    }
+    let after = resident_bytes();
+    std::hint::black_box(&states);
+    Ok(MemoryResult {
+        orders,
+        dishes,
+        bytes_per_order: after.saturating_sub(before) as f64 / orders.max(1) as f64,
+        body_bytes,
+    })
+}

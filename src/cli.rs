@@ -99,6 +99,15 @@ pub enum BenchCommand {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// Resident bytes per tracked order (typed snapshot, applied ids, digest, map entry).
+    State {
+        /// Orders to track.
+        #[arg(long, default_value_t = 200_000)]
+        orders: usize,
+        /// Dishes per order (measured one value after another).
+        #[arg(long, value_delimiter = ',', default_values_t = vec![5, 50])]
+        dishes: Vec<usize>,
+    },
 }
 
 /// `sandbox` options.
@@ -184,6 +193,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keys(KeysCommand::Generate { out, mchid }) => keys_generate(&out, &mchid),
         Command::Sign(args) => sign(&args),
         Command::CheckEvent(args) => check_event(&args),
+        Command::Bench(BenchCommand::State { orders, dishes }) => bench_state(orders, &dishes),
         Command::Bench(BenchCommand::Sign {
             seconds,
             threads,
@@ -396,6 +406,20 @@ fn check_event(args: &CheckEventArgs) -> Result<(), Failure> {
                 summary.events
             ),
         });
+    }
+    Ok(())
+}
+
+fn bench_state(orders: usize, dishes: &[usize]) -> Result<(), Failure> {
+    println!("| dishes per order | orders | resident bytes per order | request body bytes |\n|---:|---:|---:|---:|");
+    for &d in dishes {
+        // Each measurement in a fresh thread's lifetime would not return memory to the OS;
+        // measure in order and let each map drop before the next.
+        let r = crate::bench::state_memory(orders, d).map_err(runtime_error)?;
+        println!(
+            "| {} | {} | {:.0} | {} |",
+            r.dishes, r.orders, r.bytes_per_order, r.body_bytes
+        );
     }
     Ok(())
 }

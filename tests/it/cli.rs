@@ -161,3 +161,81 @@ impl TimeoutAfter for Command {
         child.wait_with_output().unwrap()
     }
 }
+
+#[test]
+fn bench_state_runs_on_a_tiny_input() {
+    let out = Command::new(BIN)
+        .args(["bench", "state", "--orders", "200", "--dishes", "5"])
+        .timeout_after(Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("| 5 | 200 |"), "{stdout}");
+}
+
+#[test]
+fn check_event_reports_each_event_and_exits_1_on_rejections() {
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examples/order-events.jsonl"
+    );
+    let out = Command::new(BIN)
+        .args(["check-event", sample])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the sample holds deliberately bad events"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "line 1: order 20261127000001 event e1: applied, no post (draft without status)",
+        "line 2: order 20261127000001 event e2: applied, POST due (CREATE_DEAL",
+        "line 3: order 20261127000001 event e2: ignored (duplicate_event)",
+        "line 4: order 20261127000001 event e3: applied, POST due (PAY_SUCCESS",
+        "line 5: order 20261127000001 event e4: REJECTED status_regression",
+        "line 6: order 20261127000002 event x1: REJECTED invalid_snapshot: pay_time:",
+        "line 7: REJECTED invalid_event: occurred_at:",
+        "7 events: 3 applied, 2 posts, 1 ignored, 3 rejected",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains("example-session-key"),
+        "login_token is redacted"
+    );
+    // Only the good events: exit 0, from standard input.
+    let good: String = std::fs::read_to_string(sample)
+        .unwrap()
+        .lines()
+        .take(4)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut child = Command::new(BIN)
+        .args(["check-event", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(good.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
