@@ -30,6 +30,8 @@
 #![warn(missing_docs)]
 
 pub mod event;
+pub mod pipeline;
+pub mod retry;
 pub mod snapshot;
 pub mod wechatpay;
 
@@ -38,6 +40,8 @@ pub mod sandbox;
 pub mod bench;
 pub mod check;
 pub mod cli;
+pub mod config;
+pub mod dead_letter;
 pub mod keygen;
 
 /// Install the tracing subscriber: JSON or pretty on stderr, filtered by `RUST_LOG` (default

@@ -13,6 +13,7 @@
 //!   absent when telling the variant or applying required-field rules, so it is reported once, as
 //!   `Null`.
 //! - Sane bounds beyond the documentation: amounts and dish prices at most [`MAX_AMOUNT`] fen,
+//!   `count` at most [`MAX_COUNT`],
 //!   `people_count` at most `i32::MAX`, at most [`MAX_DISHES`] dishes (a longer list is one
 //!   [`Rule::Range`] violation at `dish_list`, and only the first [`MAX_DISHES`] items are checked).
 //! - Integers must be JSON integers: `100.0` or `100.5` is a [`Rule::Type`] violation. `count` is
@@ -220,6 +221,10 @@ pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
 
 /// Most dishes checked in `dish_list`; a longer list is a [`Rule::Range`] violation.
 pub const MAX_DISHES: usize = 1000;
+
+/// Largest dish `count` (a sane bound, not documented by WeChat Pay): a million portions or
+/// kilograms. Keeps the fixed-point form of the typed snapshot exact.
+pub const MAX_COUNT: f64 = 1_000_000.0;
 
 /// Fields required in both variants (Full mode).
 const COMMON_REQUIRED: &[&str] = &[
@@ -624,6 +629,12 @@ impl Checker {
         };
         if !decimal.positive {
             self.push(path, Rule::Range, "must be greater than 0");
+        } else if n.as_f64().is_none_or(|f| f > MAX_COUNT) {
+            self.push(
+                path,
+                Rule::Range,
+                format!("is above the maximum {MAX_COUNT}"),
+            );
         }
         if decimal.places > 2 {
             let msg = format!("has {} decimal places, max 2", decimal.places);
@@ -1017,16 +1028,16 @@ mod tests {
                 &[],
             ),
             case(
-                "count large integer",
+                "count above MAX_COUNT (integer)",
                 sp,
                 |b| set_dish(b, 4, "count", json!(u64::MAX)),
-                &[],
+                &[("dish_list[4].count", Rule::Range)],
             ),
             case(
-                "count large float",
+                "count above MAX_COUNT (float)",
                 sp,
                 |b| set_dish(b, 4, "count", json!(1e21)),
-                &[],
+                &[("dish_list[4].count", Rule::Range)],
             ),
             case(
                 "3-byte chars are fine",

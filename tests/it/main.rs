@@ -9,4 +9,5 @@ mod keys;
 mod merge;
 mod sandbox_faults;
 mod sandbox_rules;
+mod schemas;
 mod signing;

@@ -1,0 +1,656 @@
+//! Configuration: one TOML file plus environment overrides, validated once before anything
+//! connects; every error names the key. Secrets never show in `Debug`.
+//!
+//! Environment overrides: `CATERING_SYNC__SECTION__KEY=value`, e.g.
+//! `CATERING_SYNC__WECHATPAY__MCHID=1900000001`, `CATERING_SYNC__KAFKA__BROKERS=kafka:9092`.
+//! Inside the librdkafka pass-through tables (`kafka.common`, `kafka.consumer`,
+//! `kafka.producer`) underscores become dots: `CATERING_SYNC__KAFKA__COMMON__SASL_PASSWORD` sets
+//! `sasl.password`. Values are read as TOML scalars (numbers, booleans) where the key expects one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::snapshot::Defaults;
+
+/// Environment variable prefix.
+pub const ENV_PREFIX: &str = "CATERING_SYNC__";
+
+/// A configuration problem, with the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key, e.g. `wechatpay.private_key_file` (empty for the file as a whole).
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "configuration: {}", self.problem)
+        } else {
+            write!(f, "configuration key `{}`: {}", self.key, self.problem)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// librdkafka properties passed through as given; values of secret-looking keys are redacted
+/// in `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct KafkaProperties(pub BTreeMap<String, String>);
+
+impl fmt::Debug for KafkaProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut m = f.debug_map();
+        for (k, v) in &self.0 {
+            let secret = ["password", "secret", "key", "token"]
+                .iter()
+                .any(|s| k.contains(s));
+            m.entry(k, if secret { &"<redacted>" } else { v });
+        }
+        m.finish()
+    }
+}
+
+/// Partition assignment strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Assignor {
+    /// Incremental rebalancing (default).
+    CooperativeSticky,
+    /// Eager range assignment.
+    Range,
+    /// Eager round-robin assignment.
+    Roundrobin,
+}
+
+impl Assignor {
+    /// librdkafka's `partition.assignment.strategy` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CooperativeSticky => "cooperative-sticky",
+            Self::Range => "range",
+            Self::Roundrobin => "roundrobin",
+        }
+    }
+}
+
+/// `[kafka]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Consumer group id.
+    #[serde(default = "d::group_id")]
+    pub group_id: String,
+    /// Input topic of order events.
+    #[serde(default = "d::input_topic")]
+    pub input_topic: String,
+    /// Compacted changelog topic of order state, co-partitioned with the input.
+    #[serde(default = "d::changelog_topic")]
+    pub changelog_topic: String,
+    /// Dead-letter topic.
+    #[serde(default = "d::dlq_topic")]
+    pub dlq_topic: String,
+    /// Partition assignment strategy.
+    #[serde(default = "d::assignor")]
+    pub assignor: Assignor,
+    /// `session.timeout.ms`.
+    #[serde(default = "d::session_timeout_ms")]
+    pub session_timeout_ms: u64,
+    /// Create the changelog topic (compacted, same partition count as the input) when missing.
+    #[serde(default = "d::yes")]
+    pub create_changelog: bool,
+    /// Replication factor when creating the changelog topic.
+    #[serde(default = "d::replication")]
+    pub changelog_replication: i32,
+    /// Properties for every client (security: `security.protocol`, `sasl.*`, `ssl.*`).
+    #[serde(default)]
+    pub common: KafkaProperties,
+    /// Extra consumer properties.
+    #[serde(default)]
+    pub consumer: KafkaProperties,
+    /// Extra producer properties (DLQ and changelog writes).
+    #[serde(default)]
+    pub producer: KafkaProperties,
+}
+
+/// One WeChat Pay verification key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationKeyConfig {
+    /// `PUB_KEY_ID_…` (with `public_key_file`).
+    pub key_id: Option<String>,
+    /// WeChat Pay public key PEM.
+    pub public_key_file: Option<PathBuf>,
+    /// Platform certificate PEM (its serial is the key id).
+    pub certificate_file: Option<PathBuf>,
+}
+
+/// `[wechatpay]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatPayConfig {
+    /// `https://api.mch.weixin.qq.com` (default), the backup host, or a sandbox.
+    #[serde(default = "d::base_url")]
+    pub base_url: String,
+    /// The signing merchant id.
+    pub mchid: String,
+    /// The merchant API certificate serial.
+    pub merchant_serial: String,
+    /// `apiclient_key.pem`.
+    pub private_key_file: PathBuf,
+    /// WeChat Pay's keys, several during a migration.
+    pub verification_keys: Vec<VerificationKeyConfig>,
+    /// Sent as `Wechatpay-Serial`.
+    #[serde(default)]
+    pub wechatpay_serial: Option<String>,
+    /// Whole-request timeout.
+    #[serde(default = "d::request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Connect timeout.
+    #[serde(default = "d::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Send-rate limit, posts per second across the process (0 = none until a 429).
+    #[serde(default)]
+    pub max_rate_per_second: f64,
+}
+
+/// `[pipeline]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Posts in flight at once, process-wide.
+    #[serde(default = "d::max_in_flight")]
+    pub max_in_flight: usize,
+    /// Events buffered per partition before it is paused.
+    #[serde(default = "d::partition_buffer")]
+    pub partition_buffer: usize,
+    /// Largest event accepted; larger is `malformed`.
+    #[serde(default = "d::max_event_bytes")]
+    pub max_event_bytes: usize,
+    /// How long a revoked partition may take to finish in-flight posts (must exceed the
+    /// request timeout, so no request of a revoked partition is still on the wire).
+    #[serde(default = "d::drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+    /// How often done offsets are committed.
+    #[serde(default = "d::commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    /// Shutdown deadline after SIGTERM.
+    #[serde(default = "d::shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
+    /// Process one event at a time per partition (no key-level concurrency; for comparison).
+    #[serde(default)]
+    pub sequential: bool,
+}
+
+/// `[retry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// First backoff ceiling.
+    #[serde(default = "d::initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Largest backoff (also caps `Retry-After`).
+    #[serde(default = "d::max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// Attempts (made while the breaker is closed) before `retries_exhausted`.
+    #[serde(default = "d::max_attempts")]
+    pub max_attempts: u32,
+    /// Retry interval while WeChat Pay answers 401 (configuration fault).
+    #[serde(default = "d::config_fault_retry_ms")]
+    pub config_fault_retry_ms: u64,
+    /// Consecutive transient failures that open the circuit breaker.
+    #[serde(default = "d::breaker_threshold")]
+    pub breaker_threshold: u32,
+    /// How long the breaker stays open before a probe.
+    #[serde(default = "d::breaker_cooldown_ms")]
+    pub breaker_cooldown_ms: u64,
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// How long an acknowledged `PAY_SUCCESS` order is kept before its tombstone.
+    #[serde(default = "d::final_retention_secs")]
+    pub final_retention_secs: u64,
+    /// How often final orders are swept.
+    #[serde(default = "d::sweep_interval_secs")]
+    pub sweep_interval_secs: u64,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `/metrics`, `/healthz`, `/readyz`.
+    #[serde(default = "d::listen")]
+    pub listen: SocketAddr,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[kafka]`.
+    pub kafka: KafkaConfig,
+    /// `[wechatpay]`.
+    pub wechatpay: WechatPayConfig,
+    /// `[defaults]`: fields filled in when a snapshot lacks them.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// `[pipeline]`.
+    #[serde(default = "d::pipeline")]
+    pub pipeline: PipelineConfig,
+    /// `[retry]`.
+    #[serde(default = "d::retry")]
+    pub retry: RetryConfig,
+    /// `[state]`.
+    #[serde(default = "d::state")]
+    pub state: StateConfig,
+    /// `[http]`.
+    #[serde(default = "d::http")]
+    pub http: HttpConfig,
+}
+
+/// Named defaults.
+mod d {
+    use super::*;
+    pub fn group_id() -> String {
+        "catering-sync".into()
+    }
+    pub fn input_topic() -> String {
+        "catering.order-events".into()
+    }
+    pub fn changelog_topic() -> String {
+        "catering-sync.snapshots".into()
+    }
+    pub fn dlq_topic() -> String {
+        "catering-sync.dlq".into()
+    }
+    pub fn assignor() -> Assignor {
+        Assignor::CooperativeSticky
+    }
+    pub fn session_timeout_ms() -> u64 {
+        45_000
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn replication() -> i32 {
+        3
+    }
+    pub fn base_url() -> String {
+        crate::wechatpay::PRODUCTION_BASE_URL.into()
+    }
+    pub fn request_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn connect_timeout_ms() -> u64 {
+        3_000
+    }
+    pub fn max_in_flight() -> usize {
+        256
+    }
+    pub fn partition_buffer() -> usize {
+        2_000
+    }
+    pub fn max_event_bytes() -> usize {
+        1 << 20
+    }
+    pub fn drain_timeout_ms() -> u64 {
+        15_000
+    }
+    pub fn commit_interval_ms() -> u64 {
+        1_000
+    }
+    pub fn shutdown_timeout_ms() -> u64 {
+        20_000
+    }
+    pub fn initial_backoff_ms() -> u64 {
+        200
+    }
+    pub fn max_backoff_ms() -> u64 {
+        30_000
+    }
+    pub fn max_attempts() -> u32 {
+        10
+    }
+    pub fn config_fault_retry_ms() -> u64 {
+        15_000
+    }
+    pub fn breaker_threshold() -> u32 {
+        10
+    }
+    pub fn breaker_cooldown_ms() -> u64 {
+        5_000
+    }
+    pub fn final_retention_secs() -> u64 {
+        24 * 3600
+    }
+    pub fn sweep_interval_secs() -> u64 {
+        60
+    }
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([0, 0, 0, 0], 9464))
+    }
+    pub fn pipeline() -> PipelineConfig {
+        toml::from_str("").expect("defaults")
+    }
+    pub fn retry() -> RetryConfig {
+        toml::from_str("").expect("defaults")
+    }
+    pub fn state() -> StateConfig {
+        toml::from_str("").expect("defaults")
+    }
+    pub fn http() -> HttpConfig {
+        toml::from_str("").expect("defaults")
+    }
+}
+
+const PASS_THROUGH: [&str; 3] = ["common", "consumer", "producer"];
+
+/// Apply `CATERING_SYNC__…` overrides from `vars` to `table`.
+fn apply_env(
+    table: &mut toml::Table,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (name, value) in vars {
+        let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let mut parts: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+        if parts.iter().any(String::is_empty) {
+            return Err(err(&name, "malformed environment override name"));
+        }
+        let pass_through =
+            parts.len() == 3 && parts[0] == "kafka" && PASS_THROUGH.contains(&parts[1].as_str());
+        if pass_through {
+            parts[2] = parts[2].replace('_', ".");
+        }
+        let leaf = parts.pop().unwrap_or_default();
+        let mut t = &mut *table;
+        for p in &parts {
+            let entry = t
+                .entry(p.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            t = entry.as_table_mut().ok_or_else(|| {
+                err(
+                    &parts.join("."),
+                    format!("{name} overrides a key that is not a table"),
+                )
+            })?;
+        }
+        let v = if pass_through {
+            toml::Value::String(value)
+        } else {
+            value
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .or_else(|_| value.parse::<f64>().map(toml::Value::Float))
+                .or_else(|_| value.parse::<bool>().map(toml::Value::Boolean))
+                .unwrap_or(toml::Value::String(value))
+        };
+        t.insert(leaf, v);
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Parse TOML text with overrides from `vars`, then validate.
+    pub fn from_toml(
+        text: &str,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| err("", e.message().to_string()))?;
+        apply_env(&mut table, vars)?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                err(
+                    if key == "." { "" } else { &key },
+                    e.into_inner().to_string(),
+                )
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Read `path` and the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("", format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text, std::env::vars())
+    }
+
+    /// Checks that need no file system or network.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let k = &self.kafka;
+        if k.brokers.trim().is_empty() {
+            return Err(err("kafka.brokers", "must not be empty"));
+        }
+        let topics = [
+            ("kafka.input_topic", &k.input_topic),
+            ("kafka.changelog_topic", &k.changelog_topic),
+            ("kafka.dlq_topic", &k.dlq_topic),
+        ];
+        for (key, t) in topics {
+            if t.is_empty()
+                || t.len() > 249
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                return Err(err(key, format!("{t:?} is not a valid topic name")));
+            }
+        }
+        if k.input_topic == k.changelog_topic
+            || k.input_topic == k.dlq_topic
+            || k.changelog_topic == k.dlq_topic
+        {
+            return Err(err(
+                "kafka",
+                "input_topic, changelog_topic and dlq_topic must differ",
+            ));
+        }
+        for (table, props) in [
+            ("common", &k.common),
+            ("consumer", &k.consumer),
+            ("producer", &k.producer),
+        ] {
+            for key in props.0.keys() {
+                if [
+                    "enable.auto.commit",
+                    "enable.auto.offset.store",
+                    "group.id",
+                    "bootstrap.servers",
+                ]
+                .contains(&key.as_str())
+                {
+                    return Err(err(
+                        &format!("kafka.{table}.{key}"),
+                        "is managed by catering-sync and may not be overridden",
+                    ));
+                }
+            }
+        }
+        let w = &self.wechatpay;
+        if w.mchid.is_empty() || !w.mchid.chars().all(|c| c.is_ascii_digit()) {
+            return Err(err("wechatpay.mchid", "must be the numeric merchant id"));
+        }
+        if w.merchant_serial.is_empty() || !w.merchant_serial.chars().all(|c| c.is_ascii_hexdigit())
+        {
+            return Err(err(
+                "wechatpay.merchant_serial",
+                "must be the hex certificate serial",
+            ));
+        }
+        if w.verification_keys.is_empty() {
+            return Err(err(
+                "wechatpay.verification_keys",
+                "at least one WeChat Pay key is required to verify responses",
+            ));
+        }
+        for (i, v) in w.verification_keys.iter().enumerate() {
+            let key = format!("wechatpay.verification_keys[{i}]");
+            match (&v.key_id, &v.public_key_file, &v.certificate_file) {
+                (Some(_), Some(_), None) | (None, None, Some(_)) => {}
+                _ => {
+                    return Err(err(
+                        &key,
+                        "give key_id with public_key_file, or certificate_file alone",
+                    ))
+                }
+            }
+        }
+        if w.request_timeout_ms == 0 || w.connect_timeout_ms == 0 {
+            return Err(err("wechatpay.request_timeout_ms", "timeouts must be > 0"));
+        }
+        if !(w.max_rate_per_second >= 0.0 && w.max_rate_per_second.is_finite()) {
+            return Err(err("wechatpay.max_rate_per_second", "must be ≥ 0"));
+        }
+        let p = &self.pipeline;
+        if p.max_in_flight == 0 || p.partition_buffer == 0 {
+            return Err(err(
+                "pipeline.max_in_flight",
+                "max_in_flight and partition_buffer must be > 0",
+            ));
+        }
+        if p.drain_timeout_ms <= w.request_timeout_ms {
+            return Err(err(
+                "pipeline.drain_timeout_ms",
+                format!("must exceed wechatpay.request_timeout_ms ({}), so no request of a revoked partition is still on the wire", w.request_timeout_ms),
+            ));
+        }
+        let r = &self.retry;
+        crate::retry::Backoff::try_new(
+            Duration::from_millis(r.initial_backoff_ms),
+            Duration::from_millis(r.max_backoff_ms),
+        )
+        .map_err(|e| err("retry.initial_backoff_ms", e.to_string()))?;
+        if r.max_attempts == 0 {
+            return Err(err("retry.max_attempts", "must be ≥ 1"));
+        }
+        if self.defaults.channel_id.is_some()
+            && (self.defaults.sp_mchid.is_some() || self.defaults.sp_appid.is_some())
+        {
+            return Err(err("defaults.channel_id", "a deployment is either a channel (channel_id) or a service provider (sp_mchid/sp_appid), not both"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [kafka]
+        brokers = "127.0.0.1:9092"
+        [wechatpay]
+        mchid = "1900000001"
+        merchant_serial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
+        private_key_file = "/keys/apiclient_key.pem"
+        verification_keys = [{ key_id = "PUB_KEY_ID_0001", public_key_file = "/keys/pub.pem" }]
+    "#;
+
+    fn vars(v: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn minimal_config_gets_named_defaults() {
+        let c = Config::from_toml(MINIMAL, vars(&[])).unwrap();
+        assert_eq!(c.kafka.input_topic, "catering.order-events");
+        assert_eq!(c.kafka.assignor, Assignor::CooperativeSticky);
+        assert_eq!(c.pipeline.max_in_flight, 256);
+        assert_eq!(c.wechatpay.base_url, "https://api.mch.weixin.qq.com");
+    }
+
+    #[test]
+    fn environment_overrides_any_key() {
+        let c = Config::from_toml(
+            MINIMAL,
+            vars(&[
+                ("CATERING_SYNC__KAFKA__BROKERS", "kafka:9093"),
+                ("CATERING_SYNC__PIPELINE__MAX_IN_FLIGHT", "8"),
+                ("CATERING_SYNC__KAFKA__ASSIGNOR", "range"),
+                ("CATERING_SYNC__KAFKA__COMMON__SASL_PASSWORD", "hunter2"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.brokers, "kafka:9093");
+        assert_eq!(c.pipeline.max_in_flight, 8);
+        assert_eq!(c.kafka.assignor, Assignor::Range);
+        assert_eq!(c.kafka.common.0["sasl.password"], "hunter2");
+        assert!(
+            !format!("{c:?}").contains("hunter2"),
+            "secrets are redacted in Debug"
+        );
+    }
+
+    #[test]
+    fn every_error_names_its_key() {
+        let cases = [
+            (MINIMAL.replace("brokers", "brokerz"), "kafka.brokerz"),
+            (
+                MINIMAL.replace("mchid = \"1900000001\"", "mchid = 1900000001"),
+                "wechatpay.mchid",
+            ),
+            (
+                format!("{MINIMAL}\n[pipeline]\nmax_in_flight = \"many\""),
+                "pipeline.max_in_flight",
+            ),
+            (
+                format!("{MINIMAL}\n[pipeline]\ndrain_timeout_ms = 5000"),
+                "pipeline.drain_timeout_ms",
+            ),
+            (
+                format!("{MINIMAL}\n[retry]\ninitial_backoff_ms = 0"),
+                "retry.initial_backoff_ms",
+            ),
+            (
+                format!("{MINIMAL}\n[kafka.consumer]\n\"enable.auto.commit\" = \"true\""),
+                "kafka.consumer.enable.auto.commit",
+            ),
+            (
+                MINIMAL.replace("key_id = \"PUB_KEY_ID_0001\", ", ""),
+                "wechatpay.verification_keys[0]",
+            ),
+            (format!("{MINIMAL}\n[colour]\nx = 1"), "colour"),
+        ];
+        for (text, key) in cases {
+            let e = Config::from_toml(&text, vars(&[])).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+        }
+        let e = Config::from_toml(
+            MINIMAL,
+            vars(&[("CATERING_SYNC__PIPELINE__PARTITION_BUFFER", "lots")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "pipeline.partition_buffer", "{e}");
+    }
+}

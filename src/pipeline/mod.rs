@@ -1,0 +1,4 @@
+//! The Kafka pipeline: consumer loop, per-order scheduling, offset tracking, backpressure,
+//! rebalance.
+
+pub mod offsets;
