@@ -40,6 +40,8 @@ pub enum LogFormat {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service: consume order events, sync them to WeChat Pay, commit after a verified 204.
+    Run(RunArgs),
     /// Run the stand-in WeChat Pay sync-status endpoint (for tests, demos, your own CI).
     Sandbox(SandboxArgs),
     /// Key material.
@@ -67,6 +69,17 @@ pub struct CheckEventArgs {
     /// Largest event accepted, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_event_bytes: usize,
+}
+
+/// `run` options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file (TOML); every key can be overridden by CATERING_SYNC__SECTION__KEY.
+    #[arg(long, short, env = "CATERING_SYNC_CONFIG")]
+    pub config: PathBuf,
+    /// Only load and validate the configuration (keys included), then exit.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// `keys …`
@@ -189,6 +202,7 @@ fn runtime_error(error: anyhow::Error) -> Failure {
 pub fn run(cli: Cli) -> ExitCode {
     crate::telemetry_init(cli.log_format);
     let result = match cli.command {
+        Command::Run(args) => run_service(&args),
         Command::Sandbox(args) => run_sandbox(args),
         Command::Keys(KeysCommand::Generate { out, mchid }) => keys_generate(&out, &mchid),
         Command::Sign(args) => sign(&args),
@@ -422,4 +436,19 @@ fn bench_state(orders: usize, dishes: &[usize]) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+fn run_service(args: &RunArgs) -> Result<(), Failure> {
+    let config = crate::config::Config::load(&args.config).map_err(|e| config_error(e.into()))?;
+    if args.check {
+        crate::app::wechatpay_client(&config).map_err(|e| config_error(e.into()))?;
+        println!("configuration OK: {}", args.config.display());
+        return Ok(());
+    }
+    runtime()?
+        .block_on(crate::app::run(config, shutdown_signal(), |_| {}))
+        .map_err(|e| Failure {
+            code: e.exit_code(),
+            error: e.into(),
+        })
 }

@@ -337,7 +337,7 @@ mod d {
         15_000
     }
     pub fn breaker_threshold() -> u32 {
-        10
+        5
     }
     pub fn breaker_cooldown_ms() -> u64 {
         5_000
@@ -550,6 +550,12 @@ impl Config {
         if r.max_attempts == 0 {
             return Err(err("retry.max_attempts", "must be ≥ 1"));
         }
+        if r.breaker_threshold == 0 || r.breaker_threshold >= r.max_attempts {
+            return Err(err(
+                "retry.breaker_threshold",
+                format!("must be ≥ 1 and below retry.max_attempts ({}), so an outage opens the breaker before any single event exhausts its retries", r.max_attempts),
+            ));
+        }
         if self.defaults.channel_id.is_some()
             && (self.defaults.sp_mchid.is_some() || self.defaults.sp_appid.is_some())
         {
@@ -578,6 +584,16 @@ mod tests {
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect::<Vec<_>>()
             .into_iter()
+    }
+
+    #[test]
+    fn the_shipped_example_loads() {
+        let text = include_str!("../deploy/config/catering-sync.example.toml");
+        let c = Config::from_toml(text, vars(&[])).unwrap();
+        assert_eq!(c.kafka.assignor, Assignor::CooperativeSticky);
+        assert_eq!(c.wechatpay.verification_keys.len(), 1);
+        assert_eq!(c.defaults.sp_appid.as_deref(), Some("wx8888888888888888"));
+        assert!(c.pipeline.drain_timeout_ms > c.wechatpay.request_timeout_ms);
     }
 
     #[test]

@@ -33,10 +33,14 @@ pub mod event;
 pub mod pipeline;
 pub mod retry;
 pub mod snapshot;
+pub mod state;
 pub mod wechatpay;
 
 pub mod sandbox;
 
+pub mod telemetry;
+
+pub mod app;
 pub mod bench;
 pub mod check;
 pub mod cli;

@@ -1,4 +1,65 @@
-//! The Kafka pipeline: consumer loop, per-order scheduling, offset tracking, backpressure,
-//! rebalance.
+//! The Kafka pipeline (SPEC §5–§8).
+//!
+//! ```text
+//! poll thread (consumer.rs) ──records──▶ partition worker (partition.rs), one per partition
+//!     ▲  pause/resume, commits             │ restore state from the changelog first
+//!     └──────── done offsets ──────────────┤ decode → per-order queue → order task (order.rs)
+//!                                          │   apply → post (delivery.rs) → changelog → done
+//!                                          └   or dead letter (acks=all) → done
+//! ```
 
+pub mod consumer;
+pub mod delivery;
+pub mod kafka;
 pub mod offsets;
+pub mod order;
+pub mod partition;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::event::DecodeLimits;
+use crate::snapshot::Defaults;
+use crate::state::Sink;
+use crate::telemetry::Health;
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Events in flight per partition before its buffer stops being read.
+    pub partition_buffer: usize,
+    /// Commit interval.
+    pub commit_interval: Duration,
+    /// Drain bound on revocation and shutdown.
+    pub drain_timeout: Duration,
+    /// One event at a time per partition.
+    pub sequential: bool,
+    /// Retention of acknowledged final orders.
+    pub final_retention: Duration,
+    /// Tombstone sweep interval.
+    pub sweep_interval: Duration,
+}
+
+/// Everything the pipeline's tasks share.
+pub struct Shared {
+    /// Consumer group (for dead-letter headers).
+    pub group: String,
+    /// Input topic.
+    pub input_topic: String,
+    /// Changelog topic.
+    pub changelog_topic: String,
+    /// Configured defaults.
+    pub defaults: Defaults,
+    /// Decode limits.
+    pub limits: DecodeLimits,
+    /// Changelog and dead-letter writes.
+    pub sink: Sink,
+    /// Posts to WeChat Pay.
+    pub delivery: delivery::Delivery,
+    /// Health.
+    pub health: Arc<Health>,
+    /// Restore consumer configuration.
+    pub restore_config: rdkafka::ClientConfig,
+    /// Worker settings.
+    pub settings: WorkerSettings,
+}

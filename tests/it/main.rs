@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod broker;
 mod cli;
 mod events;
 mod keys;

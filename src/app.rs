@@ -1,0 +1,205 @@
+//! Wiring and lifecycle of `catering-sync run`: load and check everything before connecting,
+//! check the topics, start the operations server and the poll thread, run until the shutdown
+//! signal, then drain, commit, leave the group and flush.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, Producer};
+use tokio::sync::watch;
+
+use crate::config::{Config, ConfigError};
+use crate::event::DecodeLimits;
+use crate::pipeline::delivery::{Delivery, DeliverySettings};
+use crate::pipeline::{consumer::PollLoop, kafka, Shared, WorkerSettings};
+use crate::retry::Backoff;
+use crate::state::Sink;
+use crate::telemetry::{server, Health};
+use crate::wechatpay::{ClientConfig, Credentials, MerchantKey, VerificationKeys, WechatPayClient};
+
+/// Why the service stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The operator must fix the configuration (exit 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A runtime failure (exit 1).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl AppError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => 2,
+            Self::Runtime(_) => 1,
+        }
+    }
+}
+
+fn read(key: &str, path: &std::path::Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        key: key.to_string(),
+        problem: format!("cannot read {}: {e}", path.display()),
+    })
+}
+
+/// Load the keys the configuration names and build the WeChat Pay client.
+pub fn wechatpay_client(config: &Config) -> Result<WechatPayClient, ConfigError> {
+    let w = &config.wechatpay;
+    let bad = |key: &str, e: &dyn std::fmt::Display| ConfigError {
+        key: key.to_string(),
+        problem: e.to_string(),
+    };
+    let key = MerchantKey::from_pem(&read("wechatpay.private_key_file", &w.private_key_file)?)
+        .map_err(|e| bad("wechatpay.private_key_file", &e))?;
+    let credentials = Credentials::new(&w.mchid, &w.merchant_serial, key);
+    let mut keys = VerificationKeys::new();
+    for (i, v) in w.verification_keys.iter().enumerate() {
+        let k = format!("wechatpay.verification_keys[{i}]");
+        match (&v.key_id, &v.public_key_file, &v.certificate_file) {
+            (Some(id), Some(file), _) => keys
+                .add_public_key_pem(id, &read(&k, file)?)
+                .map_err(|e| bad(&k, &e))?,
+            (_, _, Some(file)) => {
+                keys.add_certificate_pem(&read(&k, file)?)
+                    .map_err(|e| bad(&k, &e))?;
+            }
+            _ => {
+                return Err(bad(
+                    &k,
+                    &"give key_id with public_key_file, or certificate_file",
+                ))
+            }
+        }
+    }
+    let client_config = ClientConfig {
+        base_url: w.base_url.clone(),
+        request_timeout: Duration::from_millis(w.request_timeout_ms),
+        connect_timeout: Duration::from_millis(w.connect_timeout_ms),
+        wechatpay_serial: w.wechatpay_serial.clone(),
+    };
+    WechatPayClient::new(&client_config, Arc::new(credentials), Arc::new(keys))
+        .map_err(|e| bad("wechatpay.base_url", &e))
+}
+
+/// A running service's handles, for tests and the demo.
+pub struct Running {
+    /// Health (readiness, liveness).
+    pub health: Arc<Health>,
+    /// The operations server's address.
+    pub http_addr: std::net::SocketAddr,
+}
+
+/// Run the service until `shutdown` resolves. `on_start` sees the running handles.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    on_start: impl FnOnce(&Running),
+) -> Result<(), AppError> {
+    let client = wechatpay_client(&config)?;
+    let health = Arc::new(Health::default());
+    let r = &config.retry;
+    let settings = DeliverySettings {
+        backoff: Backoff::try_new(
+            Duration::from_millis(r.initial_backoff_ms),
+            Duration::from_millis(r.max_backoff_ms),
+        )
+        .map_err(|e| ConfigError {
+            key: "retry.initial_backoff_ms".into(),
+            problem: e.to_string(),
+        })?,
+        max_attempts: r.max_attempts,
+        config_fault_retry: Duration::from_millis(r.config_fault_retry_ms),
+        breaker_threshold: r.breaker_threshold,
+        breaker_cooldown: Duration::from_millis(r.breaker_cooldown_ms),
+        max_in_flight: config.pipeline.max_in_flight,
+        max_rate_per_second: config.wechatpay.max_rate_per_second,
+    };
+    let delivery = Delivery::new(client, settings, health.clone());
+    let partitions = kafka::ensure_topics(&config.kafka).await.map_err(|e| {
+        if e.is_configuration() {
+            AppError::Config(ConfigError {
+                key: "kafka".into(),
+                problem: e.to_string(),
+            })
+        } else {
+            AppError::Runtime(e.to_string())
+        }
+    })?;
+    tracing::info!(input = %config.kafka.input_topic, partitions, "topics checked");
+    let producer: FutureProducer = kafka::producer_config(&config.kafka)
+        .create()
+        .map_err(|e| AppError::Runtime(format!("producer: {e}")))?;
+    let p = &config.pipeline;
+    let shared = Arc::new(Shared {
+        group: config.kafka.group_id.clone(),
+        input_topic: config.kafka.input_topic.clone(),
+        changelog_topic: config.kafka.changelog_topic.clone(),
+        defaults: config.defaults.clone(),
+        limits: DecodeLimits {
+            max_bytes: p.max_event_bytes,
+            ..Default::default()
+        },
+        sink: Sink::new(
+            producer.clone(),
+            config.kafka.changelog_topic.clone(),
+            config.kafka.dlq_topic.clone(),
+        ),
+        delivery,
+        health: health.clone(),
+        restore_config: kafka::restore_config(&config.kafka),
+        settings: WorkerSettings {
+            partition_buffer: p.partition_buffer,
+            commit_interval: Duration::from_millis(p.commit_interval_ms),
+            drain_timeout: Duration::from_millis(p.drain_timeout_ms),
+            sequential: p.sequential,
+            final_retention: Duration::from_secs(config.state.final_retention_secs),
+            sweep_interval: Duration::from_secs(config.state.sweep_interval_secs.max(1)),
+        },
+    });
+    let listener = server::bind(config.http.listen)
+        .await
+        .map_err(|e| ConfigError {
+            key: "http.listen".into(),
+            problem: format!("cannot listen on {}: {e}", config.http.listen),
+        })?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    let (http_stop, http_stop_rx) = watch::channel(false);
+    let http = tokio::spawn(server::serve(listener, health.clone(), http_stop_rx));
+    let poll = PollLoop::new(
+        shared.clone(),
+        &kafka::consumer_config(&config.kafka),
+        tokio::runtime::Handle::current(),
+    )
+    .map_err(|e| AppError::Runtime(format!("consumer: {e}")))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread_stop = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("kafka-poll".into())
+        .spawn(move || poll.run(thread_stop))
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    on_start(&Running {
+        health: health.clone(),
+        http_addr,
+    });
+    tracing::info!(http = %http_addr, group = %config.kafka.group_id, "catering-sync running");
+    shutdown.await;
+    tracing::info!("shutdown requested");
+    stop.store(true, Ordering::Relaxed);
+    let deadline = Duration::from_millis(config.pipeline.shutdown_timeout_ms);
+    let joined = tokio::task::spawn_blocking(move || thread.join());
+    if tokio::time::timeout(deadline, joined).await.is_err() {
+        tracing::error!("shutdown deadline passed before the poll thread finished");
+    }
+    let _ = producer.flush(Duration::from_secs(5));
+    let _ = http_stop.send(true);
+    let _ = http.await;
+    tracing::info!("stopped");
+    Ok(())
+}

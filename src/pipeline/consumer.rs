@@ -1,0 +1,309 @@
+//! The poll loop, on a dedicated thread that owns the group consumer: it routes records to
+//! partition workers, pauses partitions whose buffer is full (and every partition while the
+//! breaker is open or a configuration fault is active), commits the offsets workers report done
+//! for partitions it still owns, and handles rebalances: a revoked partition is drained within
+//! the drain bound and its done offsets committed before the partition is released; an assigned
+//! one gets a worker that restores its state before processing.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::kafka::InRecord;
+use super::partition::{CommitRequest, PartitionWorker};
+use super::Shared;
+
+struct Handle {
+    tx: mpsc::Sender<InRecord>,
+    stash: VecDeque<InRecord>,
+    consumer_paused: bool,
+    stop: watch::Sender<bool>,
+    finished: oneshot::Receiver<Option<i64>>,
+}
+
+/// The consumer's context: rebalance callbacks run on the poll thread, inside `poll`.
+pub struct PollContext {
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
+    partitions: Mutex<HashMap<i32, Handle>>,
+    commits: std_mpsc::Sender<CommitRequest>,
+    rebalances: std::sync::atomic::AtomicU64,
+}
+
+impl ClientContext for PollContext {}
+
+impl ConsumerContext for PollContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked: Vec<i32> = tpl
+                .elements()
+                .iter()
+                .filter(|e| e.topic() == self.shared.input_topic)
+                .map(|e| e.partition())
+                .collect();
+            tracing::info!(partitions = ?revoked, "partitions revoked: draining");
+            self.drain(consumer, &revoked);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let assigned: Vec<i32> = tpl
+                    .elements()
+                    .iter()
+                    .filter(|e| e.topic() == self.shared.input_topic)
+                    .map(|e| e.partition())
+                    .collect();
+                tracing::info!(partitions = ?assigned, "partitions assigned: restoring");
+                for p in assigned {
+                    self.start_worker(p);
+                }
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::error!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, offsets = ?offsets.to_topic_map(), "offset commit failed; it is retried with the next commit");
+        }
+    }
+}
+
+impl PollContext {
+    fn start_worker(&self, partition: i32) {
+        let mut partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+        if partitions.contains_key(&partition) {
+            return;
+        }
+        self.shared.health.assigned(partition);
+        let (tx, rx) = mpsc::channel(self.shared.settings.partition_buffer.max(1));
+        let (stop, stop_rx) = watch::channel(false);
+        let (done_tx, done_rx) = oneshot::channel();
+        let worker = PartitionWorker::new(self.shared.clone(), partition, stop_rx);
+        let commits = self.commits.clone();
+        self.runtime.spawn(worker.run(rx, commits, done_tx));
+        partitions.insert(
+            partition,
+            Handle {
+                tx,
+                stash: VecDeque::new(),
+                consumer_paused: false,
+                stop,
+                finished: done_rx,
+            },
+        );
+    }
+
+    /// Stop the workers of `partitions`, wait (bounded) for them, commit what they finished.
+    fn drain(&self, consumer: &BaseConsumer<Self>, partitions: &[i32]) {
+        let handles: Vec<(i32, Handle)> = {
+            let mut map = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+            partitions
+                .iter()
+                .filter_map(|p| map.remove(p).map(|h| (*p, h)))
+                .collect()
+        };
+        for (_, h) in &handles {
+            let _ = h.stop.send(true);
+        }
+        let deadline = Instant::now() + self.shared.settings.drain_timeout;
+        let mut tpl = TopicPartitionList::new();
+        for (p, h) in handles {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let finished = self
+                .runtime
+                .block_on(async { tokio::time::timeout(left, h.finished).await });
+            self.shared.health.revoked(p);
+            match finished {
+                Ok(Ok(Some(offset))) => {
+                    let _ = tpl.add_partition_offset(&self.shared.input_topic, p, Offset::Offset(offset));
+                }
+                Ok(_) => {}
+                Err(_) => tracing::warn!(partition = p, "drain deadline passed: not committing this partition; the next owner redoes its unfinished events"),
+            }
+        }
+        if tpl.count() > 0 {
+            match consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => {
+                    tracing::info!(offsets = ?tpl.to_topic_map(), "committed drained partitions")
+                }
+                Err(e) => tracing::warn!(error = %e, "commit of drained partitions failed"),
+            }
+        }
+    }
+}
+
+/// Runs the poll loop until `stop` is set, then drains every partition, commits, and closes the
+/// consumer (leaving the group).
+pub struct PollLoop {
+    consumer: BaseConsumer<PollContext>,
+    commits: std_mpsc::Receiver<CommitRequest>,
+    paused: watch::Receiver<bool>,
+}
+
+impl PollLoop {
+    /// Create the consumer and subscribe.
+    pub fn new(
+        shared: Arc<Shared>,
+        config: &rdkafka::ClientConfig,
+        runtime: tokio::runtime::Handle,
+    ) -> KafkaResult<Self> {
+        let (commit_tx, commits) = std_mpsc::channel();
+        let paused = shared.delivery.paused();
+        let context = PollContext {
+            shared: shared.clone(),
+            runtime,
+            partitions: Mutex::new(HashMap::new()),
+            commits: commit_tx,
+            rebalances: Default::default(),
+        };
+        let consumer: BaseConsumer<PollContext> = config.create_with_context(context)?;
+        consumer.subscribe(&[&shared.input_topic])?;
+        Ok(Self {
+            consumer,
+            commits,
+            paused,
+        })
+    }
+
+    fn ctx(&self) -> &PollContext {
+        self.consumer.context()
+    }
+
+    fn commit_done(&self) {
+        let mut latest: HashMap<i32, i64> = HashMap::new();
+        while let Ok((p, o)) = self.commits.try_recv() {
+            latest.insert(p, o);
+        }
+        if latest.is_empty() {
+            return;
+        }
+        let owned = self
+            .ctx()
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in latest {
+            // Never commit for a partition no longer owned.
+            if owned.contains_key(&p) {
+                let _ =
+                    tpl.add_partition_offset(&self.ctx().shared.input_topic, p, Offset::Offset(o));
+            }
+        }
+        drop(owned);
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                tracing::warn!(error = %e, "offset commit failed");
+            }
+        }
+    }
+
+    fn tp(&self, p: i32) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.ctx().shared.input_topic, p);
+        tpl
+    }
+
+    /// Move stashed records into workers, and pause/resume partitions as buffers and the global
+    /// pause dictate.
+    fn reconcile(&self) {
+        let global = *self.paused.borrow();
+        let mut map = self
+            .ctx()
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for (p, h) in map.iter_mut() {
+            while let Some(r) = h.stash.pop_front() {
+                match h.tx.try_send(r) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(r))
+                    | Err(mpsc::error::TrySendError::Closed(r)) => {
+                        h.stash.push_front(r);
+                        break;
+                    }
+                }
+            }
+            let want = global || !h.stash.is_empty();
+            if want != h.consumer_paused {
+                let tpl = self.tp(*p);
+                let result = if want {
+                    self.consumer.pause(&tpl)
+                } else {
+                    self.consumer.resume(&tpl)
+                };
+                match result {
+                    Ok(()) => h.consumer_paused = want,
+                    Err(e) => tracing::warn!(partition = p, error = %e, "pause/resume failed"),
+                }
+            }
+        }
+    }
+
+    fn route(&self, record: InRecord) {
+        let mut map = self
+            .ctx()
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let Some(h) = map.get_mut(&record.partition) else {
+            return;
+        };
+        if !h.stash.is_empty() {
+            h.stash.push_back(record);
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r)) =
+            h.tx.try_send(record)
+        {
+            h.stash.push_back(r);
+        }
+    }
+
+    /// Poll until `stop`; then drain everything, commit, and close.
+    pub fn run(self, stop: Arc<AtomicBool>) {
+        while !stop.load(Ordering::Relaxed) {
+            self.commit_done();
+            self.reconcile();
+            match self.consumer.poll(Duration::from_millis(50)) {
+                Some(Ok(m)) => self.route(InRecord::from_message(&m)),
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                None => {}
+            }
+            self.ctx().shared.health.polled();
+        }
+        tracing::info!("stopping: draining all partitions");
+        let all: Vec<i32> = self
+            .ctx()
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        let _ = self
+            .consumer
+            .pause(&self.consumer.assignment().unwrap_or_default());
+        self.commit_done();
+        self.ctx().drain(&self.consumer, &all);
+        self.consumer.unsubscribe();
+        // Dropping the consumer closes it and leaves the group.
+    }
+
+    /// Rebalances seen.
+    pub fn rebalances(&self) -> u64 {
+        self.ctx().rebalances.load(Ordering::Relaxed)
+    }
+}

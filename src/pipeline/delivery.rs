@@ -1,0 +1,244 @@
+//! Delivering one body to WeChat Pay: a fresh signature per attempt, retries with exponential
+//! backoff and full jitter (`Retry-After` honoured), a circuit breaker shared by every request
+//! (while it is open nothing counts toward the retry budget, so an outage never produces dead
+//! letters), a send-rate limiter that backs off on 429, a global bound on posts in flight, and
+//! configuration faults (401) that pause everything until WeChat Pay accepts us again.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Semaphore};
+
+use crate::retry::{Backoff, BreakerState, CircuitBreaker, RateLimiter};
+use crate::snapshot::Body;
+use crate::telemetry::Health;
+use crate::wechatpay::{Disposition, Rejection, Transient, WechatPayClient};
+
+/// How a delivery ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// Verified 204.
+    Acknowledged {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// WeChat Pay refused the body: dead-letter as `rejected`.
+    Rejected {
+        /// WeChat Pay's answer.
+        rejection: Rejection,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// Transient failures past the budget while the breaker was closed: `retries_exhausted`.
+    Exhausted {
+        /// The last failure.
+        last: Transient,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The partition was revoked or the service is stopping: give up without a verdict.
+    Cancelled,
+}
+
+/// Settings of the delivery machinery.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Backoff between attempts.
+    pub backoff: Backoff,
+    /// Attempts (while the breaker is closed) before `retries_exhausted`.
+    pub max_attempts: u32,
+    /// Retry interval during a configuration fault.
+    pub config_fault_retry: Duration,
+    /// Consecutive failures that open the breaker.
+    pub breaker_threshold: u32,
+    /// Breaker cooldown.
+    pub breaker_cooldown: Duration,
+    /// Posts in flight at once.
+    pub max_in_flight: usize,
+    /// Send-rate limit (0 = none until a 429).
+    pub max_rate_per_second: f64,
+}
+
+/// Shared by every partition of the process.
+pub struct Delivery {
+    client: WechatPayClient,
+    settings: DeliverySettings,
+    breaker: Mutex<CircuitBreaker>,
+    limiter: Mutex<RateLimiter>,
+    permits: Semaphore,
+    health: Arc<Health>,
+    /// True while consumption should be paused (breaker not closed, or a configuration fault).
+    paused: watch::Sender<bool>,
+}
+
+/// Sleep for `d` unless cancelled first; true when cancelled.
+async fn sleep_or_cancel(d: Duration, cancel: &mut watch::Receiver<bool>) -> bool {
+    if *cancel.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = cancel.wait_for(|c| *c) => true,
+    }
+}
+
+impl Delivery {
+    /// The delivery machinery over `client`.
+    pub fn new(client: WechatPayClient, settings: DeliverySettings, health: Arc<Health>) -> Self {
+        let now = Instant::now();
+        Self {
+            breaker: Mutex::new(CircuitBreaker::new(
+                settings.breaker_threshold,
+                settings.breaker_cooldown,
+            )),
+            limiter: Mutex::new(RateLimiter::new(settings.max_rate_per_second, now)),
+            permits: Semaphore::new(settings.max_in_flight.max(1)),
+            client,
+            settings,
+            health,
+            paused: watch::channel(false).0,
+        }
+    }
+
+    /// Watch whether consumption should be paused.
+    pub fn paused(&self) -> watch::Receiver<bool> {
+        self.paused.subscribe()
+    }
+
+    /// Current breaker state.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .state(Instant::now())
+    }
+
+    fn update_paused(&self) {
+        let paused = self.health.config_fault() || self.breaker_state() != BreakerState::Closed;
+        self.paused
+            .send_if_modified(|p| std::mem::replace(p, paused) != paused);
+    }
+
+    /// Wait until the breaker lets a request through and the rate limiter has a token.
+    async fn admit(&self, cancel: &mut watch::Receiver<bool>) -> bool {
+        loop {
+            let wait = {
+                let now = Instant::now();
+                let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+                if !breaker.try_acquire(now) {
+                    Some(Duration::from_millis(100))
+                } else {
+                    match self
+                        .limiter
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .try_take(now)
+                    {
+                        Ok(()) => None,
+                        Err(w) => {
+                            breaker.on_abandoned();
+                            Some(w.max(Duration::from_millis(1)))
+                        }
+                    }
+                }
+            };
+            match wait {
+                None => return true,
+                Some(w) => {
+                    self.update_paused();
+                    if sleep_or_cancel(w, cancel).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deliver `body` until acknowledged, rejected, exhausted, or cancelled.
+    pub async fn deliver(&self, body: &Body, cancel: &mut watch::Receiver<bool>) -> Delivered {
+        let mut attempts = 0u32;
+        let mut counted = 0u32;
+        loop {
+            if *cancel.borrow() || !self.admit(cancel).await {
+                self.breaker
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .on_abandoned();
+                return Delivered::Cancelled;
+            }
+            let closed_before = self.breaker_state() == BreakerState::Closed;
+            let attempt = {
+                let _permit = self.permits.acquire().await;
+                self.client.sync_status(body.bytes.clone()).await
+            };
+            attempts += 1;
+            let now = Instant::now();
+            match attempt.disposition {
+                Disposition::Delivered => {
+                    self.breaker
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .on_success();
+                    self.health.set_config_fault(false);
+                    self.update_paused();
+                    return Delivered::Acknowledged { attempts };
+                }
+                Disposition::Permanent(rejection) => {
+                    self.breaker
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .on_success();
+                    self.health.set_config_fault(false);
+                    self.update_paused();
+                    return Delivered::Rejected {
+                        rejection,
+                        attempts,
+                    };
+                }
+                Disposition::ConfigFault(r) => {
+                    self.breaker
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .on_abandoned();
+                    if !self.health.config_fault() {
+                        tracing::error!(status = r.status, code = ?r.error.as_ref().map(|e| &e.code), "WeChat Pay refused our signature: configuration fault (key, serial, mchid, clock or URL); pausing all partitions, not ready, retrying slowly");
+                    }
+                    self.health.set_config_fault(true);
+                    self.update_paused();
+                    if sleep_or_cancel(self.settings.config_fault_retry, cancel).await {
+                        return Delivered::Cancelled;
+                    }
+                }
+                Disposition::Transient(t) => {
+                    {
+                        let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+                        breaker.on_failure(now);
+                    }
+                    if t.cause == crate::wechatpay::TransientCause::Throttled {
+                        self.limiter
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .on_throttled(now);
+                    }
+                    self.update_paused();
+                    if closed_before {
+                        counted += 1;
+                    }
+                    if counted >= self.settings.max_attempts
+                        && self.breaker_state() == BreakerState::Closed
+                    {
+                        return Delivered::Exhausted { last: t, attempts };
+                    }
+                    let delay = self.settings.backoff.delay(
+                        counted,
+                        t.retry_after,
+                        &mut rand::thread_rng(),
+                    );
+                    if sleep_or_cancel(delay, cancel).await {
+                        return Delivered::Cancelled;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Kafka clients: configuration (offsets stored and committed explicitly, never auto-stored),
+//! topic checks at start-up (the changelog co-partitioned with the input; created when missing),
+//! and owned records.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+
+use crate::config::KafkaConfig;
+
+/// A record as the pipeline holds it: owned, with its coordinates.
+#[derive(Debug, Clone)]
+pub struct InRecord {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes.
+    pub value: Option<Vec<u8>>,
+    /// Headers in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl InRecord {
+    /// Copy a borrowed message out of librdkafka's buffers.
+    pub fn from_message(m: &BorrowedMessage<'_>) -> Self {
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            headers,
+        }
+    }
+}
+
+fn base(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers);
+    for (k, v) in &cfg.common.0 {
+        c.set(k, v);
+    }
+    c
+}
+
+/// The group consumer: explicit offset storage and commits only.
+pub fn consumer_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = base(cfg);
+    c.set("group.id", &cfg.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", cfg.assignor.as_str())
+        .set("session.timeout.ms", cfg.session_timeout_ms.to_string())
+        .set("enable.partition.eof", "false");
+    for (k, v) in &cfg.consumer.0 {
+        c.set(k, v);
+    }
+    c
+}
+
+/// The producer of dead letters and changelog records: acks from every in-sync replica,
+/// idempotent (ordered per partition, no duplicates from internal retries).
+pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = base(cfg);
+    c.set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
+    for (k, v) in &cfg.producer.0 {
+        c.set(k, v);
+    }
+    c
+}
+
+/// A group-less reader of one changelog partition, to its end.
+pub fn restore_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = base(cfg);
+    c.set("group.id", format!("{}.restore", cfg.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest");
+    for (k, v) in &cfg.consumer.0 {
+        if k != "partition.assignment.strategy" && k != "group.instance.id" {
+            c.set(k, v);
+        }
+    }
+    c
+}
+
+/// Why start-up could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// The broker did not answer.
+    #[error("cannot reach Kafka at {brokers}: {source}")]
+    Unreachable {
+        /// `kafka.brokers`.
+        brokers: String,
+        /// The cause.
+        source: rdkafka::error::KafkaError,
+    },
+    /// The input topic does not exist.
+    #[error("input topic {0:?} does not exist (kafka.input_topic)")]
+    NoInput(String),
+    /// The changelog is not co-partitioned with the input.
+    #[error("changelog topic {changelog:?} has {changelog_partitions} partitions but input topic {input:?} has {input_partitions}: they must be co-partitioned (kafka.changelog_topic); recreate the changelog with {input_partitions} partitions")]
+    NotCoPartitioned {
+        /// Input topic.
+        input: String,
+        /// Its partitions.
+        input_partitions: i32,
+        /// Changelog topic.
+        changelog: String,
+        /// Its partitions.
+        changelog_partitions: i32,
+    },
+    /// The changelog is missing and may not be created.
+    #[error("changelog topic {0:?} does not exist and kafka.create_changelog is false")]
+    NoChangelog(String),
+    /// Creating a topic failed.
+    #[error("cannot create topic {topic:?}: {reason}")]
+    Create {
+        /// Topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl TopicError {
+    /// Whether this is the operator's to fix in configuration (exit 2) rather than a runtime failure.
+    pub fn is_configuration(&self) -> bool {
+        !matches!(self, Self::Unreachable { .. })
+    }
+}
+
+/// Partitions of `topic`, `None` when it does not exist.
+pub fn partition_count(
+    consumer: &BaseConsumer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Option<i32>, rdkafka::error::KafkaError> {
+    let md = consumer.fetch_metadata(Some(topic), timeout)?;
+    Ok(md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.partitions().len() as i32))
+}
+
+/// Check the input topic, create the changelog (compacted) and dead-letter topics when missing,
+/// and require the changelog to be co-partitioned with the input. Returns the partition count.
+pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<i32, TopicError> {
+    let unreachable = |source| TopicError::Unreachable {
+        brokers: cfg.brokers.clone(),
+        source,
+    };
+    let probe: BaseConsumer = base(cfg).create().map_err(unreachable)?;
+    let timeout = Duration::from_secs(10);
+    let count = |t: &str| partition_count(&probe, t, timeout);
+    let input = count(&cfg.input_topic)
+        .map_err(unreachable)?
+        .ok_or_else(|| TopicError::NoInput(cfg.input_topic.clone()))?;
+    let admin: AdminClient<DefaultClientContext> = base(cfg).create().map_err(unreachable)?;
+    let replication = cfg.changelog_replication.max(1).to_string();
+    match count(&cfg.changelog_topic).map_err(unreachable)? {
+        Some(n) if n != input => {
+            return Err(TopicError::NotCoPartitioned {
+                input: cfg.input_topic.clone(),
+                input_partitions: input,
+                changelog: cfg.changelog_topic.clone(),
+                changelog_partitions: n,
+            })
+        }
+        Some(_) => {}
+        None if !cfg.create_changelog => {
+            return Err(TopicError::NoChangelog(cfg.changelog_topic.clone()))
+        }
+        None => {
+            let topic = NewTopic::new(
+                &cfg.changelog_topic,
+                input,
+                TopicReplication::Fixed(cfg.changelog_replication.max(1)),
+            )
+            .set("cleanup.policy", "compact")
+            .set(
+                "min.insync.replicas",
+                if replication == "1" { "1" } else { "2" },
+            );
+            create(&admin, &topic).await?;
+        }
+    }
+    if count(&cfg.dlq_topic).map_err(unreachable)?.is_none() {
+        let topic = NewTopic::new(
+            &cfg.dlq_topic,
+            input,
+            TopicReplication::Fixed(cfg.changelog_replication.max(1)),
+        );
+        create(&admin, &topic).await?;
+    }
+    Ok(input)
+}
+
+async fn create(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &NewTopic<'_>,
+) -> Result<(), TopicError> {
+    let err = |reason: String| TopicError::Create {
+        topic: topic.name.to_string(),
+        reason,
+    };
+    let results = admin
+        .create_topics([topic], &AdminOptions::new())
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    for r in results {
+        match r {
+            Ok(_) => {}
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(err(code.to_string())),
+        }
+    }
+    tracing::info!(
+        topic = topic.name,
+        partitions = topic.num_partitions,
+        "created topic"
+    );
+    Ok(())
+}

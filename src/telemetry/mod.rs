@@ -1,0 +1,6 @@
+//! Health and the HTTP endpoints (`/healthz`, `/readyz`).
+
+pub mod health;
+pub mod server;
+
+pub use health::Health;
