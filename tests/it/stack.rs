@@ -1,0 +1,281 @@
+//! The whole service under test: a broker (tansu or MockCluster), the sandbox over HTTP, test
+//! keys, fresh topic and group names, and `app::run` in-process or the `run` binary as a child.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use catering_sync::app::{self, AppError};
+use catering_sync::config::Config;
+use catering_sync::event::{decode, DecodeLimits};
+use catering_sync::sandbox::{Faults, SandboxConfig, SandboxHandle};
+use catering_sync::snapshot::{Defaults, OrderState};
+use catering_sync::telemetry::Health;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::broker::{unique, Broker, Outgoing};
+use crate::harness::{keys, keys_dir};
+
+/// Fresh names for one test.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub input: String,
+    pub changelog: String,
+    pub dlq: String,
+    pub group: String,
+}
+
+impl Names {
+    pub fn fresh() -> Self {
+        Self {
+            input: unique("in"),
+            changelog: unique("state"),
+            dlq: unique("dlq"),
+            group: unique("group"),
+        }
+    }
+}
+
+/// A configuration for tests: short timeouts, the `range` assignor (tansu), the sandbox.
+pub fn config_text(bootstrap: &str, names: &Names, sandbox_url: &str, extra: &str) -> String {
+    let dir = keys_dir();
+    let k = keys();
+    format!(
+        r#"
+[kafka]
+brokers = "{bootstrap}"
+group_id = "{group}"
+input_topic = "{input}"
+changelog_topic = "{changelog}"
+dlq_topic = "{dlq}"
+assignor = "range"
+session_timeout_ms = 6000
+changelog_replication = 1
+[kafka.common]
+"broker.address.family" = "v4"
+[kafka.consumer]
+"heartbeat.interval.ms" = "500"
+"allow.auto.create.topics" = "false"
+[wechatpay]
+base_url = "{sandbox_url}"
+mchid = "{mchid}"
+merchant_serial = "{serial}"
+private_key_file = "{dir}/apiclient_key.pem"
+request_timeout_ms = 2000
+[[wechatpay.verification_keys]]
+key_id = "{kid}"
+public_key_file = "{dir}/wechatpay_pub_key.pem"
+[pipeline]
+drain_timeout_ms = 5000
+commit_interval_ms = 200
+shutdown_timeout_ms = 10000
+[retry]
+initial_backoff_ms = 50
+max_backoff_ms = 1000
+max_attempts = 6
+breaker_threshold = 3
+breaker_cooldown_ms = 500
+config_fault_retry_ms = 500
+[http]
+listen = "127.0.0.1:0"
+{extra}
+"#,
+        group = names.group,
+        input = names.input,
+        changelog = names.changelog,
+        dlq = names.dlq,
+        mchid = k.mchid,
+        serial = k.merchant_serial,
+        dir = dir.display(),
+        kid = k.wechatpay_key_id,
+    )
+}
+
+/// A service running in this process.
+pub struct RunningApp {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), AppError>>,
+    pub health: Arc<Health>,
+    pub http_addr: std::net::SocketAddr,
+}
+
+impl RunningApp {
+    pub async fn start(config_text: &str) -> RunningApp {
+        let config = Config::from_toml(config_text, std::iter::empty()).expect("test config");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (started_tx, started) = oneshot::channel();
+        let task = tokio::spawn(app::run(
+            config,
+            async move {
+                let _ = stopped.await;
+            },
+            move |r| {
+                let _ = started_tx.send((r.health.clone(), r.http_addr));
+            },
+        ));
+        let (health, http_addr) = started.await.expect("service started");
+        RunningApp {
+            stop: Some(stop),
+            task,
+            health,
+            http_addr,
+        }
+    }
+
+    /// SIGTERM-equivalent: drain, commit, leave.
+    pub async fn stop(mut self) -> Result<(), AppError> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.await.expect("service task")
+    }
+
+    pub async fn readyz(&self) -> u16 {
+        match reqwest::get(format!("http://{}/readyz", self.http_addr)).await {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+}
+
+pub async fn sandbox_with(faults: Faults) -> SandboxHandle {
+    let mut config = SandboxConfig::from_generated(keys()).expect("sandbox config");
+    config.faults = faults;
+    SandboxHandle::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("sandbox")
+}
+
+/// One generated order: its events (as record values) in order.
+#[derive(Debug, Clone)]
+pub struct GenOrder {
+    pub no: String,
+    pub events: Vec<Vec<u8>>,
+}
+
+fn dish(i: usize, name: &str) -> Value {
+    json!({"out_dish_no": format!("D{i}"), "name": name, "price": 1000 + 100 * i as i64, "unit": "BY_SHARE", "count": 1})
+}
+
+/// `n` orders: create (CREATE_DEAL with 2 dishes), an update (a third dish), payment; the order
+/// number carries `tag` so tests do not collide.
+pub fn gen_orders(tag: &str, n: usize) -> Vec<GenOrder> {
+    (0..n)
+        .map(|i| {
+            let no = format!("{tag}{i:06}");
+            let ev = |seq: u64, patch: Value| {
+                json!({"event_id": format!("{no}-{seq}"), "out_order_no": no, "occurred_at": "2026-11-27T12:30:00+08:00", "seq": seq, "patch": patch})
+                    .to_string()
+                    .into_bytes()
+            };
+            let create = ev(1, json!({
+                "sp_mchid": "1900000001", "sp_appid": "wx8888888888888888", "sub_mchid": "1900000109",
+                "openid": format!("oUser{i:06}"), "out_shop_no": "SHOP-1", "login_token": format!("LT-SECRET-{i}"),
+                "order_entry": "pages/menu/index", "total_amount": 2100, "discount_amount": 0, "user_amount": 2100,
+                "status": "CREATE_DEAL", "dish_list": [dish(0, "宫保鸡丁"), dish(1, "米饭")]}));
+            let update = ev(2, json!({"total_amount": 3300, "user_amount": 3300, "dish_list": [dish(0, "宫保鸡丁"), dish(1, "米饭"), dish(2, "酸梅汤")]}));
+            let pay = ev(3, json!({"status": "PAY_SUCCESS", "pay_time": "2026-11-27T12:40:01+08:00",
+                "transaction_id": format!("4200{i:010}"), "out_trade_no": format!("P{no}")}));
+            GenOrder { no, events: vec![create, update, pay] }
+        })
+        .collect()
+}
+
+/// The expected final body of an order (the pure core applied to its events).
+pub fn expected_body(order: &GenOrder) -> Value {
+    let mut s = OrderState::default();
+    for e in &order.events {
+        s.apply(
+            &decode(e, &DecodeLimits::default()).unwrap(),
+            &Defaults::default(),
+        );
+    }
+    serde_json::from_slice(&s.body().unwrap().bytes).unwrap()
+}
+
+/// Records for `orders`, interleaved across orders (each order's events stay in order), with a
+/// duplicate delivery of every `dup_every`-th order's first event.
+pub fn interleave(orders: &[GenOrder], dup_every: usize) -> Vec<Outgoing> {
+    let mut out = Vec::new();
+    let max = orders.iter().map(|o| o.events.len()).max().unwrap_or(0);
+    for round in 0..max {
+        for (i, o) in orders.iter().enumerate() {
+            if let Some(e) = o.events.get(round) {
+                out.push(Outgoing::keyed(o.no.clone(), e.clone()));
+                if round == 0 && dup_every > 0 && i % dup_every == 0 {
+                    out.push(Outgoing::keyed(o.no.clone(), e.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every order's statuses at the sandbox are in order (CREATE_DEAL… then PAY_SUCCESS…) and
+/// complete, and its last accepted body equals the expected merge.
+pub fn check_delivered(sandbox: &SandboxHandle, orders: &[GenOrder]) -> Result<(), String> {
+    for o in orders {
+        let posts = sandbox.posts(&o.no);
+        let statuses: Vec<&str> = posts
+            .iter()
+            .map(|p| p.status.as_deref().unwrap_or("?"))
+            .collect();
+        let first_paid = statuses
+            .iter()
+            .position(|s| *s == "PAY_SUCCESS")
+            .ok_or_else(|| format!("{}: never paid: {statuses:?}", o.no))?;
+        if statuses.is_empty() || statuses[0] != "CREATE_DEAL" {
+            return Err(format!(
+                "{}: CREATE_DEAL not reported first: {statuses:?}",
+                o.no
+            ));
+        }
+        if statuses[first_paid..].iter().any(|s| *s != "PAY_SUCCESS") {
+            return Err(format!("{}: status went back: {statuses:?}", o.no));
+        }
+        let last = posts.last().and_then(|p| p.body.clone()).ok_or("no body")?;
+        if last != expected_body(o) {
+            return Err(format!(
+                "{}: final body differs from the expected merge",
+                o.no
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `group` committed every partition up to the end offsets in `ends`.
+pub async fn all_committed<B: Broker>(
+    broker: &B,
+    names: &Names,
+    ends: &BTreeMap<i32, i64>,
+    partitions: i32,
+) -> bool {
+    let committed = broker
+        .committed(&names.group, &names.input, partitions)
+        .await;
+    ends.iter().all(|(p, end)| {
+        committed
+            .get(p)
+            .copied()
+            .flatten()
+            .is_some_and(|c| c >= *end)
+    })
+}
+
+/// End offset (last offset + 1) per partition of what was produced.
+pub fn ends(delivered: &[(i32, i64)]) -> BTreeMap<i32, i64> {
+    let mut m = BTreeMap::new();
+    for (p, o) in delivered {
+        let e = m.entry(*p).or_insert(0);
+        *e = (*e).max(o + 1);
+    }
+    m
+}
+
+pub fn keys_path() -> PathBuf {
+    keys_dir()
+}
