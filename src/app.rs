@@ -156,6 +156,7 @@ pub async fn run(
             partition_buffer: p.partition_buffer,
             commit_interval: Duration::from_millis(p.commit_interval_ms),
             drain_timeout: Duration::from_millis(p.drain_timeout_ms),
+            shutdown_timeout: Duration::from_millis(p.shutdown_timeout_ms),
             sequential: p.sequential,
             final_retention: Duration::from_secs(config.state.final_retention_secs),
             sweep_interval: Duration::from_secs(config.state.sweep_interval_secs.max(1)),
@@ -192,7 +193,7 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutdown requested");
     stop.store(true, Ordering::Relaxed);
-    let deadline = Duration::from_millis(config.pipeline.shutdown_timeout_ms);
+    let deadline = Duration::from_millis(config.pipeline.shutdown_timeout_ms + 5_000);
     let joined = tokio::task::spawn_blocking(move || thread.join());
     if tokio::time::timeout(deadline, joined).await.is_err() {
         tracing::error!("shutdown deadline passed before the poll thread finished");

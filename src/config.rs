@@ -541,6 +541,15 @@ impl Config {
                 format!("must exceed wechatpay.request_timeout_ms ({}), so no request of a revoked partition is still on the wire", w.request_timeout_ms),
             ));
         }
+        if p.shutdown_timeout_ms <= p.drain_timeout_ms {
+            return Err(err(
+                "pipeline.shutdown_timeout_ms",
+                format!(
+                    "must exceed pipeline.drain_timeout_ms ({})",
+                    p.drain_timeout_ms
+                ),
+            ));
+        }
         let r = &self.retry;
         crate::retry::Backoff::try_new(
             Duration::from_millis(r.initial_backoff_ms),

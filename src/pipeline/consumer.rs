@@ -25,6 +25,7 @@ struct Handle {
     stash: VecDeque<InRecord>,
     consumer_paused: bool,
     stop: watch::Sender<bool>,
+    finish: watch::Sender<bool>,
     finished: oneshot::Receiver<Option<i64>>,
 }
 
@@ -50,7 +51,7 @@ impl ConsumerContext for PollContext {
                 .map(|e| e.partition())
                 .collect();
             tracing::info!(partitions = ?revoked, "partitions revoked: draining");
-            self.drain(consumer, &revoked);
+            self.drain(consumer, &revoked, None);
         }
     }
 
@@ -89,8 +90,9 @@ impl PollContext {
         self.shared.health.assigned(partition);
         let (tx, rx) = mpsc::channel(self.shared.settings.partition_buffer.max(1));
         let (stop, stop_rx) = watch::channel(false);
+        let (finish, finish_rx) = watch::channel(false);
         let (done_tx, done_rx) = oneshot::channel();
-        let worker = PartitionWorker::new(self.shared.clone(), partition, stop_rx);
+        let worker = PartitionWorker::new(self.shared.clone(), partition, stop_rx, finish_rx);
         let commits = self.commits.clone();
         self.runtime.spawn(worker.run(rx, commits, done_tx));
         partitions.insert(
@@ -100,30 +102,59 @@ impl PollContext {
                 stash: VecDeque::new(),
                 consumer_paused: false,
                 stop,
+                finish,
                 finished: done_rx,
             },
         );
     }
 
     /// Stop the workers of `partitions`, wait (bounded) for them, commit what they finished.
-    fn drain(&self, consumer: &BaseConsumer<Self>, partitions: &[i32]) {
-        let handles: Vec<(i32, Handle)> = {
+    /// With `finish_within` (shutdown), workers first get that long to finish everything they
+    /// received; then (and on revocation, at once) they stop and get the drain bound.
+    fn drain(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        partitions: &[i32],
+        finish_within: Option<Duration>,
+    ) {
+        let mut handles: Vec<(i32, Handle)> = {
             let mut map = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
             partitions
                 .iter()
                 .filter_map(|p| map.remove(p).map(|h| (*p, h)))
                 .collect()
         };
-        for (_, h) in &handles {
-            let _ = h.stop.send(true);
+        let mut results: HashMap<i32, Option<i64>> = HashMap::new();
+        if let Some(within) = finish_within {
+            for (_, h) in &handles {
+                let _ = h.finish.send(true);
+            }
+            let deadline = Instant::now() + within;
+            for (p, h) in &mut handles {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if let Ok(Ok(r)) = self
+                    .runtime
+                    .block_on(async { tokio::time::timeout(left, &mut h.finished).await })
+                {
+                    results.insert(*p, r);
+                }
+            }
+        }
+        for (p, h) in &handles {
+            if !results.contains_key(p) {
+                let _ = h.stop.send(true);
+            }
         }
         let deadline = Instant::now() + self.shared.settings.drain_timeout;
         let mut tpl = TopicPartitionList::new();
-        for (p, h) in handles {
+        for (p, mut h) in handles {
             let left = deadline.saturating_duration_since(Instant::now());
-            let finished = self
-                .runtime
-                .block_on(async { tokio::time::timeout(left, h.finished).await });
+            let finished = match results.remove(&p) {
+                Some(r) => Ok(Ok(r)),
+                None => self
+                    .runtime
+                    .block_on(async { tokio::time::timeout(left, &mut h.finished).await }),
+            };
             self.shared.health.revoked(p);
             match finished {
                 Ok(Ok(Some(offset))) => {
@@ -297,7 +328,11 @@ impl PollLoop {
             .consumer
             .pause(&self.consumer.assignment().unwrap_or_default());
         self.commit_done();
-        self.ctx().drain(&self.consumer, &all);
+        let settings = &self.ctx().shared.settings;
+        let finish_within = settings
+            .shutdown_timeout
+            .saturating_sub(settings.drain_timeout);
+        self.ctx().drain(&self.consumer, &all, Some(finish_within));
         self.consumer.unsubscribe();
         // Dropping the consumer closes it and leaves the group.
     }

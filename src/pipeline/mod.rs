@@ -32,6 +32,8 @@ pub struct WorkerSettings {
     pub commit_interval: Duration,
     /// Drain bound on revocation and shutdown.
     pub drain_timeout: Duration,
+    /// Whole shutdown deadline (finishing received events, then the drain bound).
+    pub shutdown_timeout: Duration,
     /// One event at a time per partition.
     pub sequential: bool,
     /// Retention of acknowledged final orders.

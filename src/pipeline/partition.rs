@@ -23,6 +23,7 @@ pub type CommitRequest = (i32, i64);
 
 enum Step {
     Stop,
+    Finish,
     Task(Result<TaskResult, tokio::task::JoinError>),
     Record(Option<InRecord>),
     Commit,
@@ -44,6 +45,7 @@ pub struct PartitionWorker {
     tracker: OffsetTracker,
     tasks: JoinSet<TaskResult>,
     stop: watch::Receiver<bool>,
+    finish: watch::Receiver<bool>,
 }
 
 fn now_ms() -> u64 {
@@ -54,8 +56,15 @@ fn now_ms() -> u64 {
 }
 
 impl PartitionWorker {
-    /// A worker for `partition`; it runs until `stop` turns true.
-    pub fn new(shared: Arc<Shared>, partition: i32, stop: watch::Receiver<bool>) -> Self {
+    /// A worker for `partition`. `stop` (revocation): dispatch nothing more, retries stop at once,
+    /// in-flight requests end. `finish` (shutdown): take nothing new from the consumer, but finish
+    /// every event already received, then report.
+    pub fn new(
+        shared: Arc<Shared>,
+        partition: i32,
+        stop: watch::Receiver<bool>,
+        finish: watch::Receiver<bool>,
+    ) -> Self {
         Self {
             shared,
             partition,
@@ -64,6 +73,7 @@ impl PartitionWorker {
             tracker: OffsetTracker::starting_at(None),
             tasks: JoinSet::new(),
             stop,
+            finish,
         }
     }
 
@@ -82,7 +92,12 @@ impl PartitionWorker {
         let mut commit_tick = tokio::time::interval(settings.commit_interval);
         let mut sweep_tick = tokio::time::interval(settings.sweep_interval);
         let mut stop = self.stop.clone();
+        let mut finish = self.finish.clone();
+        let mut finishing = false;
         loop {
+            if finishing && self.tasks.is_empty() {
+                break;
+            }
             let room = if settings.sequential {
                 self.tasks.is_empty()
             } else {
@@ -91,13 +106,21 @@ impl PartitionWorker {
             let step = tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => Step::Stop,
+                _ = finish.wait_for(|f| *f), if !finishing => Step::Finish,
                 Some(result) = self.tasks.join_next(), if !self.tasks.is_empty() => Step::Task(result),
-                record = inbox.recv(), if room => Step::Record(record),
+                record = inbox.recv(), if room && !finishing => Step::Record(record),
                 _ = commit_tick.tick() => Step::Commit,
                 _ = sweep_tick.tick() => Step::Sweep,
             };
             match step {
                 Step::Stop | Step::Record(None) => break,
+                Step::Finish => {
+                    // Everything already received is finished; nothing new comes in.
+                    finishing = true;
+                    while let Ok(r) = inbox.try_recv() {
+                        self.accept(r);
+                    }
+                }
                 Step::Task(result) => self.finished(result),
                 Step::Record(Some(r)) => self.accept(r),
                 Step::Commit => {

@@ -4,7 +4,7 @@
 use catering_sync::event::{decode, DecodeLimits, DecodeReason};
 use serde_json::{json, Value};
 
-fn valid() -> Value {
+pub fn valid() -> Value {
     json!({
         "event_id": "0b8f5c1e-8a55-4a0c-9d0e-6a3c1f7e2b10",
         "out_order_no": "20261127123456789",
@@ -21,7 +21,7 @@ fn with(f: impl FnOnce(&mut Value)) -> Vec<u8> {
 }
 
 /// (name, bytes, reason, a path that must be among the violations)
-fn cases() -> Vec<(&'static str, Vec<u8>, DecodeReason, &'static str)> {
+pub fn cases() -> Vec<(&'static str, Vec<u8>, DecodeReason, &'static str)> {
     use DecodeReason::{InvalidEvent as I, Malformed as M};
     let deep = "[".repeat(10_000) + &"]".repeat(10_000);
     let mut huge = valid();

@@ -56,3 +56,172 @@ async fn end_to_end_500_orders_reach_the_sandbox_in_order_and_are_committed() {
     );
     sandbox.shutdown().await;
 }
+
+/// Samples of committed offsets, taken while the sandbox adds latency, never pass an event whose
+/// post had not been accepted by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn never_commits_before_204() {
+    let broker = TestBroker::start();
+    let names = Names::fresh();
+    broker.create_topic(&names.input, 2).await;
+    let sandbox = sandbox_with(Faults {
+        latency_ms: 150,
+        jitter_ms: 100,
+        ..Faults::default()
+    })
+    .await;
+    let orders = gen_orders("NC", 60);
+    let records = interleave(&orders, 0);
+    // What each record needs to be covered: the order and the event's index (0 create, 1 update, 2 pay).
+    let mut what = Vec::new();
+    let max = 3;
+    for round in 0..max {
+        for o in &orders {
+            what.push((o.no.clone(), round));
+        }
+    }
+    let delivered = broker.produce_batch(&names.input, records).await;
+    let coords: std::collections::HashMap<(i32, i64), (String, usize)> =
+        delivered.iter().cloned().zip(what).collect();
+    let ends = ends(&delivered);
+    let app = RunningApp::start(&config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
+        "",
+    ))
+    .await;
+    let mut samples = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let t_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let committed = broker.committed(&names.group, &names.input, 2).await;
+        for (p, c) in committed.iter().filter_map(|(p, c)| c.map(|c| (*p, c))) {
+            for offset in 0..c {
+                let (no, idx) = &coords[&(p, offset)];
+                let posts = sandbox.posts(no);
+                let covered = posts
+                    .iter()
+                    .filter(|post| post.received_at_ms <= t_ms)
+                    .any(|post| {
+                        let body = post.body.as_ref().unwrap();
+                        match idx {
+                            0 => true,
+                            1 => body["dish_list"].as_array().map_or(0, Vec::len) == 3,
+                            _ => body["status"] == "PAY_SUCCESS",
+                        }
+                    });
+                assert!(covered, "partition {p} committed {c} past offset {offset} ({no} event {idx}) before WeChat Pay accepted it");
+            }
+        }
+        samples += 1;
+        if all_committed(&broker, &names, &ends, 2).await {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not finish: {:?}",
+            sandbox.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(samples >= 5, "sampled while running ({samples} samples)");
+    check_delivered(&sandbox, &orders).unwrap();
+    app.stop().await.unwrap();
+    sandbox.shutdown().await;
+}
+
+/// Every malformed kind, produced as a real record among good orders: dead-lettered with the right
+/// reason and headers, the original bytes kept; consumption continues and offsets pass them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dead_letters_poison_events_and_commits_past_them() {
+    use catering_sync::dead_letter::header_value;
+    let broker = TestBroker::start();
+    let names = Names::fresh();
+    broker.create_topic(&names.input, 2).await;
+    let sandbox = sandbox_with(Faults::default()).await;
+    let orders = gen_orders("PZ", 40);
+    let mut records = interleave(&orders, 0);
+    // The decoding failures of the snapshot issue (the 2 MiB case against a 100 kB limit here).
+    let mut expected: Vec<(Vec<u8>, &'static str)> = Vec::new();
+    for (name, bytes, reason, _) in crate::events::cases() {
+        let bytes = if name == "a 2 MiB value" {
+            [b"{\"x\":\"".to_vec(), vec![b'a'; 150_000], b"\"}".to_vec()].concat()
+        } else {
+            bytes
+        };
+        let r =
+            if reason == catering_sync::event::DecodeReason::Malformed || name == "a 2 MiB value" {
+                "malformed"
+            } else {
+                "invalid_event"
+            };
+        expected.push((bytes.clone(), r));
+        records.push(crate::broker::Outgoing::keyed(
+            format!("poison-{name}"),
+            bytes,
+        ));
+    }
+    // No key: invalid_event. A regression and an invalid snapshot: merge-level rejections.
+    let keyless_value = serde_json::json!({"event_id": "nokey", "out_order_no": "PZ-NOKEY", "occurred_at": "2026-11-27T12:50:00+08:00", "patch": {}}).to_string().into_bytes();
+    let keyless = crate::broker::Outgoing {
+        value: Some(keyless_value.clone()),
+        ..Default::default()
+    };
+    expected.push((keyless_value, "invalid_event"));
+    records.push(keyless);
+    let regress = serde_json::json!({"event_id": "PZ000001-back", "out_order_no": "PZ000001", "occurred_at": "2026-11-27T12:50:00+08:00", "seq": 9, "patch": {"status": "CREATE_DEAL"}}).to_string().into_bytes();
+    expected.push((regress.clone(), "status_regression"));
+    records.push(crate::broker::Outgoing::keyed("PZ000001", regress));
+    let invalid = serde_json::json!({"event_id": "x1", "out_order_no": "PZ-NEW", "occurred_at": "2026-11-27T12:50:00+08:00", "patch": {"status": "PAY_SUCCESS"}}).to_string().into_bytes();
+    expected.push((invalid.clone(), "invalid_snapshot"));
+    records.push(crate::broker::Outgoing::keyed("PZ-NEW", invalid));
+    let delivered = broker.produce_batch(&names.input, records.clone()).await;
+    let ends = ends(&delivered);
+    let config = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "")
+        .replace("[pipeline]", "[pipeline]\nmax_event_bytes = 100000");
+    let app = RunningApp::start(&config).await;
+    let done = eventually(Duration::from_secs(90), || async {
+        all_committed(&broker, &names, &ends, 2).await
+    })
+    .await;
+    assert!(done, "offsets did not pass the poison records");
+    check_delivered(&sandbox, &orders).unwrap();
+    app.stop().await.unwrap();
+    let dlq = broker.read_all(&names.dlq).await;
+    assert_eq!(
+        dlq.len(),
+        expected.len(),
+        "exactly the bad events are dead-lettered"
+    );
+    for (bytes, reason) in &expected {
+        let dl = dlq
+            .iter()
+            .find(|r| r.value.as_deref() == Some(bytes.as_slice()))
+            .unwrap_or_else(|| panic!("no dead letter for a {reason} record"));
+        assert_eq!(
+            header_value(&dl.headers, "catering-sync.reason"),
+            Some(*reason)
+        );
+        let source = header_value(&dl.headers, "catering-sync.source").unwrap();
+        let (p, o) = delivered[records
+            .iter()
+            .position(|r| r.value.as_deref() == Some(bytes.as_slice()))
+            .unwrap()];
+        assert_eq!(source, format!("{}/{p}/{o}", names.input));
+        assert_eq!(
+            header_value(&dl.headers, "catering-sync.group"),
+            Some(names.group.as_str())
+        );
+        assert_eq!(
+            header_value(&dl.headers, "catering-sync.attempts"),
+            Some("0")
+        );
+        assert!(header_value(&dl.headers, "catering-sync.error").is_some_and(|e| !e.is_empty()));
+        assert!(header_value(&dl.headers, "catering-sync.failed-at").is_some());
+    }
+    sandbox.shutdown().await;
+}
