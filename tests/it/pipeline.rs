@@ -225,3 +225,166 @@ async fn dead_letters_poison_events_and_commits_past_them() {
     }
     sandbox.shutdown().await;
 }
+
+/// A 20 s outage of WeChat Pay: the breaker opens, nothing is dead-lettered, and everything is
+/// delivered once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outage_dead_letters_nothing_and_catches_up() {
+    use catering_sync::sandbox::{Outage, OutageKind};
+    let broker = TestBroker::start();
+    let names = Names::fresh();
+    broker.create_topic(&names.input, 2).await;
+    let outage = Faults {
+        outages: vec![Outage {
+            start_ms: 0,
+            duration_ms: 20_000,
+            kind: OutageKind::Unavailable,
+        }],
+        ..Faults::default()
+    };
+    let sandbox = sandbox_with(outage).await;
+    let orders = gen_orders("OUT", 100);
+    let delivered = broker
+        .produce_batch(&names.input, interleave(&orders, 0))
+        .await;
+    let ends = ends(&delivered);
+    let app = RunningApp::start(&config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
+        "",
+    ))
+    .await;
+    let failing = eventually(Duration::from_secs(15), || async {
+        sandbox
+            .stats()
+            .responses_by_status
+            .get(&503)
+            .copied()
+            .unwrap_or(0)
+            >= 3
+    })
+    .await;
+    assert!(failing, "the outage is hit");
+    let done = eventually(Duration::from_secs(90), || async {
+        check_delivered(&sandbox, &orders).is_ok() && all_committed(&broker, &names, &ends, 2).await
+    })
+    .await;
+    assert!(done, "caught up after the outage: {:?}", sandbox.stats());
+    app.stop().await.unwrap();
+    assert!(
+        broker.read_all(&names.dlq).await.is_empty(),
+        "an outage never dead-letters"
+    );
+    sandbox.shutdown().await;
+}
+
+/// WeChat Pay answers 401 to everything: nothing is dead-lettered, the service is not ready, and
+/// it recovers by itself once the signature is accepted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_401_pauses_everything_without_dead_letters_and_recovers() {
+    let broker = TestBroker::start();
+    let names = Names::fresh();
+    broker.create_topic(&names.input, 2).await;
+    let sandbox = sandbox_with(Faults {
+        unauthorized: true,
+        ..Faults::default()
+    })
+    .await;
+    let orders = gen_orders("AUTH", 30);
+    let delivered = broker
+        .produce_batch(&names.input, interleave(&orders, 0))
+        .await;
+    let ends = ends(&delivered);
+    let app = RunningApp::start(&config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
+        "",
+    ))
+    .await;
+    let not_ready = eventually(Duration::from_secs(30), || async {
+        sandbox.stats().responses_by_status.get(&401).is_some() && app.readyz().await == 503
+    })
+    .await;
+    assert!(not_ready, "not ready during a configuration fault");
+    assert!(!app.health.is_ready());
+    let committed = broker.committed(&names.group, &names.input, 2).await;
+    assert!(
+        committed.values().all(|c| c.unwrap_or(0) == 0),
+        "nothing committed while WeChat Pay refuses us: {committed:?}"
+    );
+    sandbox.set_faults(Faults::default());
+    let done = eventually(Duration::from_secs(60), || async {
+        check_delivered(&sandbox, &orders).is_ok()
+            && all_committed(&broker, &names, &ends, 2).await
+            && app.readyz().await == 200
+    })
+    .await;
+    assert!(done, "recovered: {:?}", sandbox.stats());
+    app.stop().await.unwrap();
+    assert!(
+        broker.read_all(&names.dlq).await.is_empty(),
+        "a configuration fault never dead-letters"
+    );
+    sandbox.shutdown().await;
+}
+
+/// State survives a restart: an order created before is paid after, and the PAY_SUCCESS body
+/// carries the dish list from before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restores_state_so_a_payment_after_a_restart_carries_the_earlier_dishes() {
+    let broker = TestBroker::start();
+    let names = Names::fresh();
+    broker.create_topic(&names.input, 2).await;
+    let sandbox = sandbox_with(Faults::default()).await;
+    let orders = gen_orders("RS", 50);
+    let first: Vec<_> = orders
+        .iter()
+        .map(|o| crate::broker::Outgoing::keyed(o.no.clone(), o.events[0].clone()))
+        .chain(
+            orders
+                .iter()
+                .map(|o| crate::broker::Outgoing::keyed(o.no.clone(), o.events[1].clone())),
+        )
+        .collect();
+    let config = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "");
+    let d1 = broker.produce_batch(&names.input, first).await;
+    let app = RunningApp::start(&config).await;
+    let e1 = ends(&d1);
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            all_committed(&broker, &names, &e1, 2).await
+        })
+        .await
+    );
+    app.stop().await.unwrap();
+    // Only the payment comes after the restart: its event patches status and payment fields only.
+    let d2 = broker
+        .produce_batch(
+            &names.input,
+            orders
+                .iter()
+                .map(|o| crate::broker::Outgoing::keyed(o.no.clone(), o.events[2].clone()))
+                .collect(),
+        )
+        .await;
+    let app = RunningApp::start(&config).await;
+    let e2 = ends(&[d1, d2].concat());
+    let done = eventually(Duration::from_secs(60), || async {
+        check_delivered(&sandbox, &orders).is_ok() && all_committed(&broker, &names, &e2, 2).await
+    })
+    .await;
+    assert!(done, "{:?}", check_delivered(&sandbox, &orders));
+    for o in &orders {
+        let last = sandbox.posts(&o.no).pop().unwrap().body.unwrap();
+        assert_eq!(last["status"], "PAY_SUCCESS");
+        assert_eq!(
+            last["dish_list"].as_array().unwrap().len(),
+            3,
+            "dishes from before the restart"
+        );
+    }
+    app.stop().await.unwrap();
+    sandbox.shutdown().await;
+}
