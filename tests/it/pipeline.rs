@@ -388,3 +388,35 @@ async fn restores_state_so_a_payment_after_a_restart_carries_the_earlier_dishes(
     app.stop().await.unwrap();
     sandbox.shutdown().await;
 }
+
+/// SIGTERM: the `run` process finishes what it received, commits, leaves the group and exits 0
+/// within the shutdown deadline; committed offsets cover every acknowledged post.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_commits_and_exits_0() {
+    let broker = TestBroker::start();
+    let names = Names::fresh();
+    broker.create_topic(&names.input, 2).await;
+    let sandbox = sandbox_with(Faults { latency_ms: 20, ..Faults::default() }).await;
+    let orders = gen_orders("TERM", 300);
+    let delivered = broker.produce_batch(&names.input, interleave(&orders, 0)).await;
+    let mut app = ChildApp::spawn(&config_text(&broker.bootstrap(), &names, &sandbox.base_url(), ""));
+    let busy = eventually(Duration::from_secs(30), || async { sandbox.stats().accepted >= 50 }).await;
+    assert!(busy, "service started posting: {}", app.log_text());
+    let t0 = std::time::Instant::now();
+    app.sigterm();
+    let status = app.wait_exit(Duration::from_secs(20)).await.expect("exited within the shutdown deadline");
+    assert_eq!(status.code(), Some(0), "{}", app.log_text());
+    assert!(t0.elapsed() < Duration::from_secs(15), "shutdown took {:?}", t0.elapsed());
+    let committed = broker.committed(&names.group, &names.input, 2).await;
+    let mut covered = 0;
+    for ((p, o), is_covered) in coverage(&delivered, &orders, &sandbox) {
+        if is_covered {
+            covered += 1;
+            let c = committed[&p].unwrap_or(0);
+            assert!(o < c, "acknowledged event at {p}/{o} not covered by committed offset {c}");
+        }
+    }
+    assert!(covered >= 50, "{covered} acknowledged events checked");
+    assert!(app.log_text().contains("stopped"), "logged its stop");
+    sandbox.shutdown().await;
+}

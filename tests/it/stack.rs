@@ -279,3 +279,93 @@ pub fn ends(delivered: &[(i32, i64)]) -> BTreeMap<i32, i64> {
 pub fn keys_path() -> PathBuf {
     keys_dir()
 }
+
+/// The `run` binary as a child process.
+pub struct ChildApp {
+    child: std::process::Child,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ChildApp {
+    pub fn spawn(config_text: &str) -> ChildApp {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, config_text).unwrap();
+        let log = dir.path().join("service.log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_catering-sync"))
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        ChildApp { child, log, _dir: dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn sigterm(&self) {
+        let ok = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "kill -TERM");
+    }
+
+    pub fn sigkill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Wait for exit, up to `limit`.
+    pub async fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ChildApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Which records a set of accepted posts covers: (partition, offset) → covered, for records made
+/// by [`interleave`] with `dup_every` 0 (create, update, pay per order, round by round).
+pub fn coverage(delivered: &[(i32, i64)], orders: &[GenOrder], sandbox: &SandboxHandle) -> Vec<((i32, i64), bool)> {
+    let mut what = Vec::new();
+    for round in 0..3 {
+        for o in orders {
+            what.push((o.no.clone(), round));
+        }
+    }
+    delivered
+        .iter()
+        .zip(what)
+        .map(|(coord, (no, idx))| {
+            let covered = sandbox.posts(&no).iter().any(|post| {
+                let body = post.body.as_ref().unwrap();
+                match idx {
+                    0 => true,
+                    1 => body["dish_list"].as_array().map_or(0, Vec::len) == 3,
+                    _ => body["status"] == "PAY_SUCCESS",
+                }
+            });
+            (*coord, covered)
+        })
+        .collect()
+}
