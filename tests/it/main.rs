@@ -9,6 +9,7 @@ mod events;
 mod keys;
 mod merge;
 mod pipeline;
+mod rebalance;
 mod sandbox_faults;
 mod sandbox_rules;
 mod schemas;

@@ -396,24 +396,48 @@ async fn sigterm_drains_commits_and_exits_0() {
     let broker = TestBroker::start();
     let names = Names::fresh();
     broker.create_topic(&names.input, 2).await;
-    let sandbox = sandbox_with(Faults { latency_ms: 20, ..Faults::default() }).await;
+    let sandbox = sandbox_with(Faults {
+        latency_ms: 20,
+        ..Faults::default()
+    })
+    .await;
     let orders = gen_orders("TERM", 300);
-    let delivered = broker.produce_batch(&names.input, interleave(&orders, 0)).await;
-    let mut app = ChildApp::spawn(&config_text(&broker.bootstrap(), &names, &sandbox.base_url(), ""));
-    let busy = eventually(Duration::from_secs(30), || async { sandbox.stats().accepted >= 50 }).await;
+    let delivered = broker
+        .produce_batch(&names.input, interleave(&orders, 0))
+        .await;
+    let mut app = ChildApp::spawn(&config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
+        "",
+    ));
+    let busy = eventually(Duration::from_secs(30), || async {
+        sandbox.stats().accepted >= 50
+    })
+    .await;
     assert!(busy, "service started posting: {}", app.log_text());
     let t0 = std::time::Instant::now();
     app.sigterm();
-    let status = app.wait_exit(Duration::from_secs(20)).await.expect("exited within the shutdown deadline");
+    let status = app
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("exited within the shutdown deadline");
     assert_eq!(status.code(), Some(0), "{}", app.log_text());
-    assert!(t0.elapsed() < Duration::from_secs(15), "shutdown took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "shutdown took {:?}",
+        t0.elapsed()
+    );
     let committed = broker.committed(&names.group, &names.input, 2).await;
     let mut covered = 0;
     for ((p, o), is_covered) in coverage(&delivered, &orders, &sandbox) {
         if is_covered {
             covered += 1;
             let c = committed[&p].unwrap_or(0);
-            assert!(o < c, "acknowledged event at {p}/{o} not covered by committed offset {c}");
+            assert!(
+                o < c,
+                "acknowledged event at {p}/{o} not covered by committed offset {c}"
+            );
         }
     }
     assert!(covered >= 50, "{covered} acknowledged events checked");
@@ -430,12 +454,22 @@ async fn survives_sigkill_without_loss() {
     let broker = TestBroker::start();
     let names = Names::fresh();
     broker.create_topic(&names.input, 4).await;
-    let sandbox = sandbox_with(Faults { latency_ms: 5, jitter_ms: 10, ..Faults::default() }).await;
+    let sandbox = sandbox_with(Faults {
+        latency_ms: 5,
+        jitter_ms: 10,
+        ..Faults::default()
+    })
+    .await;
     let orders = gen_orders("KILL", 1000);
     let mut records = interleave(&orders, 20);
-    let bad: Vec<Vec<u8>> = (0..5).map(|i| format!("{{\"not\": \"an event {i}\"").into_bytes()).collect();
+    let bad: Vec<Vec<u8>> = (0..5)
+        .map(|i| format!("{{\"not\": \"an event {i}\"").into_bytes())
+        .collect();
     for (i, b) in bad.iter().enumerate() {
-        records.insert(records.len() / 2 + i * 97, crate::broker::Outgoing::keyed(format!("BAD{i}"), b.clone()));
+        records.insert(
+            records.len() / 2 + i * 97,
+            crate::broker::Outgoing::keyed(format!("BAD{i}"), b.clone()),
+        );
     }
     let delivered = broker.produce_batch(&names.input, records).await;
     let ends = ends(&delivered);
@@ -446,8 +480,15 @@ async fn survives_sigkill_without_loss() {
         let app = ChildApp::spawn(&config);
         // Let it make progress, then kill it at a random moment.
         let target = last_accepted + rand::thread_rng().gen_range(150..450);
-        let progressed = eventually(Duration::from_secs(60), || async { sandbox.stats().accepted >= target }).await;
-        assert!(progressed, "no progress before kill {kills}: {}", app.log_text());
+        let progressed = eventually(Duration::from_secs(60), || async {
+            sandbox.stats().accepted >= target
+        })
+        .await;
+        assert!(
+            progressed,
+            "no progress before kill {kills}: {}",
+            app.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(rand::thread_rng().gen_range(0..300))).await;
         app.sigkill();
         kills += 1;
@@ -458,15 +499,110 @@ async fn survives_sigkill_without_loss() {
         check_delivered(&sandbox, &orders).is_ok() && all_committed(&broker, &names, &ends, 4).await
     })
     .await;
-    assert!(done, "after {kills} kills: {:?}\n{}", check_delivered(&sandbox, &orders), app.log_text().lines().rev().take(20).collect::<Vec<_>>().join("\n"));
+    assert!(
+        done,
+        "after {kills} kills: {:?}\n{}",
+        check_delivered(&sandbox, &orders),
+        app.log_text()
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     drop(app);
     let dlq = broker.read_all(&names.dlq).await;
     assert!(dlq.len() >= bad.len(), "every bad event is dead-lettered");
     for r in &dlq {
-        assert!(bad.iter().any(|b| r.value.as_deref() == Some(b.as_slice())), "unexpected dead letter: {:?}", r.headers);
+        assert!(
+            bad.iter().any(|b| r.value.as_deref() == Some(b.as_slice())),
+            "unexpected dead letter: {:?}",
+            r.headers
+        );
     }
     for b in &bad {
         assert!(dlq.iter().any(|r| r.value.as_deref() == Some(b.as_slice())));
     }
+    sandbox.shutdown().await;
+}
+
+/// A changelog that is not co-partitioned with the input stops start-up with an error that names
+/// the key and both partition counts; a missing one is created, compacted, co-partitioned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_checks_the_changelog_is_co_partitioned() {
+    use catering_sync::app::AppError;
+    let broker = TestBroker::start();
+    let names = Names::fresh();
+    broker.create_topic(&names.input, 2).await;
+    broker.create_topic(&names.changelog, 3).await;
+    let sandbox = sandbox_with(Faults::default()).await;
+    let config = catering_sync::config::Config::from_toml(
+        &config_text(&broker.bootstrap(), &names, &sandbox.base_url(), ""),
+        std::iter::empty(),
+    )
+    .unwrap();
+    let result = catering_sync::app::run(config, std::future::pending(), |_| {}).await;
+    match result {
+        Err(e @ AppError::Config(_)) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("co-partitioned")
+                    && text.contains("3 partitions")
+                    && text.contains("has 2"),
+                "{text}"
+            );
+            assert_eq!(e.exit_code(), 2);
+        }
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+    // A missing changelog is created with the input's partition count.
+    let names = Names::fresh();
+    broker.create_topic(&names.input, 2).await;
+    let app = RunningApp::start(&config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
+        "",
+    ))
+    .await;
+    assert_eq!(broker.partition_count(&names.changelog).await, Some(2));
+    assert!(broker.partition_count(&names.dlq).await.is_some());
+    app.stop().await.unwrap();
+    sandbox.shutdown().await;
+}
+
+/// Orders acknowledged as paid are tombstoned in the changelog after the retention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn final_orders_are_tombstoned_after_the_retention() {
+    let broker = TestBroker::start();
+    let names = Names::fresh();
+    broker.create_topic(&names.input, 1).await;
+    let sandbox = sandbox_with(Faults::default()).await;
+    let orders = gen_orders("TS", 5);
+    broker
+        .produce_batch(&names.input, interleave(&orders, 0))
+        .await;
+    let extra = "[state]\nfinal_retention_secs = 1\nsweep_interval_secs = 1";
+    let app = RunningApp::start(&config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
+        extra,
+    ))
+    .await;
+    let tombstoned = eventually(Duration::from_secs(60), || async {
+        let records = broker.read_all(&names.changelog).await;
+        orders.iter().all(|o| {
+            records
+                .iter()
+                .rev()
+                .find(|r| r.key.as_deref() == Some(o.no.as_bytes()))
+                .is_some_and(|r| r.value.is_none())
+        })
+    })
+    .await;
+    assert!(tombstoned, "every paid order ends in a tombstone");
+    check_delivered(&sandbox, &orders).unwrap();
+    app.stop().await.unwrap();
     sandbox.shutdown().await;
 }

@@ -301,7 +301,11 @@ impl ChildApp {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        ChildApp { child, log, _dir: dir }
+        ChildApp {
+            child,
+            log,
+            _dir: dir,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -309,7 +313,11 @@ impl ChildApp {
     }
 
     pub fn sigterm(&self) {
-        let ok = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap().success();
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill -TERM");
     }
 
@@ -319,7 +327,10 @@ impl ChildApp {
     }
 
     /// Wait for exit, up to `limit`.
-    pub async fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+    pub async fn wait_exit(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -346,7 +357,11 @@ impl Drop for ChildApp {
 
 /// Which records a set of accepted posts covers: (partition, offset) → covered, for records made
 /// by [`interleave`] with `dup_every` 0 (create, update, pay per order, round by round).
-pub fn coverage(delivered: &[(i32, i64)], orders: &[GenOrder], sandbox: &SandboxHandle) -> Vec<((i32, i64), bool)> {
+pub fn coverage(
+    delivered: &[(i32, i64)],
+    orders: &[GenOrder],
+    sandbox: &SandboxHandle,
+) -> Vec<((i32, i64), bool)> {
     let mut what = Vec::new();
     for round in 0..3 {
         for o in orders {
