@@ -245,3 +245,59 @@ async fn create(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// librdkafka is built with TLS (vendored OpenSSL): SSL and SASL/SCRAM over SSL configure.
+    #[test]
+    fn tls_and_sasl_scram_are_built_in() {
+        for (protocol, mechanism) in [
+            ("SSL", None),
+            ("SASL_SSL", Some("SCRAM-SHA-512")),
+            ("SASL_SSL", Some("PLAIN")),
+        ] {
+            let mut c = ClientConfig::new();
+            c.set("bootstrap.servers", "127.0.0.1:1")
+                .set("security.protocol", protocol);
+            if let Some(m) = mechanism {
+                c.set("sasl.mechanisms", m)
+                    .set("sasl.username", "u")
+                    .set("sasl.password", "p");
+            }
+            let created: Result<BaseConsumer, _> = c.create();
+            assert!(
+                created.is_ok(),
+                "{protocol} {mechanism:?}: {:?}",
+                created.err()
+            );
+        }
+    }
+
+    #[test]
+    fn offsets_are_never_auto_stored_or_auto_committed() {
+        let cfg: crate::config::Config = crate::config::Config::from_toml(
+            include_str!("../../deploy/config/catering-sync.example.toml"),
+            [(
+                "CATERING_SYNC__KAFKA__CONSUMER__FETCH_MAX_BYTES".to_string(),
+                "1000".to_string(),
+            )]
+            .into_iter(),
+        )
+        .unwrap();
+        let c = consumer_config(&cfg.kafka);
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+        assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(
+            c.get("partition.assignment.strategy"),
+            Some("cooperative-sticky")
+        );
+        assert_eq!(c.get("fetch.max.bytes"), Some("1000"));
+        let p = producer_config(&cfg.kafka);
+        assert_eq!(
+            (p.get("acks"), p.get("enable.idempotence")),
+            (Some("all"), Some("true"))
+        );
+    }
+}
