@@ -45,10 +45,11 @@ impl OffsetTracker {
         self.pending.first().copied().or(self.next)
     }
 
-    /// The committable offset when it moved since the last call.
-    pub fn take_commit(&mut self) -> Option<i64> {
+    /// The committable offset when it moved since the last call, or, with `again`, even when it
+    /// did not (a commit can fail during a rebalance and must be repeated).
+    pub fn take_commit(&mut self, again: bool) -> Option<i64> {
         let c = self.committable()?;
-        if Some(c) == self.committed {
+        if Some(c) == self.committed && !again {
             return None;
         }
         self.committed = Some(c);
@@ -75,13 +76,14 @@ mod tests {
         }
         t.done(11);
         t.done(12);
-        assert_eq!(t.take_commit(), Some(10));
+        assert_eq!(t.take_commit(false), Some(10));
         t.done(10);
-        assert_eq!(t.take_commit(), Some(13));
-        assert_eq!(t.take_commit(), None, "unchanged");
+        assert_eq!(t.take_commit(false), Some(13));
+        assert_eq!(t.take_commit(false), None, "unchanged");
+        assert_eq!(t.take_commit(true), Some(13), "repeated on request");
         t.done(13);
         t.done(14);
-        assert_eq!(t.take_commit(), Some(15));
+        assert_eq!(t.take_commit(false), Some(15));
         assert_eq!(t.in_flight(), 0);
     }
 
@@ -104,7 +106,7 @@ mod tests {
             for o in completion {
                 t.done(o);
                 done.insert(o);
-                if let Some(c) = t.take_commit() {
+                if let Some(c) = t.take_commit(false) {
                     prop_assert!(c >= last, "moved back");
                     prop_assert!((start..c).all(|x| done.contains(&x)), "passed an unfinished offset");
                     last = c;

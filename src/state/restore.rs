@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::ConsumerContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -24,6 +26,19 @@ pub struct Restored {
     pub unreadable: u64,
 }
 
+/// The restore reader's context: the end of the partition is expected, not an error.
+struct RestoreContext;
+
+impl ClientContext for RestoreContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::warn!(error = %error, reason, "changelog restore reader");
+        }
+    }
+}
+
+impl ConsumerContext for RestoreContext {}
+
 /// Read changelog partition `partition` of `topic` to its end (blocking; run on a blocking thread).
 pub fn restore_partition(
     config: &ClientConfig,
@@ -31,7 +46,7 @@ pub fn restore_partition(
     partition: i32,
     deadline: Duration,
 ) -> Result<Restored, KafkaError> {
-    let consumer: BaseConsumer = config.create()?;
+    let consumer: BaseConsumer<RestoreContext> = config.create_with_context(RestoreContext)?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
     consumer.assign(&tpl)?;

@@ -10,21 +10,35 @@
 //!
 //! What tansu 0.6.0 does differently from Apache Kafka (measured with these helpers):
 //!
-//! - It answers CreateTopics (used by [`Broker::create_topic`]); it does not auto-create topics on
-//!   a metadata request from a client that asks it not to (`allow.auto.create.topics=false`).
-//! - The high watermark it reports (in fetch responses and ListOffsets) is the base offset of the
-//!   partition's last record batch plus one, not the log end offset. Reading "until the high
-//!   watermark" therefore stops early when records were produced several to a batch. librdkafka's
-//!   partition EOF is emitted once its fetch position passes that watermark, i.e. after the last
-//!   batch was fetched, so it is correct in practice; [`Broker::read_all`] still does not trust it
-//!   alone: it reads until every partition has reported EOF at or beyond the largest offset
-//!   delivered so far, and then until nothing new arrives for a short quiet period.
+//! - It starts in about 150 ms and answers CreateTopics (used by [`Broker::create_topic`]). A
+//!   metadata request for a missing topic from a client with `allow.auto.create.topics=false`
+//!   (every helper client) does not create it.
+//! - The high watermark it reports (ListOffsets and fetch responses) is the base offset of the
+//!   partition's last record batch plus one, not the log end offset: 1,984 records produced in
+//!   eight batches gave a high watermark of 1,737, and 249 records in one batch gave 1. Reading
+//!   "until the high watermark" therefore stops early unless every batch holds one record.
+//! - librdkafka's partition EOF (`enable.partition.eof=true`) was nevertheless always right: it
+//!   is raised when the fetch position reaches the reported watermark, which happens only once
+//!   the last batch has been fetched, and every partition's EOF came after its last record, also
+//!   with small fetch sizes (`max.partition.fetch.bytes` 30000). [`Broker::read_all`] does not
+//!   rely on that alone: it stops when every partition has reported EOF with no record after it
+//!   and then nothing new arrives for a quiet period (300 ms).
+//! - An empty fetch waits `fetch.wait.max.ms` (librdkafka default 500 ms) before the answer, so
+//!   each EOF costs that much: the reader uses 100 ms.
 //! - The cooperative-sticky assignor hangs a second member's SyncGroup: group members must use
 //!   `partition.assignment.strategy=range` (see [`group_consumer_config`]).
-//! - A group join takes about half of `session.timeout.ms`: tests use 6000 ms.
+//! - A group join takes about half of `session.timeout.ms` (3.16 s at 6000 ms: the first record
+//!   after `subscribe` arrives then). Tansu accepts less than Kafka's minimum of 6000 ms (2000 ms
+//!   joined in 1.1 s), but the tests keep 6000 ms so that a busy CI machine does not expire
+//!   members.
+//! - OffsetFetch for a group with live members answers at once and disturbs nobody (what
+//!   [`Broker::committed`] does).
 //! - Compaction never runs, transactions are not isolated, a restart loses everything.
+//!
+//! librdkafka's mock cluster has no CreateTopics handler (the request times out):
+//! [`MockBroker`]'s `create_topic` goes through [`MockCluster::create_topic`] instead.
 
-// Not every helper is used by the smoke tests in this file; the pipeline tests use the rest.
+// Shared by several test modules: not every build of them uses every helper.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -133,7 +147,7 @@ impl Outgoing {
     }
 
     /// Sends it to this partition.
-    pub fn to_partition(mut self, partition: i32) -> Self {
+    pub fn on_partition(mut self, partition: i32) -> Self {
         self.partition = Some(partition);
         self
     }
@@ -446,6 +460,14 @@ impl Broker for MockBroker {
     fn bootstrap(&self) -> String {
         self.bootstrap.clone()
     }
+
+    /// The mock cluster does not implement CreateTopics: the topic is made through its API.
+    fn create_topic(&self, name: &str, partitions: i32) -> impl Future<Output = ()> + Send {
+        let topic = name.to_owned();
+        self.with_cluster(move |c| c.create_topic(&topic, partitions, 1))
+            .unwrap_or_else(|e| panic!("mock create_topic {name}: {e}"));
+        wait_for_partitions(self.bootstrap(), name.to_owned(), partitions)
+    }
 }
 
 impl Drop for MockBroker {
@@ -479,6 +501,10 @@ async fn create_topic(bootstrap: String, name: String, partitions: i32) {
             panic!("CreateTopics {topic}: {code}");
         }
     }
+    wait_for_partitions(bootstrap, name, partitions).await;
+}
+
+async fn wait_for_partitions(bootstrap: String, name: String, partitions: i32) {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let count = partition_count(bootstrap.clone(), name.clone()).await;
@@ -562,11 +588,13 @@ async fn read_all(bootstrap: String, topic: String) -> Vec<Record> {
         .await
         .unwrap_or_else(|| panic!("read_all: topic {topic} does not exist"));
     let consumer: StreamConsumer = base_config(&bootstrap)
-        // A group.id is required by librdkafka even for assign(); nothing joins or commits.
+        // assign() only, from explicit offsets: nothing joins, fetches offsets or commits.
         .set("group.id", unique("read-all"))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
+        // An empty fetch (how the end is found) waits this long on tansu.
+        .set("fetch.wait.max.ms", "100")
         .create()
         .expect("reader");
     let mut assignment = TopicPartitionList::new();
@@ -578,9 +606,7 @@ async fn read_all(bootstrap: String, topic: String) -> Vec<Record> {
     consumer.assign(&assignment).expect("assign");
 
     let mut records = Vec::new();
-    // Per partition: the offset after the last record delivered, and whether an EOF was seen at
-    // or beyond it.
-    let mut next: BTreeMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
+    // The partitions whose last event was an EOF (a record after it removes the partition).
     let mut at_eof: BTreeSet<i32> = BTreeSet::new();
     let deadline = Instant::now() + DEADLINE;
     loop {
@@ -615,7 +641,6 @@ async fn read_all(bootstrap: String, topic: String) -> Vec<Record> {
                         })
                         .unwrap_or_default(),
                 };
-                next.insert(record.partition, record.offset + 1);
                 at_eof.remove(&record.partition);
                 records.push(record);
             }
@@ -664,7 +689,7 @@ async fn committed(
     .await
 }
 
-/// Commits `offsets` (partition to next offset to read) for `group` synchronously with
+/// Commits `offsets` (partition to next offset to read) synchronously for the group of
 /// `consumer`.
 pub fn commit_offsets(consumer: &impl Consumer, topic: &str, offsets: &BTreeMap<i32, i64>) {
     let mut tpl = TopicPartitionList::new();
@@ -675,4 +700,204 @@ pub fn commit_offsets(consumer: &impl Consumer, topic: &str, offsets: &BTreeMap<
     consumer
         .commit(&tpl, CommitMode::Sync)
         .unwrap_or_else(|e| panic!("commit {offsets:?} on {topic}: {e}"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Smoke tests of the brokers and the helpers.
+
+/// A group member for the smoke tests.
+fn member(broker: &impl Broker, group: &str) -> StreamConsumer {
+    group_consumer_config(&broker.bootstrap(), group)
+        .create()
+        .expect("group member")
+}
+
+/// The partitions of `topic` assigned to `consumer`.
+fn assigned(consumer: &StreamConsumer, topic: &str) -> BTreeSet<i32> {
+    consumer
+        .assignment()
+        .expect("assignment")
+        .elements_for_topic(topic)
+        .iter()
+        .map(|e| e.partition())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_produces_and_reads_back_across_partitions() {
+    let broker = TestBroker::start();
+    let topic = unique("smoke");
+    broker.create_topic(&topic, 4).await;
+    assert_eq!(broker.partition_count(&topic).await, Some(4));
+    assert_eq!(broker.partition_count(&unique("absent")).await, None);
+
+    let outgoing: Vec<Outgoing> = (0..1000)
+        .map(|i| {
+            Outgoing::keyed(format!("key-{i}"), format!("value-{i}"))
+                .header("index", i.to_string())
+                .header("source", "smoke")
+        })
+        .collect();
+    let delivered = broker.produce_batch(&topic, outgoing).await;
+    assert_eq!(delivered.len(), 1000);
+
+    let records = broker.read_all(&topic).await;
+    assert_eq!(records.len(), 1000);
+    let mut seen = BTreeSet::new();
+    for r in &records {
+        let key = String::from_utf8(r.key.clone().expect("key")).expect("utf-8 key");
+        let i: usize = key["key-".len()..].parse().expect("key index");
+        assert!(seen.insert(i), "{key} read twice");
+        assert_eq!(r.value.as_deref(), Some(format!("value-{i}").as_bytes()));
+        assert_eq!(
+            r.headers,
+            vec![
+                ("index".to_owned(), i.to_string().into_bytes()),
+                ("source".to_owned(), b"smoke".to_vec())
+            ]
+        );
+        assert_eq!(delivered[i], (r.partition, r.offset), "{key}");
+    }
+    let mut per_partition: BTreeMap<i32, i64> = BTreeMap::new();
+    for r in &records {
+        let next = per_partition.entry(r.partition).or_default();
+        assert_eq!(
+            r.offset, *next,
+            "offsets of partition {} are dense",
+            r.partition
+        );
+        *next += 1;
+    }
+    assert_eq!(per_partition.len(), 4, "keys spread over every partition");
+
+    // The records went several to a batch: tansu's high watermark (last batch's base offset + 1)
+    // is below the partition's record count, yet read_all found them all.
+    let (bootstrap, t) = (broker.bootstrap(), topic.clone());
+    let highs = blocking(move || {
+        let c: BaseConsumer = base_config(&bootstrap).create().expect("client");
+        (0..4)
+            .map(|p| c.fetch_watermarks(&t, p, DEADLINE).expect("watermarks").1)
+            .collect::<Vec<i64>>()
+    })
+    .await;
+    assert!(
+        highs
+            .iter()
+            .zip(per_partition.values())
+            .any(|(high, count)| high < count),
+        "high watermarks {highs:?} vs records {per_partition:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_consumer_group_commits_are_readable() {
+    let broker = TestBroker::start();
+    let topic = unique("commits");
+    let group = unique("group");
+    broker.create_topic(&topic, 4).await;
+    let outgoing = (0..40)
+        .map(|i| Outgoing::keyed(format!("k{i}"), "v").on_partition(i % 4))
+        .collect();
+    broker.produce_batch(&topic, outgoing).await;
+    assert_eq!(
+        broker.committed(&group, &topic, 4).await,
+        (0..4).map(|p| (p, None)).collect()
+    );
+
+    let consumer = member(&broker, &group);
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let mut consumed = 0;
+    while consumed < 40 {
+        let message = tokio::time::timeout(DEADLINE, consumer.recv())
+            .await
+            .expect("records within the deadline")
+            .expect("record");
+        assert_eq!(message.topic(), topic);
+        consumed += 1;
+    }
+    assert_eq!(assigned(&consumer, &topic), (0..4).collect());
+
+    let offsets = BTreeMap::from([(0, 3), (1, 10), (3, 7)]);
+    commit_offsets(&consumer, &topic, &offsets);
+    let started = Instant::now();
+    assert_eq!(
+        broker.committed(&group, &topic, 4).await,
+        BTreeMap::from([(0, Some(3)), (1, Some(10)), (2, None), (3, Some(7))])
+    );
+    // Reading them did not join the group (a join takes seconds on tansu) nor move the member.
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(assigned(&consumer, &topic), (0..4).collect());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_two_members_with_range_assignor_split_partitions() {
+    let broker = TestBroker::start();
+    let topic = unique("split");
+    let group = unique("group");
+    broker.create_topic(&topic, 4).await;
+    let first = member(&broker, &group);
+    let second = member(&broker, &group);
+    first.subscribe(&[&topic]).expect("subscribe");
+    second.subscribe(&[&topic]).expect("subscribe");
+
+    // Both members must be polled for the rebalance to complete.
+    let deadline = Instant::now() + DEADLINE;
+    let (a, b) = loop {
+        for consumer in [&first, &second] {
+            let _ = tokio::time::timeout(Duration::from_millis(50), consumer.recv()).await;
+        }
+        let (a, b) = (assigned(&first, &topic), assigned(&second, &topic));
+        if !a.is_empty() && !b.is_empty() && a.len() + b.len() == 4 {
+            break (a, b);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no split within {DEADLINE:?}: {a:?} / {b:?}"
+        );
+    };
+    assert!(a.is_disjoint(&b), "{a:?} / {b:?}");
+    assert_eq!(
+        a.union(&b).copied().collect::<BTreeSet<i32>>(),
+        (0..4).collect()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_cluster_survives_a_broker_down_and_up() {
+    let broker = MockBroker::start(3);
+    let topic = unique("mock");
+    broker.create_topic(&topic, 3).await;
+    for partition in 0..3 {
+        broker.partition_leader(&topic, partition, partition + 1);
+    }
+    broker.broker_down(2);
+
+    let outgoing: Vec<Outgoing> = (0..300)
+        .map(|i| Outgoing::keyed(format!("k{i}"), format!("v{i}")).on_partition(i % 3))
+        .collect();
+    let (bootstrap, t, records) = (broker.bootstrap(), topic.clone(), outgoing.clone());
+    let producing = tokio::spawn(produce_batch(bootstrap, t, records));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !producing.is_finished(),
+        "partition 1's leader is down: its records cannot be delivered yet"
+    );
+    broker.broker_up(2);
+    let delivered = tokio::time::timeout(DEADLINE, producing)
+        .await
+        .expect("deliveries once the broker is back")
+        .expect("producer task");
+    assert_eq!(delivered.len(), 300);
+
+    let records = broker.read_all(&topic).await;
+    assert_eq!(records.len(), 300);
+    for r in &records {
+        let i = delivered
+            .iter()
+            .position(|d| *d == (r.partition, r.offset))
+            .expect("a delivered record");
+        assert_eq!(r.key, outgoing[i].key);
+        assert_eq!(r.value, outgoing[i].value);
+        assert_eq!(r.partition, outgoing[i].partition.unwrap());
+    }
 }

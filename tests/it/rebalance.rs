@@ -38,20 +38,25 @@ async fn three_members_one_added_one_killed<B: Broker>(
         "A and B made progress: {}",
         a.log_text()
     );
-    delivered.extend(
-        broker
-            .produce_batch(&names.input, interleave(waves[1], 0))
-            .await,
-    );
     let c = ChildApp::spawn(&config);
     let joined = eventually(Duration::from_secs(60), || async {
         c.log_text().contains("partitions assigned")
     })
     .await;
     assert!(joined, "C joined: {}", c.log_text());
+    let before = sandbox.stats().accepted;
+    delivered.extend(
+        broker
+            .produce_batch(&names.input, interleave(waves[1], 0))
+            .await,
+    );
     assert!(
-        progressed(sandbox.stats().accepted + 100).await,
-        "progress after C joined"
+        progressed(before + 100).await,
+        "progress after C joined: {:?}\nA: {}\nB: {}\nC: {}",
+        sandbox.stats(),
+        tail(&a),
+        tail(&b),
+        tail(&c)
     );
     b.sigkill();
     delivered.extend(
@@ -77,6 +82,19 @@ async fn three_members_one_added_one_killed<B: Broker>(
         broker.read_all(&names.dlq).await.is_empty(),
         "no dead letters"
     );
+}
+
+/// The mock broker does not implement CreateTopics: create the three topics on the cluster.
+fn mock_topics(broker: &MockBroker, names: &Names, partitions: i32) {
+    for topic in [
+        names.input.clone(),
+        names.changelog.clone(),
+        names.dlq.clone(),
+    ] {
+        broker
+            .with_cluster(move |c| c.create_topic(&topic, partitions, 1))
+            .expect("mock topic");
+    }
 }
 
 fn tail(app: &ChildApp) -> String {
@@ -105,7 +123,7 @@ async fn rebalance_with_a_member_added_and_one_killed_on_tansu_range() {
 async fn rebalance_with_a_member_added_and_one_killed_on_mock_cluster_cooperative_sticky() {
     let broker = MockBroker::start(3);
     let names = Names::fresh();
-    broker.create_topic(&names.input, 6).await;
+    mock_topics(&broker, &names, 6);
     let sandbox = sandbox_with(Faults {
         latency_ms: 10,
         jitter_ms: 20,
@@ -123,7 +141,7 @@ async fn rebalance_with_a_member_added_and_one_killed_on_mock_cluster_cooperativ
 async fn a_broker_down_and_up_mid_run_loses_nothing() {
     let broker = MockBroker::start(3);
     let names = Names::fresh();
-    broker.create_topic(&names.input, 3).await;
+    mock_topics(&broker, &names, 3);
     let sandbox = sandbox_with(Faults {
         latency_ms: 5,
         ..Faults::default()
