@@ -31,7 +31,7 @@ enum Step {
 }
 
 enum TaskResult {
-    Order(OrderDone),
+    Order(Box<OrderDone>),
     DeadLettered { offset: i64, ok: bool },
 }
 
@@ -241,7 +241,9 @@ impl PartitionWorker {
         let cancel = self.stop.clone();
         let partition = self.partition;
         self.tasks.spawn(async move {
-            TaskResult::Order(order::process(shared, partition, order, state, jobs, cancel).await)
+            TaskResult::Order(Box::new(
+                order::process(shared, partition, order, state, jobs, cancel).await,
+            ))
         });
     }
 
@@ -253,6 +255,7 @@ impl PartitionWorker {
                 }
             }
             Ok(TaskResult::Order(done)) => {
+                let done = *done;
                 for offset in &done.done {
                     self.tracker.done(*offset);
                 }

@@ -304,7 +304,7 @@ async fn a_401_pauses_everything_without_dead_letters_and_recovers() {
     ))
     .await;
     let not_ready = eventually(Duration::from_secs(30), || async {
-        sandbox.stats().responses_by_status.get(&401).is_some() && app.readyz().await == 503
+        sandbox.stats().responses_by_status.contains_key(&401) && app.readyz().await == 503
     })
     .await;
     assert!(not_ready, "not ready during a configuration fault");
@@ -604,5 +604,37 @@ async fn final_orders_are_tombstoned_after_the_retention() {
     assert!(tombstoned, "every paid order ends in a tombstone");
     check_delivered(&sandbox, &orders).unwrap();
     app.stop().await.unwrap();
+    sandbox.shutdown().await;
+}
+
+/// A tiny partition buffer with a slow WeChat Pay: partitions are paused and resumed over and
+/// over, and everything still arrives in order and is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backpressure_pauses_and_resumes_without_loss() {
+    let broker = TestBroker::start();
+    let names = Names::fresh();
+    broker.create_topic(&names.input, 2).await;
+    let sandbox = sandbox_with(Faults {
+        latency_ms: 15,
+        ..Faults::default()
+    })
+    .await;
+    let orders = gen_orders("BP", 150);
+    let delivered = broker
+        .produce_batch(&names.input, interleave(&orders, 5))
+        .await;
+    let ends = ends(&delivered);
+    let config = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "").replace(
+        "[pipeline]",
+        "[pipeline]\npartition_buffer = 4\nmax_in_flight = 3",
+    );
+    let app = RunningApp::start(&config).await;
+    let done = eventually(Duration::from_secs(120), || async {
+        check_delivered(&sandbox, &orders).is_ok() && all_committed(&broker, &names, &ends, 2).await
+    })
+    .await;
+    assert!(done, "{:?}", check_delivered(&sandbox, &orders));
+    app.stop().await.unwrap();
+    assert!(broker.read_all(&names.dlq).await.is_empty());
     sandbox.shutdown().await;
 }
