@@ -1,0 +1,358 @@
+//! Every metric of the service, registered explicitly into a registry that is passed in
+//! (`catering_sync_` prefix; labels only from bounded sets — never an order number). Every
+//! labelled series is created at zero up front, so dashboards and alerts see it before the first
+//! occurrence.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+use crate::dead_letter::Reason;
+
+/// Outcomes of one POST attempt (`catering_sync_posts_total{outcome}`).
+pub const POST_OUTCOMES: [&str; 4] = ["delivered", "transient", "rejected", "config_fault"];
+/// HTTP statuses kept as their own label value; any other is `other`, no response is `none`.
+pub const POST_STATUSES: [&str; 15] = [
+    "200", "204", "400", "401", "403", "404", "408", "429", "500", "502", "503", "504", "3xx",
+    "other", "none",
+];
+/// Retry causes.
+pub const RETRY_CAUSES: [&str; 5] = [
+    "unverified",
+    "throttled",
+    "server_error",
+    "timeout",
+    "connection",
+];
+/// Ignore reasons.
+pub const IGNORE_REASONS: [&str; 2] = ["duplicate_event", "stale_seq"];
+/// Response-signature failure reasons.
+pub const SIGNATURE_FAILURES: [&str; 7] = [
+    "missing_header",
+    "signtest",
+    "unknown_serial",
+    "bad_timestamp",
+    "skewed",
+    "bad_encoding",
+    "mismatch",
+];
+
+/// Every metric family the service exports (histograms by their base name).
+pub const NAMES: [&str; 20] = [
+    "catering_sync_events_consumed_total",
+    "catering_sync_events_ignored_total",
+    "catering_sync_posts_total",
+    "catering_sync_post_duration_seconds",
+    "catering_sync_retries_total",
+    "catering_sync_dead_letters_total",
+    "catering_sync_posts_in_flight",
+    "catering_sync_consumer_lag",
+    "catering_sync_committed_offset",
+    "catering_sync_tracked_orders",
+    "catering_sync_circuit_breaker_state",
+    "catering_sync_paused_partitions",
+    "catering_sync_assigned_partitions",
+    "catering_sync_rebalances_total",
+    "catering_sync_changelog_restore_duration_seconds",
+    "catering_sync_response_signature_failures_total",
+    "catering_sync_config_fault",
+    "catering_sync_send_rate_limit",
+    "catering_sync_last_poll_timestamp_seconds",
+    "catering_sync_changelog_writes_total",
+];
+
+/// The label value for an HTTP status.
+pub fn status_label(status: Option<u16>) -> &'static str {
+    match status {
+        None => "none",
+        Some(s) => POST_STATUSES
+            .iter()
+            .find(|l| l.parse::<u16>().ok() == Some(s))
+            .copied()
+            .unwrap_or(if (300..400).contains(&s) {
+                "3xx"
+            } else {
+                "other"
+            }),
+    }
+}
+
+/// The service's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Records taken from the input topic, by partition.
+    pub events_consumed: IntCounterVec,
+    /// Events ignored, by reason.
+    pub events_ignored: IntCounterVec,
+    /// POST attempts by outcome and HTTP status.
+    pub posts: IntCounterVec,
+    /// POST attempt latency.
+    pub post_duration: Histogram,
+    /// Retries scheduled, by cause.
+    pub retries: IntCounterVec,
+    /// Dead letters written, by reason.
+    pub dead_letters: IntCounterVec,
+    /// POSTs on the wire.
+    pub posts_in_flight: IntGauge,
+    /// Consumer lag (messages) per partition, from librdkafka statistics.
+    pub consumer_lag: IntGaugeVec,
+    /// Committed offset per partition.
+    pub committed_offset: IntGaugeVec,
+    /// Orders held in memory.
+    pub tracked_orders: IntGauge,
+    /// 0 closed, 1 open, 2 half-open.
+    pub breaker_state: IntGauge,
+    /// Partitions paused (backpressure, breaker, configuration fault).
+    pub paused_partitions: IntGauge,
+    /// Partitions assigned to this member.
+    pub assigned_partitions: IntGauge,
+    /// Rebalance callbacks, by kind.
+    pub rebalances: IntCounterVec,
+    /// Time to restore one partition's state from the changelog.
+    pub restore_duration: Histogram,
+    /// 2xx responses whose signature did not verify, by reason.
+    pub signature_failures: IntCounterVec,
+    /// 1 while WeChat Pay refuses our signature (401).
+    pub config_fault: IntGauge,
+    /// Current send-rate limit in posts/s (0 = unlimited).
+    pub send_rate_limit: IntGauge,
+    /// Unix time of the poll loop's last iteration.
+    pub last_poll: IntGauge,
+    /// Changelog records written (state and tombstones).
+    pub changelog_writes: IntCounter,
+}
+
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), &[label])?;
+    for v in values {
+        c.with_label_values(&[v]);
+    }
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let g = IntGauge::new(name, help)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+) -> prometheus::Result<Histogram> {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+    r.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+impl Metrics {
+    /// Register every metric into `r`.
+    pub fn new(r: &Registry) -> prometheus::Result<Self> {
+        let reasons: Vec<&str> = Reason::ALL.iter().map(|x| x.as_str()).collect();
+        let posts = IntCounterVec::new(
+            Opts::new(
+                "catering_sync_posts_total",
+                "POST attempts to WeChat Pay by outcome and HTTP status",
+            ),
+            &["outcome", "status"],
+        )?;
+        for (o, s) in [
+            ("delivered", "204"),
+            ("transient", "none"),
+            ("transient", "500"),
+            ("transient", "503"),
+            ("transient", "429"),
+            ("transient", "204"),
+            ("rejected", "400"),
+            ("config_fault", "401"),
+        ] {
+            posts.with_label_values(&[o, s]);
+        }
+        r.register(Box::new(posts.clone()))?;
+        let per_partition = |name: &str, help: &str| -> prometheus::Result<IntGaugeVec> {
+            let g = IntGaugeVec::new(Opts::new(name, help), &["partition"])?;
+            r.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let events_consumed = IntCounterVec::new(
+            Opts::new(
+                "catering_sync_events_consumed_total",
+                "Records taken from the input topic",
+            ),
+            &["partition"],
+        )?;
+        r.register(Box::new(events_consumed.clone()))?;
+        let rebalances = counter_vec(
+            r,
+            "catering_sync_rebalances_total",
+            "Rebalance callbacks by kind",
+            "kind",
+            &["assign", "revoke"],
+        )?;
+        let changelog_writes = IntCounter::new(
+            "catering_sync_changelog_writes_total",
+            "Changelog records and tombstones acknowledged by the broker",
+        )?;
+        r.register(Box::new(changelog_writes.clone()))?;
+        Ok(Self {
+            events_consumed,
+            events_ignored: counter_vec(
+                r,
+                "catering_sync_events_ignored_total",
+                "Events ignored (duplicate event id, stale seq)",
+                "reason",
+                &IGNORE_REASONS,
+            )?,
+            posts,
+            post_duration: histogram(
+                r,
+                "catering_sync_post_duration_seconds",
+                "Latency of one POST attempt to WeChat Pay",
+                vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ],
+            )?,
+            retries: counter_vec(
+                r,
+                "catering_sync_retries_total",
+                "Retries scheduled after a transient failure, by cause",
+                "cause",
+                &RETRY_CAUSES,
+            )?,
+            dead_letters: counter_vec(
+                r,
+                "catering_sync_dead_letters_total",
+                "Dead letters acknowledged by the broker, by reason",
+                "reason",
+                &reasons,
+            )?,
+            posts_in_flight: gauge(
+                r,
+                "catering_sync_posts_in_flight",
+                "POSTs to WeChat Pay on the wire",
+            )?,
+            consumer_lag: per_partition(
+                "catering_sync_consumer_lag",
+                "Messages between the committed offset and the end of each assigned partition",
+            )?,
+            committed_offset: per_partition(
+                "catering_sync_committed_offset",
+                "Last committed offset per partition",
+            )?,
+            tracked_orders: gauge(r, "catering_sync_tracked_orders", "Orders held in memory")?,
+            breaker_state: gauge(
+                r,
+                "catering_sync_circuit_breaker_state",
+                "Circuit breaker: 0 closed, 1 open, 2 half-open",
+            )?,
+            paused_partitions: gauge(
+                r,
+                "catering_sync_paused_partitions",
+                "Partitions paused (backpressure, open breaker, configuration fault)",
+            )?,
+            assigned_partitions: gauge(
+                r,
+                "catering_sync_assigned_partitions",
+                "Partitions assigned to this member",
+            )?,
+            rebalances,
+            restore_duration: histogram(
+                r,
+                "catering_sync_changelog_restore_duration_seconds",
+                "Time to restore one partition's order state from the changelog",
+                vec![0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
+            )?,
+            signature_failures: counter_vec(
+                r,
+                "catering_sync_response_signature_failures_total",
+                "2xx responses whose signature did not verify, by reason",
+                "reason",
+                &SIGNATURE_FAILURES,
+            )?,
+            config_fault: gauge(
+                r,
+                "catering_sync_config_fault",
+                "1 while WeChat Pay answers 401 (key, serial, mchid or clock wrong)",
+            )?,
+            send_rate_limit: gauge(
+                r,
+                "catering_sync_send_rate_limit",
+                "Current send-rate limit in posts per second (0 = unlimited)",
+            )?,
+            last_poll: gauge(
+                r,
+                "catering_sync_last_poll_timestamp_seconds",
+                "Unix time of the poll loop's last iteration",
+            )?,
+            changelog_writes,
+        })
+    }
+
+    /// A registry with every metric, for tests and tools.
+    pub fn standalone() -> (Registry, Self) {
+        let r = Registry::new();
+        let m = Self::new(&r).expect("metric names are valid and unique");
+        (r, m)
+    }
+}
+
+/// The Prometheus text exposition of `r`.
+pub fn render(r: &Registry) -> String {
+    let mut out = String::new();
+    let _ = prometheus::TextEncoder::new().encode_utf8(&r.gather(), &mut out);
+    out
+}
+
+/// Names of every metric family `r` exports (histograms by their base name).
+pub fn exported_names(r: &Registry) -> std::collections::BTreeSet<String> {
+    r.gather().iter().map(|f| f.name().to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_exports_exactly_the_documented_names() {
+        let (r, m) = Metrics::standalone();
+        // Per-partition families appear once a partition is assigned.
+        m.events_consumed.with_label_values(&["0"]).inc();
+        m.consumer_lag.with_label_values(&["0"]).set(1);
+        m.committed_offset.with_label_values(&["0"]).set(1);
+        let names = exported_names(&r);
+        let documented: std::collections::BTreeSet<String> =
+            NAMES.iter().map(|s| s.to_string()).collect();
+        assert_eq!(names, documented);
+    }
+
+    #[test]
+    fn every_metric_is_exported_before_its_first_use() {
+        let (r, _) = Metrics::standalone();
+        let names = exported_names(&r);
+        for n in [
+            "catering_sync_dead_letters_total",
+            "catering_sync_posts_total",
+            "catering_sync_post_duration_seconds",
+            "catering_sync_circuit_breaker_state",
+            "catering_sync_response_signature_failures_total",
+        ] {
+            assert!(names.contains(n), "{n} in {names:?}");
+        }
+        assert!(
+            render(&r).contains("catering_sync_dead_letters_total{reason=\"retries_exhausted\"} 0")
+        );
+        assert_eq!(status_label(Some(204)), "204");
+        assert_eq!(status_label(Some(302)), "3xx");
+        assert_eq!(status_label(Some(418)), "other");
+        assert_eq!(status_label(None), "none");
+    }
+}
