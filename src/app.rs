@@ -119,7 +119,10 @@ pub async fn run(
         max_in_flight: config.pipeline.max_in_flight,
         max_rate_per_second: config.wechatpay.max_rate_per_second,
     };
-    let delivery = Delivery::new(client, settings, health.clone());
+    let registry = prometheus::Registry::new();
+    let metrics = crate::telemetry::metrics::Metrics::new(&registry)
+        .map_err(|e| AppError::Runtime(format!("metrics: {e}")))?;
+    let delivery = Delivery::new(client, settings, health.clone(), metrics.clone());
     let partitions = kafka::ensure_topics(&config.kafka).await.map_err(|e| {
         if e.is_configuration() {
             AppError::Config(ConfigError {
@@ -148,9 +151,11 @@ pub async fn run(
             producer.clone(),
             config.kafka.changelog_topic.clone(),
             config.kafka.dlq_topic.clone(),
+            metrics.clone(),
         ),
         delivery,
         health: health.clone(),
+        metrics: metrics.clone(),
         restore_config: kafka::restore_config(&config.kafka),
         settings: WorkerSettings {
             partition_buffer: p.partition_buffer,
@@ -172,7 +177,12 @@ pub async fn run(
         .local_addr()
         .map_err(|e| AppError::Runtime(e.to_string()))?;
     let (http_stop, http_stop_rx) = watch::channel(false);
-    let http = tokio::spawn(server::serve(listener, health.clone(), http_stop_rx));
+    let http = tokio::spawn(server::serve(
+        listener,
+        health.clone(),
+        registry.clone(),
+        http_stop_rx,
+    ));
     let poll = PollLoop::new(
         shared.clone(),
         &kafka::consumer_config(&config.kafka),

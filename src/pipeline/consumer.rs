@@ -38,11 +38,48 @@ pub struct PollContext {
     rebalances: std::sync::atomic::AtomicU64,
 }
 
-impl ClientContext for PollContext {}
+impl ClientContext for PollContext {
+    /// librdkafka statistics: consumer lag and committed offset per assigned partition.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(topic) = statistics.topics.get(&self.shared.input_topic) else {
+            return;
+        };
+        let owned = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+        for (p, s) in &topic.partitions {
+            if !owned.contains_key(p) {
+                continue;
+            }
+            let lag = if s.consumer_lag >= 0 {
+                s.consumer_lag
+            } else if s.hi_offset >= 0 && s.committed_offset >= 0 {
+                (s.hi_offset - s.committed_offset).max(0)
+            } else if s.hi_offset >= 0 && s.lo_offset >= 0 {
+                s.hi_offset - s.lo_offset
+            } else {
+                continue;
+            };
+            self.shared
+                .metrics
+                .consumer_lag
+                .with_label_values(&[&p.to_string()])
+                .set(lag);
+        }
+    }
+}
 
 impl ConsumerContext for PollContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         self.rebalances.fetch_add(1, Ordering::Relaxed);
+        let kind = if matches!(rebalance, Rebalance::Assign(_)) {
+            "assign"
+        } else {
+            "revoke"
+        };
+        self.shared
+            .metrics
+            .rebalances
+            .with_label_values(&[kind])
+            .inc();
         if let Rebalance::Revoke(tpl) = rebalance {
             let revoked: Vec<i32> = tpl
                 .elements()
@@ -75,6 +112,10 @@ impl ConsumerContext for PollContext {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        tracing::debug!(ok = result.is_ok(), offsets = ?offsets.to_topic_map(), "offset commit answered");
+        if result.is_ok() {
+            self.record_committed(offsets);
+        }
         if let Err(e) = result {
             tracing::warn!(error = %e, offsets = ?offsets.to_topic_map(), "offset commit failed; it is retried with the next commit");
         }
@@ -82,12 +123,25 @@ impl ConsumerContext for PollContext {
 }
 
 impl PollContext {
+    fn record_committed(&self, offsets: &TopicPartitionList) {
+        for e in offsets.elements() {
+            if let (true, Offset::Offset(o)) = (e.topic() == self.shared.input_topic, e.offset()) {
+                self.shared
+                    .metrics
+                    .committed_offset
+                    .with_label_values(&[&e.partition().to_string()])
+                    .set(o);
+            }
+        }
+    }
+
     fn start_worker(&self, partition: i32) {
         let mut partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
         if partitions.contains_key(&partition) {
             return;
         }
         self.shared.health.assigned(partition);
+        self.shared.metrics.assigned_partitions.inc();
         let (tx, rx) = mpsc::channel(self.shared.settings.partition_buffer.max(1));
         let (stop, stop_rx) = watch::channel(false);
         let (finish, finish_rx) = watch::channel(false);
@@ -132,11 +186,13 @@ impl PollContext {
             let deadline = Instant::now() + within;
             for (p, h) in &mut handles {
                 let left = deadline.saturating_duration_since(Instant::now());
-                if let Ok(Ok(r)) = self
+                // A worker that ended without an answer (dropped) counts as finished with nothing
+                // to commit: a completed oneshot must not be polled again.
+                if let Ok(r) = self
                     .runtime
                     .block_on(async { tokio::time::timeout(left, &mut h.finished).await })
                 {
-                    results.insert(*p, r);
+                    results.insert(*p, r.unwrap_or(None));
                 }
             }
         }
@@ -156,6 +212,23 @@ impl PollContext {
                     .block_on(async { tokio::time::timeout(left, &mut h.finished).await }),
             };
             self.shared.health.revoked(p);
+            self.shared.metrics.assigned_partitions.dec();
+            let label = p.to_string();
+            let _ = self
+                .shared
+                .metrics
+                .consumer_lag
+                .remove_label_values(&[&label]);
+            let _ = self
+                .shared
+                .metrics
+                .committed_offset
+                .remove_label_values(&[&label]);
+            let _ = self
+                .shared
+                .metrics
+                .events_consumed
+                .remove_label_values(&[&label]);
             match finished {
                 Ok(Ok(Some(offset))) => {
                     let _ = tpl.add_partition_offset(&self.shared.input_topic, p, Offset::Offset(offset));
@@ -165,7 +238,11 @@ impl PollContext {
             }
         }
         if tpl.count() > 0 {
-            match consumer.commit(&tpl, CommitMode::Sync) {
+            let committed = consumer.commit(&tpl, CommitMode::Sync);
+            if committed.is_ok() {
+                self.record_committed(&tpl);
+            }
+            match committed {
                 Ok(()) => {
                     tracing::info!(offsets = ?tpl.to_topic_map(), "committed drained partitions")
                 }
@@ -235,8 +312,14 @@ impl PollLoop {
         }
         drop(owned);
         if tpl.count() > 0 {
-            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-                tracing::warn!(error = %e, "offset commit failed");
+            // Synchronous, once per commit interval: a broker round trip on the poll thread, and
+            // the outcome is known (librdkafka's asynchronous commit results are not delivered
+            // to this consumer's queue). A failure is repeated by the workers' next requests.
+            match self.consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => self.ctx().record_committed(&tpl),
+                Err(e) => {
+                    tracing::warn!(error = %e, "offset commit failed; repeated with the next commit")
+                }
             }
         }
     }
@@ -256,6 +339,7 @@ impl PollLoop {
             .partitions
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        let mut paused = 0;
         for (p, h) in map.iter_mut() {
             while let Some(r) = h.stash.pop_front() {
                 match h.tx.try_send(r) {
@@ -280,10 +364,18 @@ impl PollLoop {
                     Err(e) => tracing::warn!(partition = p, error = %e, "pause/resume failed"),
                 }
             }
+            paused += i64::from(h.consumer_paused);
         }
+        self.ctx().shared.metrics.paused_partitions.set(paused);
     }
 
     fn route(&self, record: InRecord) {
+        self.ctx()
+            .shared
+            .metrics
+            .events_consumed
+            .with_label_values(&[&record.partition.to_string()])
+            .inc();
         let mut map = self
             .ctx()
             .partitions
@@ -314,6 +406,10 @@ impl PollLoop {
                 None => {}
             }
             self.ctx().shared.health.polled();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            self.ctx().shared.metrics.last_poll.set(now);
         }
         tracing::info!("stopping: draining all partitions");
         let all: Vec<i32> = self

@@ -11,6 +11,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::retry::{Backoff, BreakerState, CircuitBreaker, RateLimiter};
 use crate::snapshot::Body;
+use crate::telemetry::metrics::{status_label, Metrics};
 use crate::telemetry::Health;
 use crate::wechatpay::{Disposition, Rejection, Transient, WechatPayClient};
 
@@ -67,6 +68,7 @@ pub struct Delivery {
     limiter: Mutex<RateLimiter>,
     permits: Semaphore,
     health: Arc<Health>,
+    metrics: Metrics,
     /// True while consumption should be paused (breaker not closed, or a configuration fault).
     paused: watch::Sender<bool>,
 }
@@ -84,7 +86,12 @@ async fn sleep_or_cancel(d: Duration, cancel: &mut watch::Receiver<bool>) -> boo
 
 impl Delivery {
     /// The delivery machinery over `client`.
-    pub fn new(client: WechatPayClient, settings: DeliverySettings, health: Arc<Health>) -> Self {
+    pub fn new(
+        client: WechatPayClient,
+        settings: DeliverySettings,
+        health: Arc<Health>,
+        metrics: Metrics,
+    ) -> Self {
         let now = Instant::now();
         Self {
             breaker: Mutex::new(CircuitBreaker::new(
@@ -96,6 +103,7 @@ impl Delivery {
             client,
             settings,
             health,
+            metrics,
             paused: watch::channel(false).0,
         }
     }
@@ -114,7 +122,12 @@ impl Delivery {
     }
 
     fn update_paused(&self) {
-        let paused = self.health.config_fault() || self.breaker_state() != BreakerState::Closed;
+        let state = self.breaker_state();
+        self.metrics.breaker_state.set(state.as_gauge());
+        self.metrics
+            .config_fault
+            .set(i64::from(self.health.config_fault()));
+        let paused = self.health.config_fault() || state != BreakerState::Closed;
         self.paused
             .send_if_modified(|p| std::mem::replace(p, paused) != paused);
     }
@@ -169,9 +182,19 @@ impl Delivery {
             let closed_before = self.breaker_state() == BreakerState::Closed;
             let attempt = {
                 let _permit = self.permits.acquire().await;
-                self.client.sync_status(body.bytes.clone()).await
+                self.metrics.posts_in_flight.inc();
+                let a = self.client.sync_status(body.bytes.clone()).await;
+                self.metrics.posts_in_flight.dec();
+                a
             };
             attempts += 1;
+            self.metrics
+                .post_duration
+                .observe(attempt.elapsed.as_secs_f64());
+            self.metrics
+                .posts
+                .with_label_values(&[attempt.disposition.label(), status_label(attempt.status)])
+                .inc();
             let now = Instant::now();
             match attempt.disposition {
                 Disposition::Delivered => {
@@ -210,15 +233,29 @@ impl Delivery {
                     }
                 }
                 Disposition::Transient(t) => {
+                    if let crate::wechatpay::TransientCause::Unverified(e) = &t.cause {
+                        self.metrics
+                            .signature_failures
+                            .with_label_values(&[e.label()])
+                            .inc();
+                        if *e != crate::wechatpay::VerifyError::SignTestProbe {
+                            tracing::warn!(reason = e.label(), error = %e, "2xx response whose signature did not verify: retrying (possible tampering)");
+                        }
+                    }
                     {
                         let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
                         breaker.on_failure(now);
                     }
                     if t.cause == crate::wechatpay::TransientCause::Throttled {
-                        self.limiter
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .on_throttled(now);
+                        let mut limiter = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+                        limiter.on_throttled(now);
+                        self.metrics
+                            .send_rate_limit
+                            .set(limiter.rate().round() as i64);
+                        tracing::warn!(
+                            rate = limiter.rate(),
+                            "WeChat Pay answered 429: send rate lowered"
+                        );
                     }
                     self.update_paused();
                     if closed_before {
@@ -234,6 +271,11 @@ impl Delivery {
                         t.retry_after,
                         &mut rand::thread_rng(),
                     );
+                    self.metrics
+                        .retries
+                        .with_label_values(&[t.cause.label()])
+                        .inc();
+                    tracing::debug!(cause = t.cause.label(), status = ?t.status, attempts, delay_ms = delay.as_millis() as u64, "retrying");
                     if sleep_or_cancel(delay, cancel).await {
                         return Delivered::Cancelled;
                     }

@@ -69,7 +69,8 @@ pub fn consumer_config(cfg: &KafkaConfig) -> ClientConfig {
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", cfg.assignor.as_str())
         .set("session.timeout.ms", cfg.session_timeout_ms.to_string())
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        .set("statistics.interval.ms", "5000");
     for (k, v) in &cfg.consumer.0 {
         c.set(k, v);
     }

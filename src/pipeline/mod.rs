@@ -21,6 +21,7 @@ use std::time::Duration;
 use crate::event::DecodeLimits;
 use crate::snapshot::Defaults;
 use crate::state::Sink;
+use crate::telemetry::metrics::Metrics;
 use crate::telemetry::Health;
 
 /// Worker settings.
@@ -60,6 +61,8 @@ pub struct Shared {
     pub delivery: delivery::Delivery,
     /// Health.
     pub health: Arc<Health>,
+    /// Metrics.
+    pub metrics: Metrics,
     /// Restore consumer configuration.
     pub restore_config: rdkafka::ClientConfig,
     /// Worker settings.

@@ -40,6 +40,7 @@ pub struct OrderDone {
 pub async fn dead_letter(
     shared: &Shared,
     record: &InRecord,
+    out_order_no: Option<&str>,
     failure: &Failure<'_>,
     cancel: &mut watch::Receiver<bool>,
 ) -> bool {
@@ -59,7 +60,21 @@ pub async fn dead_letter(
     );
     let ok = shared.sink.dead_letter(&dl, cancel).await.is_ok();
     if ok {
-        tracing::warn!(partition = record.partition, offset = record.offset, reason = failure.reason.as_str(), error = %failure.detail, attempts = failure.attempts, "dead-lettered");
+        shared
+            .metrics
+            .dead_letters
+            .with_label_values(&[failure.reason.as_str()])
+            .inc();
+        tracing::warn!(
+            partition = record.partition,
+            offset = record.offset,
+            out_order_no = out_order_no.unwrap_or(""),
+            reason = failure.reason.as_str(),
+            error = %failure.detail,
+            attempts = failure.attempts,
+            http_status = failure.answer.map(|a| a.status),
+            "dead-lettered"
+        );
     }
     ok
 }
@@ -85,7 +100,15 @@ impl Run<'_> {
     /// Dead-letter every job of a group that could not be delivered; true when all are written.
     async fn dead_letter_group(&mut self, group: &[Job], failure: &Failure<'_>) -> bool {
         for job in group {
-            if !dead_letter(self.shared, &job.record, failure, &mut self.cancel).await {
+            if !dead_letter(
+                self.shared,
+                &job.record,
+                Some(&job.event.out_order_no),
+                failure,
+                &mut self.cancel,
+            )
+            .await
+            {
                 return false;
             }
             self.done.push(job.record.offset);
@@ -121,7 +144,12 @@ pub async fn process(
         let span = (job.record.offset, job.event.event_id.as_str());
         match outcome {
             Outcome::Ignored(why) => {
-                tracing::debug!(partition, offset = span.0, out_order_no = %order, reason = why.as_str(), "event ignored");
+                shared
+                    .metrics
+                    .events_ignored
+                    .with_label_values(&[why.as_str()])
+                    .inc();
+                tracing::debug!(partition, offset = span.0, out_order_no = %order, event_id = span.1, reason = why.as_str(), "event ignored");
                 run.done.push(job.record.offset);
             }
             Outcome::Rejected(r) => {

@@ -46,6 +46,8 @@ pub struct PartitionWorker {
     tasks: JoinSet<TaskResult>,
     stop: watch::Receiver<bool>,
     finish: watch::Receiver<bool>,
+    /// Orders this worker holds (in the map or checked out to a task).
+    tracked: i64,
 }
 
 fn now_ms() -> u64 {
@@ -74,6 +76,7 @@ impl PartitionWorker {
             tasks: JoinSet::new(),
             stop,
             finish,
+            tracked: 0,
         }
     }
 
@@ -138,6 +141,7 @@ impl PartitionWorker {
         while let Some(result) = self.tasks.join_next().await {
             self.finished(result);
         }
+        self.shared.metrics.tracked_orders.sub(self.tracked);
         let _ = finished.send(self.tracker.committable());
     }
 
@@ -166,6 +170,12 @@ impl PartitionWorker {
                         ms = started.elapsed().as_millis() as u64,
                         "partition state restored"
                     );
+                    self.tracked = restored.orders.len() as i64;
+                    shared.metrics.tracked_orders.add(self.tracked);
+                    shared
+                        .metrics
+                        .restore_duration
+                        .observe(started.elapsed().as_secs_f64());
                     self.orders = restored.orders;
                     shared.health.restored(partition);
                     return true;
@@ -227,7 +237,7 @@ impl PartitionWorker {
                 attempts: 0,
                 answer: None,
             };
-            let ok = order::dead_letter(&shared, &record, &failure, &mut cancel).await;
+            let ok = order::dead_letter(&shared, &record, None, &failure, &mut cancel).await;
             TaskResult::DeadLettered {
                 offset: record.offset,
                 ok,
@@ -236,7 +246,11 @@ impl PartitionWorker {
     }
 
     fn spawn_order(&mut self, order: Box<str>, jobs: Vec<Job>) {
-        let state = self.orders.remove(&order).unwrap_or_default();
+        let state = self.orders.remove(&order).unwrap_or_else(|| {
+            self.tracked += 1;
+            self.shared.metrics.tracked_orders.inc();
+            OrderState::default()
+        });
         let shared = self.shared.clone();
         let cancel = self.stop.clone();
         let partition = self.partition;
@@ -295,6 +309,8 @@ impl PartitionWorker {
         for k in &expired {
             self.orders.remove(k);
         }
+        self.tracked -= expired.len() as i64;
+        self.shared.metrics.tracked_orders.sub(expired.len() as i64);
         let shared = self.shared.clone();
         let partition = self.partition;
         let mut cancel = self.stop.clone();

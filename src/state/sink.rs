@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::dead_letter::DeadLetter;
 use crate::snapshot::StateRecord;
+use crate::telemetry::metrics::Metrics;
 
 /// The producer side of the pipeline.
 #[derive(Clone)]
@@ -17,6 +18,7 @@ pub struct Sink {
     producer: FutureProducer,
     changelog_topic: String,
     dlq_topic: String,
+    metrics: Metrics,
 }
 
 /// A write that did not happen because the partition is being given up.
@@ -25,11 +27,17 @@ pub struct Cancelled;
 
 impl Sink {
     /// A sink writing to these topics.
-    pub fn new(producer: FutureProducer, changelog_topic: String, dlq_topic: String) -> Self {
+    pub fn new(
+        producer: FutureProducer,
+        changelog_topic: String,
+        dlq_topic: String,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             producer,
             changelog_topic,
             dlq_topic,
+            metrics,
         }
     }
 
@@ -53,7 +61,12 @@ impl Sink {
                 .send(record(), Timeout::After(Duration::from_secs(30)))
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    if what.starts_with("changelog") {
+                        self.metrics.changelog_writes.inc();
+                    }
+                    return Ok(());
+                }
                 Err((e, _)) => {
                     tracing::error!(error = %e, what, "write to Kafka failed; retrying (offsets are not committed past it)");
                     if *cancel.borrow() {

@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::Health;
+use super::{metrics, Health};
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -20,8 +20,16 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-fn route(health: &Health, path: &str) -> Response<Full<Bytes>> {
+fn route(health: &Health, registry: &prometheus::Registry, path: &str) -> Response<Full<Bytes>> {
     match path {
+        "/metrics" => {
+            let mut r = text(StatusCode::OK, metrics::render(registry));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
         "/healthz" if health.is_live() => text(StatusCode::OK, "ok\n".into()),
         "/healthz" => text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -56,16 +64,22 @@ fn route(health: &Health, path: &str) -> Response<Full<Bytes>> {
 }
 
 /// Serve until `stop` turns true. Returns the bound address through `bound`.
-pub async fn serve(listener: TcpListener, health: Arc<Health>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    health: Arc<Health>,
+    registry: prometheus::Registry,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let health = health.clone();
+                let registry = registry.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let resp = route(&health, req.uri().path());
+                        let resp = route(&health, &registry, req.uri().path());
                         async move { Ok::<_, std::convert::Infallible>(resp) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;

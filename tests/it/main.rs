@@ -8,6 +8,7 @@ mod cli;
 mod events;
 mod keys;
 mod merge;
+mod operations;
 mod pipeline;
 mod rebalance;
 mod sandbox_faults;

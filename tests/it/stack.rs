@@ -289,6 +289,10 @@ pub struct ChildApp {
 
 impl ChildApp {
     pub fn spawn(config_text: &str) -> ChildApp {
+        Self::spawn_with_log_level(config_text, "info")
+    }
+
+    pub fn spawn_with_log_level(config_text: &str, level: &str) -> ChildApp {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
         std::fs::write(&config, config_text).unwrap();
@@ -296,7 +300,7 @@ impl ChildApp {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_catering-sync"))
             .args(["--log-format", "json", "run", "--config"])
             .arg(&config)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", level)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

@@ -1,0 +1,224 @@
+//! Operating it: `/metrics` of a running pipeline, and secrets kept out of the logs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use catering_sync::sandbox::Faults;
+use catering_sync::telemetry::metrics::NAMES;
+
+use crate::broker::{Broker, Outgoing, TestBroker};
+use crate::harness::eventually;
+use crate::stack::*;
+
+/// Parse the text exposition into `series → value` (series = name plus labels as written).
+fn scrape(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn sum(m: &BTreeMap<String, f64>, prefix: &str) -> f64 {
+    m.iter()
+        .filter(|(k, _)| *k == prefix || k.starts_with(&format!("{prefix}{{")))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+async fn get(url: &str) -> BTreeMap<String, f64> {
+    scrape(&reqwest::get(url).await.unwrap().text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_of_a_running_pipeline_are_exported_and_move() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("catering_sync=debug")
+        .with_test_writer()
+        .try_init();
+    let broker = TestBroker::start();
+    let names = Names::fresh();
+    broker.create_topic(&names.input, 2).await;
+    let sandbox = sandbox_with(Faults {
+        rate_503: 0.25,
+        ..Faults::default()
+    })
+    .await;
+    let orders = gen_orders("MET", 30);
+    let mut records = interleave(&orders, 3);
+    records.push(Outgoing::keyed("bad", b"{not json".to_vec()));
+    let delivered = broker.produce_batch(&names.input, records).await;
+    let ends = ends(&delivered);
+    let app = RunningApp::start(
+        &config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "").replace(
+            "[kafka.consumer]\n\"heartbeat",
+            "[kafka.consumer]\n\"statistics.interval.ms\" = \"500\"\n\"heartbeat",
+        ),
+    )
+    .await;
+    let url = format!("http://{}/metrics", app.http_addr);
+    let done = eventually(Duration::from_secs(90), || async {
+        check_delivered(&sandbox, &orders).is_ok() && all_committed(&broker, &names, &ends, 2).await
+    })
+    .await;
+    assert!(done, "{:?}", check_delivered(&sandbox, &orders));
+    // Lag comes from librdkafka statistics, committed offsets from the commit acknowledgements.
+    let settled = eventually(Duration::from_secs(20), || async {
+        let m = get(&url).await;
+        m.contains_key("catering_sync_consumer_lag{partition=\"0\"}")
+            && sum(&m, "catering_sync_consumer_lag") == 0.0
+    })
+    .await;
+    assert!(settled, "lag per partition reported and back to 0");
+    let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    for name in NAMES {
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name} exported");
+    }
+    let m = scrape(&text);
+    let records = delivered.len() as f64;
+    assert_eq!(
+        sum(&m, "catering_sync_events_consumed_total"),
+        records,
+        "every record counted once"
+    );
+    assert!(
+        m["catering_sync_posts_total{outcome=\"delivered\",status=\"204\"}"] >= 60.0,
+        "a post per status per order"
+    );
+    assert!(
+        m["catering_sync_posts_total{outcome=\"transient\",status=\"503\"}"] >= 1.0,
+        "503s counted"
+    );
+    assert!(
+        m["catering_sync_retries_total{cause=\"server_error\"}"] >= 1.0,
+        "retries counted"
+    );
+    assert_eq!(
+        m["catering_sync_dead_letters_total{reason=\"malformed\"}"], 1.0,
+        "the bad record"
+    );
+    assert_eq!(
+        m["catering_sync_dead_letters_total{reason=\"retries_exhausted\"}"],
+        0.0
+    );
+    assert!(
+        m["catering_sync_events_ignored_total{reason=\"duplicate_event\"}"] >= 10.0,
+        "duplicates of every 3rd order"
+    );
+    assert_eq!(
+        m["catering_sync_post_duration_seconds_count"],
+        sum(&m, "catering_sync_posts_total")
+    );
+    assert_eq!(m["catering_sync_posts_in_flight"], 0.0);
+    assert_eq!(m["catering_sync_tracked_orders"], 30.0);
+    assert_eq!(m["catering_sync_assigned_partitions"], 2.0);
+    assert_eq!(
+        m["catering_sync_changelog_restore_duration_seconds_count"],
+        2.0
+    );
+    assert!(m["catering_sync_rebalances_total{kind=\"assign\"}"] >= 1.0);
+    assert!(m["catering_sync_changelog_writes_total"] >= 60.0);
+    assert_eq!(m["catering_sync_circuit_breaker_state"], 0.0);
+    assert_eq!(m["catering_sync_config_fault"], 0.0);
+    assert_eq!(m["catering_sync_paused_partitions"], 0.0);
+    for (p, end) in &ends {
+        assert_eq!(
+            m[&format!("catering_sync_committed_offset{{partition=\"{p}\"}}")],
+            *end as f64
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
+    assert!(now - m["catering_sync_last_poll_timestamp_seconds"] < 10.0);
+    app.stop().await.unwrap();
+    sandbox.shutdown().await;
+}
+
+/// Distinctive login tokens in delivered orders, in retried posts and in dead-lettered events:
+/// none appears in the service's logs (debug level), and every line about an event carries its
+/// partition and offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_tokens_never_reach_the_logs() {
+    let broker = TestBroker::start();
+    let names = Names::fresh();
+    broker.create_topic(&names.input, 2).await;
+    let sandbox = sandbox_with(Faults {
+        rate_500: 0.3,
+        rate_bad_signature: 0.1,
+        ..Faults::default()
+    })
+    .await;
+    let orders = gen_orders("RED", 20);
+    let mut records = interleave(&orders, 2);
+    let mut tokens: Vec<String> = (0..20).map(|i| format!("LT-SECRET-{i}")).collect();
+    // Dead-lettered events that carry a token: an invalid snapshot and a field-rule violation.
+    for (i, patch) in [
+        serde_json::json!({"login_token": "LT-DEADLETTER-A-7f3c", "status": "PAY_SUCCESS"}),
+        serde_json::json!({"login_token": "LT-DEADLETTER-B-9e1d", "total_amount": "lots"}),
+        serde_json::json!({"login_token": "LT-DEADLETTER-C-2a2a".repeat(20)}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let v = serde_json::json!({"event_id": format!("dl{i}"), "out_order_no": format!("REDDL{i}"), "occurred_at": "2026-11-27T12:30:00+08:00", "patch": patch});
+        records.push(Outgoing::keyed(
+            format!("REDDL{i}"),
+            v.to_string().into_bytes(),
+        ));
+    }
+    tokens.extend(
+        [
+            "LT-DEADLETTER-A-7f3c",
+            "LT-DEADLETTER-B-9e1d",
+            "LT-DEADLETTER-C-2a2a",
+        ]
+        .map(String::from),
+    );
+    let delivered = broker.produce_batch(&names.input, records).await;
+    let ends = ends(&delivered);
+    let config = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "");
+    let app = ChildApp::spawn_with_log_level(&config, "debug");
+    let done = eventually(Duration::from_secs(90), || async {
+        check_delivered(&sandbox, &orders).is_ok() && all_committed(&broker, &names, &ends, 2).await
+    })
+    .await;
+    assert!(done, "{:?}", check_delivered(&sandbox, &orders));
+    app.sigterm();
+    let mut app = app;
+    app.wait_exit(Duration::from_secs(20)).await.expect("exits");
+    let log = app.log_text();
+    assert!(
+        log.contains("dead-lettered") && log.contains("retrying"),
+        "the log covers dead letters and failed posts"
+    );
+    for t in &tokens {
+        assert!(
+            !log.contains(t.as_str()),
+            "login_token {t} leaked into the logs"
+        );
+    }
+    assert!(
+        !log.contains("PRIVATE KEY") && !log.contains("WECHATPAY2-SHA256-RSA2048"),
+        "no key or Authorization header"
+    );
+    for line in log.lines().filter(|l| {
+        l.contains("acknowledged by WeChat Pay")
+            || l.contains("\"dead-lettered\"")
+            || l.contains("event ignored")
+    }) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let f = &v["fields"];
+        assert!(
+            f["partition"].is_number()
+                && f["offset"].is_number()
+                && f.get("out_order_no").is_some(),
+            "{line}"
+        );
+    }
+    assert_eq!(broker.read_all(&names.dlq).await.len(), 3);
+    sandbox.shutdown().await;
+}
