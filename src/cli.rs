@@ -52,9 +52,47 @@ pub enum Command {
     /// Apply a sample of JSONL order events in memory and show, per event, what catering-sync
     /// would do; then each order's snapshot and request body. Exit 1 if any event is rejected.
     CheckEvent(CheckEventArgs),
+    /// Dead letters.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// `dlq …`
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Re-publish chosen dead letters to the input topic (each to its original partition), with a
+    /// catering-sync.replayed-from header; prints what it sends and a summary.
+    Replay(ReplayArgs),
+}
+
+/// `dlq replay` options.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Configuration file (the [kafka] section is used).
+    #[arg(long, short, env = "CATERING_SYNC_CONFIG")]
+    pub config: PathBuf,
+    /// Only this reason (repeatable): malformed, invalid_event, invalid_snapshot,
+    /// status_regression, rejected, retries_exhausted.
+    #[arg(long = "reason")]
+    pub reasons: Vec<String>,
+    /// Only dead letters that failed at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only dead letters that failed before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only this order number (repeatable).
+    #[arg(long = "order")]
+    pub orders: Vec<String>,
+    /// List what would be re-published; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Records per second (0 = no limit).
+    #[arg(long, default_value_t = 50.0)]
+    pub rate: f64,
 }
 
 /// `check-event` options.
@@ -207,6 +245,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keys(KeysCommand::Generate { out, mchid }) => keys_generate(&out, &mchid),
         Command::Sign(args) => sign(&args),
         Command::CheckEvent(args) => check_event(&args),
+        Command::Dlq(DlqCommand::Replay(args)) => dlq_replay(&args),
         Command::Bench(BenchCommand::State { orders, dishes }) => bench_state(orders, &dishes),
         Command::Bench(BenchCommand::Sign {
             seconds,
@@ -451,4 +490,43 @@ fn run_service(args: &RunArgs) -> Result<(), Failure> {
             code: e.exit_code(),
             error: e.into(),
         })
+}
+
+fn dlq_replay(args: &ReplayArgs) -> Result<(), Failure> {
+    let config = crate::config::Config::load(&args.config).map_err(|e| config_error(e.into()))?;
+    let time = |flag: &str, v: &Option<String>| -> Result<Option<time::OffsetDateTime>, Failure> {
+        v.as_deref()
+            .map(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
+            .transpose()
+            .map_err(|e| config_error(anyhow::anyhow!("--{flag}: {e}")))
+    };
+    let reasons = args
+        .reasons
+        .iter()
+        .map(|r| {
+            crate::dead_letter::Reason::parse(r).ok_or_else(|| {
+                config_error(anyhow::anyhow!("--reason {r:?}: not a dead-letter reason"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if !(args.rate >= 0.0 && args.rate.is_finite()) {
+        return Err(config_error(anyhow::anyhow!("--rate must be ≥ 0")));
+    }
+    let filter = crate::replay::Filter {
+        reasons,
+        since: time("since", &args.since)?,
+        until: time("until", &args.until)?,
+        orders: args.orders.clone(),
+    };
+    let stdout = std::io::stdout();
+    runtime()?
+        .block_on(crate::replay::replay(
+            &config.kafka,
+            &filter,
+            args.dry_run,
+            args.rate,
+            &mut stdout.lock(),
+        ))
+        .map(|_| ())
+        .map_err(runtime_error)
 }

@@ -31,6 +31,7 @@
 
 pub mod event;
 pub mod pipeline;
+pub mod replay;
 pub mod retry;
 pub mod snapshot;
 pub mod state;

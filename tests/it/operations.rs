@@ -222,3 +222,148 @@ async fn login_tokens_never_reach_the_logs() {
     assert_eq!(broker.read_all(&names.dlq).await.len(), 3);
     sandbox.shutdown().await;
 }
+
+/// Dead letters caused by a configuration gap (no `[defaults]` for the provider ids) are replayed
+/// after the fix and reach the sandbox in order; `--dry-run` sends nothing; filters work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dlq_replay_re_publishes_fixed_dead_letters() {
+    use serde_json::json;
+    let broker = TestBroker::start();
+    let names = Names::fresh();
+    broker.create_topic(&names.input, 2).await;
+    let sandbox = sandbox_with(Faults::default()).await;
+    let mut records = Vec::new();
+    let nos: Vec<String> = (0..10).map(|i| format!("RPL{i:04}")).collect();
+    for no in &nos {
+        let create = json!({"event_id": format!("{no}-1"), "out_order_no": no, "occurred_at": "2026-11-27T12:30:00+08:00", "patch": {
+            "sub_mchid": "1900000109", "openid": "oUser", "out_shop_no": "S1", "login_token": "t", "order_entry": "pages/menu",
+            "total_amount": 100, "discount_amount": 0, "user_amount": 100, "status": "CREATE_DEAL",
+            "dish_list": [{"out_dish_no": "D1", "name": "面", "price": 100, "unit": "BY_SHARE", "count": 1}]}});
+        let pay = json!({"event_id": format!("{no}-2"), "out_order_no": no, "occurred_at": "2026-11-27T12:40:00+08:00", "patch": {
+            "status": "PAY_SUCCESS", "pay_time": "2026-11-27T12:40:00+08:00", "transaction_id": "4200001", "out_trade_no": format!("P{no}")}});
+        records.push(
+            Outgoing::keyed(no.clone(), create.to_string().into_bytes())
+                .header("traceparent", b"00-abc".to_vec()),
+        );
+        records.push(Outgoing::keyed(no.clone(), pay.to_string().into_bytes()));
+    }
+    let delivered = broker.produce_batch(&names.input, records).await;
+    let first_ends = ends(&delivered);
+    let broken = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "");
+    let app = RunningApp::start(&broken).await;
+    let dead = eventually(Duration::from_secs(60), || async {
+        all_committed(&broker, &names, &first_ends, 2).await
+            && broker.read_all(&names.dlq).await.len() == 20
+    })
+    .await;
+    assert!(dead, "every event dead-lettered without the provider ids");
+    app.stop().await.unwrap();
+    assert_eq!(sandbox.stats().accepted, 0);
+
+    let fixed = config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
+        "[defaults]\nsp_mchid = \"1900000001\"\nsp_appid = \"wx8888888888888888\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("fixed.toml");
+    std::fs::write(&config_path, &fixed).unwrap();
+    let cli = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_catering-sync"))
+            .args(["dlq", "replay", "--config"])
+            .arg(&config_path)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let dry = cli(&["--dry-run"]);
+    assert_eq!(
+        dry.lines()
+            .filter(|l| l.starts_with("would replay"))
+            .count(),
+        20,
+        "{dry}"
+    );
+    assert!(
+        dry.contains("20 dead letters read, 20 matched (invalid_snapshot: 20), 0 re-published"),
+        "{dry}"
+    );
+    assert_eq!(
+        broker.read_all(&names.input).await.len(),
+        20,
+        "a dry run sends nothing"
+    );
+    let one = cli(&[
+        "--dry-run",
+        "--order",
+        "RPL0003",
+        "--reason",
+        "invalid_snapshot",
+    ]);
+    assert!(one.contains("2 matched"), "{one}");
+    let none = cli(&["--dry-run", "--reason", "malformed"]);
+    assert!(none.contains("0 matched"), "{none}");
+
+    let app = RunningApp::start(&fixed).await;
+    let sent = cli(&["--reason", "invalid_snapshot", "--rate", "0"]);
+    assert!(sent.contains("20 re-published"), "{sent}");
+    let replayed = broker.read_all(&names.input).await;
+    assert_eq!(replayed.len(), 40);
+    let with_header: Vec<_> = replayed
+        .iter()
+        .filter(|r| {
+            r.headers
+                .iter()
+                .any(|(k, _)| k == "catering-sync.replayed-from")
+        })
+        .collect();
+    assert_eq!(with_header.len(), 20);
+    assert!(
+        with_header
+            .iter()
+            .all(|r| !r.headers.iter().any(|(k, _)| k == "catering-sync.reason")),
+        "failure headers are not carried back"
+    );
+    assert_eq!(
+        with_header
+            .iter()
+            .filter(|r| r
+                .headers
+                .iter()
+                .any(|(k, v)| k == "traceparent" && v == b"00-abc"))
+            .count(),
+        10,
+        "original headers kept"
+    );
+    let all_ends = ends(
+        &replayed
+            .iter()
+            .map(|r| (r.partition, r.offset))
+            .collect::<Vec<_>>(),
+    );
+    let done = eventually(Duration::from_secs(60), || async {
+        nos.iter().all(|no| {
+            sandbox
+                .posts(no)
+                .iter()
+                .map(|p| p.status.clone().unwrap())
+                .collect::<Vec<_>>()
+                == ["CREATE_DEAL", "PAY_SUCCESS"]
+        }) && all_committed(&broker, &names, &all_ends, 2).await
+    })
+    .await;
+    assert!(
+        done,
+        "replayed orders reached the sandbox in order: {:?}",
+        sandbox.summary()
+    );
+    app.stop().await.unwrap();
+    sandbox.shutdown().await;
+}

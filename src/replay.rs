@@ -1,0 +1,257 @@
+//! `catering-sync dlq replay`: re-publish chosen dead letters to the input topic, each to the
+//! partition its original record came from (so it meets its order's state), with the original
+//! key, value and headers, the `catering-sync.*` failure headers removed, and a
+//! `catering-sync.replayed-from` header naming the dead letter. Filters by reason, failure time
+//! and order number; `--dry-run` lists what would be sent; a rate limit spaces the sends.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::config::KafkaConfig;
+use crate::dead_letter::{header, header_value, Reason};
+use crate::pipeline::kafka;
+
+/// Which dead letters to replay.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only these reasons (all when empty).
+    pub reasons: Vec<Reason>,
+    /// Failed at or after.
+    pub since: Option<OffsetDateTime>,
+    /// Failed before.
+    pub until: Option<OffsetDateTime>,
+    /// Only these order numbers (all when empty); matched against the value's `out_order_no`,
+    /// or the key when the value is not an event.
+    pub orders: Vec<String>,
+}
+
+/// One dead letter read back.
+#[derive(Debug, Clone)]
+pub struct DeadLetterRecord {
+    /// DLQ partition.
+    pub partition: i32,
+    /// DLQ offset.
+    pub offset: i64,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub value: Option<Vec<u8>>,
+    /// Headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl DeadLetterRecord {
+    fn header(&self, name: &str) -> Option<&str> {
+        header_value(&self.headers, name)
+    }
+
+    /// The order number, from the value or the key.
+    pub fn out_order_no(&self) -> Option<String> {
+        self.value
+            .as_deref()
+            .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
+            .and_then(|v| {
+                v.get("out_order_no")
+                    .and_then(|n| n.as_str())
+                    .map(str::to_string)
+            })
+            .or_else(|| {
+                self.key
+                    .as_deref()
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .map(str::to_string)
+            })
+    }
+
+    /// The original (topic, partition), from `catering-sync.source`.
+    pub fn source_partition(&self) -> Option<i32> {
+        let source = self.header(header::SOURCE)?;
+        let mut parts = source.rsplitn(3, '/');
+        let _offset = parts.next()?;
+        parts.next()?.parse().ok()
+    }
+
+    fn matches(&self, f: &Filter) -> bool {
+        let reason = self.header(header::REASON).and_then(Reason::parse);
+        if !f.reasons.is_empty() && !reason.is_some_and(|r| f.reasons.contains(&r)) {
+            return false;
+        }
+        let failed_at = self
+            .header(header::FAILED_AT)
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+        if f.since.is_some_and(|s| failed_at.is_none_or(|t| t < s))
+            || f.until.is_some_and(|u| failed_at.is_none_or(|t| t >= u))
+        {
+            return false;
+        }
+        f.orders.is_empty() || self.out_order_no().is_some_and(|o| f.orders.contains(&o))
+    }
+}
+
+/// Read every record of `topic` from the beginning to the end of each partition.
+pub fn read_topic(
+    cfg: &KafkaConfig,
+    topic: &str,
+    deadline: Duration,
+) -> Result<Vec<DeadLetterRecord>, KafkaError> {
+    let consumer: BaseConsumer = kafka::restore_config(cfg)
+        .set("group.id", format!("{}.replay", cfg.group_id))
+        .create()?;
+    let partitions =
+        kafka::partition_count(&consumer, topic, Duration::from_secs(10))?.unwrap_or(0);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let mut at_end: BTreeMap<i32, bool> = (0..partitions).map(|p| (p, false)).collect();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    while at_end.values().any(|e| !e) {
+        if started.elapsed() > deadline {
+            return Err(KafkaError::Global(
+                rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+            ));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p, true);
+            }
+            Some(Err(e)) => return Err(e),
+            Some(Ok(m)) => {
+                at_end.insert(m.partition(), false);
+                out.push(DeadLetterRecord {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    headers: m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+            }
+        }
+    }
+    out.sort_by_key(|r| (r.partition, r.offset));
+    Ok(out)
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Dead letters read.
+    pub read: usize,
+    /// Dead letters that matched the filter.
+    pub matched: usize,
+    /// Re-published (0 in a dry run).
+    pub sent: usize,
+    /// Matched, by reason.
+    pub by_reason: BTreeMap<String, usize>,
+}
+
+/// Replay dead letters of `cfg.dlq_topic` matching `filter` to `cfg.input_topic`.
+pub async fn replay(
+    cfg: &KafkaConfig,
+    filter: &Filter,
+    dry_run: bool,
+    rate_per_second: f64,
+    out: &mut impl Write,
+) -> anyhow::Result<Summary> {
+    let c = cfg.clone();
+    let records =
+        tokio::task::spawn_blocking(move || read_topic(&c, &c.dlq_topic, Duration::from_secs(600)))
+            .await??;
+    let producer: FutureProducer = kafka::producer_config(cfg).create()?;
+    let mut summary = Summary {
+        read: records.len(),
+        ..Summary::default()
+    };
+    let interval = (rate_per_second > 0.0).then(|| Duration::from_secs_f64(1.0 / rate_per_second));
+    for r in records.iter().filter(|r| r.matches(filter)) {
+        summary.matched += 1;
+        let reason = r.header(header::REASON).unwrap_or("?").to_string();
+        *summary.by_reason.entry(reason.clone()).or_default() += 1;
+        let from = format!("{}/{}/{}", cfg.dlq_topic, r.partition, r.offset);
+        let order = r.out_order_no().unwrap_or_default();
+        writeln!(
+            out,
+            "{} {from} reason={reason} order={order} failed-at={} source={}",
+            if dry_run { "would replay" } else { "replay" },
+            r.header(header::FAILED_AT).unwrap_or("?"),
+            r.header(header::SOURCE).unwrap_or("?")
+        )?;
+        if dry_run {
+            continue;
+        }
+        let headers = r
+            .headers
+            .iter()
+            .filter(|(k, _)| !k.starts_with("catering-sync."))
+            .fold(OwnedHeaders::new(), |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: Some(v.as_slice()),
+                })
+            })
+            .insert(Header {
+                key: header::REPLAYED_FROM,
+                value: Some(from.as_bytes()),
+            });
+        let mut record = FutureRecord::to(&cfg.input_topic).headers(headers);
+        if let Some(p) = r.source_partition() {
+            record = record.partition(p);
+        }
+        if let Some(k) = &r.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(v) = &r.value {
+            record = record.payload(v.as_slice());
+        }
+        producer
+            .send(record, Timeout::After(Duration::from_secs(30)))
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("re-publishing {from}: {e}"))?;
+        summary.sent += 1;
+        if let Some(i) = interval {
+            tokio::time::sleep(i).await;
+        }
+    }
+    writeln!(
+        out,
+        "{} dead letters read, {} matched{}, {} re-published to {}",
+        summary.read,
+        summary.matched,
+        if summary.by_reason.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                summary
+                    .by_reason
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+        summary.sent,
+        cfg.input_topic
+    )?;
+    Ok(summary)
+}
