@@ -92,6 +92,8 @@ pub struct Running {
     pub health: Arc<Health>,
     /// The operations server's address.
     pub http_addr: std::net::SocketAddr,
+    /// The metrics registry.
+    pub registry: prometheus::Registry,
 }
 
 /// Run the service until `shutdown` resolves. `on_start` sees the running handles.
@@ -198,6 +200,7 @@ pub async fn run(
     on_start(&Running {
         health: health.clone(),
         http_addr,
+        registry: registry.clone(),
     });
     tracing::info!(http = %http_addr, group = %config.kafka.group_id, "catering-sync running");
     shutdown.await;

@@ -47,14 +47,21 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod dead_letter;
+pub mod demo;
 pub mod keygen;
 
 /// Install the tracing subscriber: JSON or pretty on stderr, filtered by `RUST_LOG` (default
 /// `info`). Safe to call twice (the second call does nothing).
 pub fn telemetry_init(format: cli::LogFormat) {
+    telemetry_init_with(format, "info");
+}
+
+/// As [`telemetry_init`], with `default_level` when `RUST_LOG` is not set.
+pub fn telemetry_init_with(format: cli::LogFormat, default_level: &str) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let json = match format {
         cli::LogFormat::Json => true,
         cli::LogFormat::Pretty => false,

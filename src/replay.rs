@@ -104,9 +104,9 @@ pub fn read_topic(
     topic: &str,
     deadline: Duration,
 ) -> Result<Vec<DeadLetterRecord>, KafkaError> {
-    let consumer: BaseConsumer = kafka::restore_config(cfg)
+    let consumer: BaseConsumer<crate::state::ReadToEndContext> = kafka::restore_config(cfg)
         .set("group.id", format!("{}.replay", cfg.group_id))
-        .create()?;
+        .create_with_context(crate::state::ReadToEndContext)?;
     let partitions =
         kafka::partition_count(&consumer, topic, Duration::from_secs(10))?.unwrap_or(0);
     let mut tpl = TopicPartitionList::new();

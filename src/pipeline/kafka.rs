@@ -154,8 +154,8 @@ impl TopicError {
 }
 
 /// Partitions of `topic`, `None` when it does not exist.
-pub fn partition_count(
-    consumer: &BaseConsumer,
+pub fn partition_count<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     topic: &str,
     timeout: Duration,
 ) -> Result<Option<i32>, rdkafka::error::KafkaError> {

@@ -4,5 +4,5 @@
 mod restore;
 mod sink;
 
-pub use restore::{restore_partition, Restored};
+pub use restore::{restore_partition, ReadToEndContext, Restored};
 pub use sink::Sink;

@@ -26,10 +26,10 @@ pub struct Restored {
     pub unreadable: u64,
 }
 
-/// The restore reader's context: the end of the partition is expected, not an error.
-struct RestoreContext;
+/// The context of readers that read partitions to their end: the end is expected, not an error.
+pub struct ReadToEndContext;
 
-impl ClientContext for RestoreContext {
+impl ClientContext for ReadToEndContext {
     fn error(&self, error: KafkaError, reason: &str) {
         if !matches!(error, KafkaError::PartitionEOF(_)) {
             tracing::warn!(error = %error, reason, "changelog restore reader");
@@ -37,7 +37,7 @@ impl ClientContext for RestoreContext {
     }
 }
 
-impl ConsumerContext for RestoreContext {}
+impl ConsumerContext for ReadToEndContext {}
 
 /// Read changelog partition `partition` of `topic` to its end (blocking; run on a blocking thread).
 pub fn restore_partition(
@@ -46,7 +46,7 @@ pub fn restore_partition(
     partition: i32,
     deadline: Duration,
 ) -> Result<Restored, KafkaError> {
-    let consumer: BaseConsumer<RestoreContext> = config.create_with_context(RestoreContext)?;
+    let consumer: BaseConsumer<ReadToEndContext> = config.create_with_context(ReadToEndContext)?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
     consumer.assign(&tpl)?;

@@ -5,6 +5,8 @@ mod harness;
 
 mod broker;
 mod cli;
+mod demo;
+mod deploy;
 mod events;
 mod keys;
 mod merge;
