@@ -58,9 +58,26 @@ pub enum Command {
     /// Dead letters.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Publish JSONL order events to a topic, keyed by their out_order_no (for trying catering-sync
+    /// against a test broker; platforms publish with their own producers).
+    Produce(ProduceArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// `produce` options.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Bootstrap servers.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// Topic.
+    #[arg(long, default_value = "catering.order-events")]
+    pub topic: String,
+    /// JSONL file of events; `-` or nothing for standard input. Lines that are not JSON objects
+    /// with an out_order_no are sent without a key (and will be dead-lettered).
+    pub file: Option<PathBuf>,
 }
 
 /// `dlq …`
@@ -276,6 +293,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sign(args) => sign(&args),
         Command::CheckEvent(args) => check_event(&args),
         Command::Dlq(DlqCommand::Replay(args)) => dlq_replay(&args),
+        Command::Produce(args) => produce(&args),
         Command::Bench(BenchCommand::State { orders, dishes }) => bench_state(orders, &dishes),
         Command::Bench(BenchCommand::Sign {
             seconds,
@@ -610,5 +628,50 @@ fn demo(args: &DemoArgs) -> Result<(), Failure> {
                 "the demo's verification failed"
             )))
         }
+    })
+}
+
+fn produce(args: &ProduceArgs) -> Result<(), Failure> {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let text = match args.file.as_deref() {
+        None => read_body(Some(Path::new("-"))),
+        Some(p) => read_body(Some(p)),
+    }
+    .map_err(config_error)?;
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &args.brokers)
+        .set("acks", "all")
+        .create()
+        .map_err(|e| config_error(e.into()))?;
+    runtime()?.block_on(async {
+        let mut sent = 0;
+        for line in text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        {
+            let key = serde_json::from_slice::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| {
+                    v.get("out_order_no")
+                        .and_then(|n| n.as_str())
+                        .map(str::to_string)
+                });
+            let mut record = FutureRecord::<[u8], [u8]>::to(&args.topic).payload(line);
+            if let Some(k) = &key {
+                record = record.key(k.as_bytes());
+            }
+            producer
+                .send(
+                    record,
+                    rdkafka::util::Timeout::After(Duration::from_secs(30)),
+                )
+                .await
+                .map_err(|(e, _)| {
+                    runtime_error(anyhow::anyhow!("producing to {}: {e}", args.topic))
+                })?;
+            sent += 1;
+        }
+        println!("{sent} events published to {}", args.topic);
+        Ok(())
     })
 }
