@@ -112,6 +112,7 @@ request_timeout_ms = 3000
 key_id = "{kid}"
 public_key_file = "{dir}/wechatpay_pub_key.pem"
 [pipeline]
+max_in_flight = 16
 drain_timeout_ms = 5000
 commit_interval_ms = 200
 shutdown_timeout_ms = 10000

@@ -136,20 +136,12 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<OrderEvent, DecodeE
     let value = parse_strict(text, limits.max_depth)
         .map_err(|e| malformed(format!("not valid JSON: {e}")))?;
     let Value::Object(obj) = value else {
-        return Err(malformed(format!("not a JSON object but {}", kind(&value))));
+        return Err(malformed(format!(
+            "not a JSON object but {}",
+            rules::type_name(&value)
+        )));
     };
     decode_object(obj)
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 struct Collector(Vec<EventViolation>);
@@ -167,7 +159,10 @@ impl Collector {
             None | Some(Value::Null) => self.push(key, "is required"),
             Some(Value::String(s)) if s.is_empty() => self.push(key, "must not be empty"),
             Some(Value::String(s)) => return Some(s),
-            Some(other) => self.push(key, format!("must be a string, got {}", kind(other))),
+            Some(other) => self.push(
+                key,
+                format!("must be a string, got {}", rules::type_name(other)),
+            ),
         }
         None
     }
@@ -211,7 +206,10 @@ fn decode_object(mut obj: Map<String, Value>) -> Result<OrderEvent, DecodeError>
         Some(other) => {
             c.push(
                 "seq",
-                format!("must be an unsigned integer, got {}", kind(other)),
+                format!(
+                    "must be an unsigned integer, got {}",
+                    rules::type_name(other)
+                ),
             );
             None
         }
@@ -223,7 +221,10 @@ fn decode_object(mut obj: Map<String, Value>) -> Result<OrderEvent, DecodeError>
         }
         Some(Value::Object(p)) => check_patch(&mut c, p, out_order_no.as_deref()),
         Some(other) => {
-            c.push("patch", format!("must be an object, got {}", kind(&other)));
+            c.push(
+                "patch",
+                format!("must be an object, got {}", rules::type_name(&other)),
+            );
             None
         }
     };

@@ -132,6 +132,17 @@ impl Delivery {
             .send_if_modified(|p| std::mem::replace(p, paused) != paused);
     }
 
+    /// WeChat Pay accepted our signature and answered about the body: the breaker closes and any
+    /// configuration fault is over.
+    fn wechatpay_answered(&self) {
+        self.breaker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .on_success();
+        self.health.set_config_fault(false);
+        self.update_paused();
+    }
+
     /// Wait until the breaker lets a request through and the rate limiter has a token.
     async fn admit(&self, cancel: &mut watch::Receiver<bool>) -> bool {
         loop {
@@ -198,21 +209,12 @@ impl Delivery {
             let now = Instant::now();
             match attempt.disposition {
                 Disposition::Delivered => {
-                    self.breaker
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .on_success();
-                    self.health.set_config_fault(false);
-                    self.update_paused();
+                    self.wechatpay_answered();
                     return Delivered::Acknowledged { attempts };
                 }
                 Disposition::Permanent(rejection) => {
-                    self.breaker
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .on_success();
-                    self.health.set_config_fault(false);
-                    self.update_paused();
+                    // A refusal of this body: WeChat Pay itself works.
+                    self.wechatpay_answered();
                     return Delivered::Rejected {
                         rejection,
                         attempts,

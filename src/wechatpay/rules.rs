@@ -371,7 +371,8 @@ fn present(body: &Map<String, Value>, key: &str) -> bool {
     body.get(key).is_some_and(|v| !v.is_null())
 }
 
-fn type_name(value: &Value) -> &'static str {
+/// How a JSON value's type reads in a message ("a string", "an array", …).
+pub fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
