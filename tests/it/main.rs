@@ -16,5 +16,6 @@ mod rebalance;
 mod sandbox_faults;
 mod sandbox_rules;
 mod schemas;
+mod sdk;
 mod signing;
 mod stack;
