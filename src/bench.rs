@@ -46,9 +46,31 @@ pub struct SignResult {
     pub signatures: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// CPU time of the whole process during the measurement, when known.
+    pub cpu: Option<Duration>,
+}
+
+/// CPU time (user + system) a process has used: `/proc/PID/stat` on Linux (`None` elsewhere).
+/// Clock ticks are taken as 100 per second (Linux's USER_HZ on every mainstream architecture).
+pub fn process_cpu(pid: Option<u32>) -> Option<Duration> {
+    let path = pid.map_or_else(
+        || "/proc/self/stat".to_string(),
+        |p| format!("/proc/{p}/stat"),
+    );
+    let text = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces, inside parentheses).
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 impl SignResult {
+    /// CPU time per signature, when known.
+    pub fn cpu_per_signature(&self) -> Option<Duration> {
+        self.cpu.map(|c| c.div_f64(self.signatures.max(1) as f64))
+    }
+
     /// Signatures per second.
     pub fn per_second(&self) -> f64 {
         self.signatures as f64 / self.elapsed.as_secs_f64()
@@ -58,7 +80,11 @@ impl SignResult {
 /// A signing function under test; returns the signature length.
 type SignFn = Arc<dyn Fn(&[u8]) -> usize + Send + Sync>;
 
-fn run_threads(threads: usize, duration: Duration, sign: SignFn) -> (u64, Duration) {
+fn run_threads(
+    threads: usize,
+    duration: Duration,
+    sign: SignFn,
+) -> (u64, Duration, Option<Duration>) {
     let message = request_message(
         "POST",
         crate::wechatpay::SYNC_STATUS_PATH,
@@ -67,6 +93,7 @@ fn run_threads(threads: usize, duration: Duration, sign: SignFn) -> (u64, Durati
         &typical_body(),
     );
     let message = Arc::new(message);
+    let cpu_before = process_cpu(None);
     let started = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|_| {
@@ -84,7 +111,11 @@ fn run_threads(threads: usize, duration: Duration, sign: SignFn) -> (u64, Durati
         })
         .collect();
     let total = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
-    (total, started.elapsed())
+    let elapsed = started.elapsed();
+    let cpu = process_cpu(None)
+        .zip(cpu_before)
+        .map(|(a, b)| a.saturating_sub(b));
+    (total, elapsed, cpu)
 }
 
 /// Measure both backends with `pem` (PKCS#8) for `duration` each, at every thread count.
@@ -100,16 +131,17 @@ pub fn sign_benchmark(
     let mut results = Vec::new();
     for &threads in thread_counts {
         let k = ring_key.clone();
-        let (n, elapsed) =
+        let (n, elapsed, cpu) =
             run_threads(threads, duration, Arc::new(move |m: &[u8]| k.sign(m).len()));
         results.push(SignResult {
             backend: "ring (production)",
             threads,
             signatures: n,
             elapsed,
+            cpu,
         });
         let k = rsa_key.clone();
-        let (n, elapsed) = run_threads(
+        let (n, elapsed, cpu) = run_threads(
             threads,
             duration,
             Arc::new(move |m: &[u8]| k.sign(m).to_bytes().len()),
@@ -119,6 +151,7 @@ pub fn sign_benchmark(
             threads,
             signatures: n,
             elapsed,
+            cpu,
         });
     }
     Ok(results)
@@ -127,15 +160,19 @@ pub fn sign_benchmark(
 /// The results as a Markdown table.
 pub fn render(results: &[SignResult]) -> String {
     let mut out = String::from(
-        "| backend | threads | signs/s | ms per sign per thread |\n|---|---:|---:|---:|\n",
+        "| backend | threads | signs/s | ms per sign per thread | CPU ms per sign |\n|---|---:|---:|---:|---:|\n",
     );
     for r in results {
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.3} |\n",
+            "| {} | {} | {:.0} | {:.3} | {} |\n",
             r.backend,
             r.threads,
             r.per_second(),
-            1000.0 * r.threads as f64 / r.per_second()
+            1000.0 * r.threads as f64 / r.per_second(),
+            r.cpu_per_signature().map_or("n/a".to_string(), |c| format!(
+                "{:.3}",
+                c.as_secs_f64() * 1000.0
+            ))
         ));
     }
     out
