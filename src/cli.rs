@@ -91,7 +91,7 @@ pub enum DlqCommand {
 /// `dlq replay` options.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Configuration file (the [kafka] section is used).
+    /// Configuration file (its `[kafka]` section is used).
     #[arg(long, short, env = "CATERING_SYNC_CONFIG")]
     pub config: PathBuf,
     /// Only this reason (repeatable): malformed, invalid_event, invalid_snapshot,

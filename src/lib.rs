@@ -11,44 +11,61 @@
 //!                                    └── permanent failure / poison event → dead-letter topic → commit
 //! ```
 //!
-//! ## Layout
+//! ## Layout, in the order data moves
 //!
+//! - [`pipeline`]: the Kafka side. A poll thread owns the group consumer (routing, pause/resume,
+//!   commits, rebalances); a worker per partition restores state and runs orders concurrently,
+//!   each order's events in sequence; [`pipeline::offsets`] decides what may be committed;
+//!   [`pipeline::delivery`] posts with retries, breaker and rate limit.
 //! - [`event`]: the input contract: record bytes → a typed order event, or every violation
 //!   (`malformed` / `invalid_event`).
 //! - [`snapshot`]: the order snapshot, typed and compact; applying events (merge, status only
 //!   forward, validation), the request body and its digest, the changelog record.
 //! - [`wechatpay`]: both halves of the APIv3 conversation seen from the merchant: loading keys,
-//!   signing requests, verifying responses, classifying every outcome into a [`wechatpay::Disposition`],
-//!   the HTTP client, and the sync-status body rules ([`wechatpay::rules`]).
+//!   signing requests, verifying responses, classifying every outcome into a
+//!   [`wechatpay::Disposition`], the HTTP client, and the sync-status body rules
+//!   ([`wechatpay::rules`]).
+//! - [`retry`]: backoff, circuit breaker, send-rate limiter (pure, time passed in).
+//! - [`state`]: writes acknowledged by the broker (changelog records, tombstones, dead letters)
+//!   and restoring a partition from the changelog.
+//! - [`dead_letter`]: the dead-letter record and its headers; [`replay`]: `dlq replay`.
+//! - [`telemetry`]: metrics, health, and the `/metrics` `/healthz` `/readyz` server.
+//! - [`config`] and [`app`]: configuration, wiring and lifecycle of `run`.
 //! - [`sandbox`]: a faithful stand-in for the endpoint (independent RSA implementation, the same
 //!   body rules, fault injection), used by tests, the demo and benchmarks.
-//! - [`keygen`]: test and demo key material (merchant key pair, WeChat Pay public key).
-//! - [`bench`]: the signing benchmark.
+//! - [`demo`], [`check`], [`keygen`], [`mod@bench`]: the embedded demo, `check-event`, test keys,
+//!   benchmarks.
 //! - [`cli`]: the command-line interface; `main.rs` only dispatches to it.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
-pub mod event;
 pub mod pipeline;
-pub mod replay;
-pub mod retry;
+
+pub mod event;
 pub mod snapshot;
-pub mod state;
+
 pub mod wechatpay;
 
-pub mod sandbox;
+pub mod retry;
+pub mod state;
+
+pub mod dead_letter;
+pub mod replay;
 
 pub mod telemetry;
 
 pub mod app;
+pub mod config;
+
+pub mod sandbox;
+
 pub mod bench;
 pub mod check;
-pub mod cli;
-pub mod config;
-pub mod dead_letter;
 pub mod demo;
 pub mod keygen;
+
+pub mod cli;
 
 /// Install the tracing subscriber: JSON or pretty on stderr, filtered by `RUST_LOG` (default
 /// `info`). Safe to call twice (the second call does nothing).

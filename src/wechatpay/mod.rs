@@ -3,7 +3,7 @@
 //! Small pieces, each testable alone (after wechatpay-go's `core/auth`):
 //! [`keys`] loads the merchant private key once and the WeChat Pay verification keys;
 //! [`sign`] builds the canonical message and the `Authorization` header;
-//! [`verify`] checks a response's signature; [`classify`] maps every outcome of a POST to one
+//! [`verify`] checks a response's signature; [`mod@classify`] maps every outcome of a POST to one
 //! [`Disposition`]; [`client`] does the HTTP; [`rules`] holds the body rules shared with the
 //! sandbox and the snapshot validation.
 
