@@ -59,9 +59,15 @@ async fn metrics_of_a_running_pipeline_are_exported_and_move() {
     )
     .await;
     let url = format!("http://{}/metrics", app.http_addr);
-    let done = eventually(Duration::from_secs(90), || async {
-        check_delivered(&sandbox, &orders).is_ok() && all_committed(&broker, &names, &ends, 2).await
-    })
+    let done = delivered_and_committed(
+        &broker,
+        &names,
+        &sandbox,
+        &orders,
+        &ends,
+        2,
+        Duration::from_secs(90),
+    )
     .await;
     assert!(done, "{:?}", check_delivered(&sandbox, &orders));
     // Lag comes from librdkafka statistics, committed offsets from the commit acknowledgements.
@@ -182,9 +188,15 @@ async fn login_tokens_never_reach_the_logs() {
     let ends = ends(&delivered);
     let config = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "");
     let app = ChildApp::spawn_with_log_level(&config, "debug");
-    let done = eventually(Duration::from_secs(90), || async {
-        check_delivered(&sandbox, &orders).is_ok() && all_committed(&broker, &names, &ends, 2).await
-    })
+    let done = delivered_and_committed(
+        &broker,
+        &names,
+        &sandbox,
+        &orders,
+        &ends,
+        2,
+        Duration::from_secs(90),
+    )
     .await;
     assert!(done, "{:?}", check_delivered(&sandbox, &orders));
     app.sigterm();

@@ -26,9 +26,15 @@ async fn end_to_end_500_orders_reach_the_sandbox_in_order_and_are_committed() {
         "",
     ))
     .await;
-    let done = eventually(Duration::from_secs(120), || async {
-        check_delivered(&sandbox, &orders).is_ok() && all_committed(&broker, &names, &ends, 4).await
-    })
+    let done = delivered_and_committed(
+        &broker,
+        &names,
+        &sandbox,
+        &orders,
+        &ends,
+        4,
+        Duration::from_secs(120),
+    )
     .await;
     assert!(
         done,
@@ -266,9 +272,15 @@ async fn an_outage_dead_letters_nothing_and_catches_up() {
     })
     .await;
     assert!(failing, "the outage is hit");
-    let done = eventually(Duration::from_secs(90), || async {
-        check_delivered(&sandbox, &orders).is_ok() && all_committed(&broker, &names, &ends, 2).await
-    })
+    let done = delivered_and_committed(
+        &broker,
+        &names,
+        &sandbox,
+        &orders,
+        &ends,
+        2,
+        Duration::from_secs(90),
+    )
     .await;
     assert!(done, "caught up after the outage: {:?}", sandbox.stats());
     app.stop().await.unwrap();
@@ -371,9 +383,15 @@ async fn restores_state_so_a_payment_after_a_restart_carries_the_earlier_dishes(
         .await;
     let app = RunningApp::start(&config).await;
     let e2 = ends(&[d1, d2].concat());
-    let done = eventually(Duration::from_secs(60), || async {
-        check_delivered(&sandbox, &orders).is_ok() && all_committed(&broker, &names, &e2, 2).await
-    })
+    let done = delivered_and_committed(
+        &broker,
+        &names,
+        &sandbox,
+        &orders,
+        &e2,
+        2,
+        Duration::from_secs(60),
+    )
     .await;
     assert!(done, "{:?}", check_delivered(&sandbox, &orders));
     for o in &orders {
@@ -495,9 +513,15 @@ async fn survives_sigkill_without_loss() {
         last_accepted = sandbox.stats().accepted;
     }
     let app = ChildApp::spawn(&config);
-    let done = eventually(Duration::from_secs(180), || async {
-        check_delivered(&sandbox, &orders).is_ok() && all_committed(&broker, &names, &ends, 4).await
-    })
+    let done = delivered_and_committed(
+        &broker,
+        &names,
+        &sandbox,
+        &orders,
+        &ends,
+        4,
+        Duration::from_secs(180),
+    )
     .await;
     assert!(
         done,
@@ -629,9 +653,15 @@ async fn backpressure_pauses_and_resumes_without_loss() {
         "[pipeline]\npartition_buffer = 4\nmax_in_flight = 3",
     );
     let app = RunningApp::start(&config).await;
-    let done = eventually(Duration::from_secs(120), || async {
-        check_delivered(&sandbox, &orders).is_ok() && all_committed(&broker, &names, &ends, 2).await
-    })
+    let done = delivered_and_committed(
+        &broker,
+        &names,
+        &sandbox,
+        &orders,
+        &ends,
+        2,
+        Duration::from_secs(120),
+    )
     .await;
     assert!(done, "{:?}", check_delivered(&sandbox, &orders));
     app.stop().await.unwrap();

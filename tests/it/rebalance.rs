@@ -65,10 +65,15 @@ async fn three_members_one_added_one_killed<B: Broker>(
             .await,
     );
     let ends = ends(&delivered);
-    let done = eventually(Duration::from_secs(180), || async {
-        check_delivered(sandbox, &orders).is_ok()
-            && all_committed(broker, names, &ends, partitions).await
-    })
+    let done = delivered_and_committed(
+        broker,
+        names,
+        sandbox,
+        &orders,
+        &ends,
+        partitions,
+        Duration::from_secs(180),
+    )
     .await;
     assert!(
         done,
@@ -175,9 +180,15 @@ async fn a_broker_down_and_up_mid_run_loses_nothing() {
             .await,
     );
     let ends = ends(&delivered);
-    let done = eventually(Duration::from_secs(120), || async {
-        check_delivered(&sandbox, &orders).is_ok() && all_committed(&broker, &names, &ends, 3).await
-    })
+    let done = delivered_and_committed(
+        &broker,
+        &names,
+        &sandbox,
+        &orders,
+        &ends,
+        3,
+        Duration::from_secs(120),
+    )
     .await;
     assert!(done, "{:?}", check_delivered(&sandbox, &orders));
     app.stop().await.unwrap();

@@ -266,6 +266,24 @@ pub async fn all_committed<B: Broker>(
     })
 }
 
+/// Wait (up to `limit`) until every order reached the sandbox as [`check_delivered`] requires and
+/// the group committed every partition up to `ends`.
+pub async fn delivered_and_committed<B: Broker>(
+    broker: &B,
+    names: &Names,
+    sandbox: &SandboxHandle,
+    orders: &[GenOrder],
+    ends: &BTreeMap<i32, i64>,
+    partitions: i32,
+    limit: std::time::Duration,
+) -> bool {
+    crate::harness::eventually(limit, || async {
+        check_delivered(sandbox, orders).is_ok()
+            && all_committed(broker, names, ends, partitions).await
+    })
+    .await
+}
+
 /// End offset (last offset + 1) per partition of what was produced.
 pub fn ends(delivered: &[(i32, i64)]) -> BTreeMap<i32, i64> {
     let mut m = BTreeMap::new();
