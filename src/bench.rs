@@ -236,7 +236,7 @@ pub fn state_memory(orders: usize, dishes: usize) -> anyhow::Result<MemoryResult
     let defaults = Defaults::default();
     let mut body_bytes = 0;
     let before = resident_bytes();
-    let mut states: std::collections::HashMap<Box<str>, OrderState> =
+    let mut states: std::collections::HashMap<Box<str>, Box<OrderState>> =
         std::collections::HashMap::new();
     for i in 0..orders {
         for value in order_events(i, dishes) {

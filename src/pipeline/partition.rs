@@ -39,7 +39,8 @@ enum TaskResult {
 pub struct PartitionWorker {
     shared: Arc<Shared>,
     partition: i32,
-    orders: HashMap<Box<str>, OrderState>,
+    /// Boxed: a map's spare capacity then costs a pointer per slot, not a whole state.
+    orders: HashMap<Box<str>, Box<OrderState>>,
     /// Orders with a task running, and their queued jobs.
     active: HashMap<Box<str>, VecDeque<Job>>,
     tracker: OffsetTracker,
@@ -249,14 +250,14 @@ impl PartitionWorker {
         let state = self.orders.remove(&order).unwrap_or_else(|| {
             self.tracked += 1;
             self.shared.metrics.tracked_orders.inc();
-            OrderState::default()
+            Box::default()
         });
         let shared = self.shared.clone();
         let cancel = self.stop.clone();
         let partition = self.partition;
         self.tasks.spawn(async move {
             TaskResult::Order(Box::new(
-                order::process(shared, partition, order, state, jobs, cancel).await,
+                order::process(shared, partition, order, *state, jobs, cancel).await,
             ))
         });
     }
@@ -274,7 +275,7 @@ impl PartitionWorker {
                     self.tracker.done(*offset);
                 }
                 let order = done.order;
-                self.orders.insert(order.clone(), done.state);
+                self.orders.insert(order.clone(), Box::new(done.state));
                 let queued: Vec<Job> = self
                     .active
                     .get_mut(&order)

@@ -19,7 +19,7 @@ use crate::snapshot::OrderState;
 #[derive(Debug, Default)]
 pub struct Restored {
     /// Orders by number.
-    pub orders: HashMap<Box<str>, OrderState>,
+    pub orders: HashMap<Box<str>, Box<OrderState>>,
     /// Records read (tombstones included).
     pub records: u64,
     /// Records that could not be read (skipped, logged).
@@ -75,7 +75,7 @@ pub fn restore_partition(
                     }
                     Some(bytes) => match OrderState::from_record_bytes(bytes) {
                         Ok((no, state)) if no == key => {
-                            out.orders.insert(no.into(), state);
+                            out.orders.insert(no.into(), Box::new(state));
                         }
                         Ok(_) | Err(_) => {
                             out.unreadable += 1;
