@@ -153,8 +153,8 @@ async fn login_tokens_never_reach_the_logs() {
     let names = Names::fresh();
     broker.create_topic(&names.input, 2).await;
     let sandbox = sandbox_with(Faults {
-        rate_500: 0.3,
-        rate_bad_signature: 0.1,
+        rate_500: 0.2,
+        rate_bad_signature: 0.05,
         ..Faults::default()
     })
     .await;

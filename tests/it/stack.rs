@@ -75,7 +75,7 @@ shutdown_timeout_ms = 10000
 [retry]
 initial_backoff_ms = 50
 max_backoff_ms = 1000
-max_attempts = 6
+max_attempts = 10
 breaker_threshold = 3
 breaker_cooldown_ms = 500
 config_fault_retry_ms = 500
