@@ -6,7 +6,7 @@ use std::time::Duration;
 use catering_sync::sandbox::Faults;
 use catering_sync::telemetry::metrics::NAMES;
 
-use crate::broker::{Broker, Outgoing, TestBroker};
+use crate::broker::{Broker, Outgoing};
 use crate::harness::eventually;
 use crate::stack::*;
 
@@ -38,13 +38,13 @@ async fn metrics_of_a_running_pipeline_are_exported_and_move() {
         .with_env_filter("catering_sync=debug")
         .with_test_writer()
         .try_init();
-    let broker = TestBroker::start();
-    let names = Names::fresh();
-    broker.create_topic(&names.input, 2).await;
-    let sandbox = sandbox_with(Faults {
-        rate_503: 0.25,
-        ..Faults::default()
-    })
+    let (broker, names, sandbox) = tansu_stack(
+        2,
+        Faults {
+            rate_503: 0.25,
+            ..Faults::default()
+        },
+    )
     .await;
     let orders = gen_orders("MET", 30);
     let mut records = interleave(&orders, 3);
@@ -149,14 +149,14 @@ async fn metrics_of_a_running_pipeline_are_exported_and_move() {
 /// partition and offset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn login_tokens_never_reach_the_logs() {
-    let broker = TestBroker::start();
-    let names = Names::fresh();
-    broker.create_topic(&names.input, 2).await;
-    let sandbox = sandbox_with(Faults {
-        rate_500: 0.2,
-        rate_bad_signature: 0.05,
-        ..Faults::default()
-    })
+    let (broker, names, sandbox) = tansu_stack(
+        2,
+        Faults {
+            rate_500: 0.2,
+            rate_bad_signature: 0.05,
+            ..Faults::default()
+        },
+    )
     .await;
     let orders = gen_orders("RED", 20);
     let mut records = interleave(&orders, 2);
@@ -240,10 +240,7 @@ async fn login_tokens_never_reach_the_logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dlq_replay_re_publishes_fixed_dead_letters() {
     use serde_json::json;
-    let broker = TestBroker::start();
-    let names = Names::fresh();
-    broker.create_topic(&names.input, 2).await;
-    let sandbox = sandbox_with(Faults::default()).await;
+    let (broker, names, sandbox) = tansu_stack(2, Faults::default()).await;
     let mut records = Vec::new();
     let nos: Vec<String> = (0..10).map(|i| format!("RPL{i:04}")).collect();
     for no in &nos {

@@ -10,10 +10,7 @@ use crate::stack::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn end_to_end_500_orders_reach_the_sandbox_in_order_and_are_committed() {
-    let broker = TestBroker::start();
-    let names = Names::fresh();
-    broker.create_topic(&names.input, 4).await;
-    let sandbox = sandbox_with(Faults::default()).await;
+    let (broker, names, sandbox) = tansu_stack(4, Faults::default()).await;
     let orders = gen_orders("E2E", 500);
     let delivered = broker
         .produce_batch(&names.input, interleave(&orders, 10))
@@ -67,14 +64,14 @@ async fn end_to_end_500_orders_reach_the_sandbox_in_order_and_are_committed() {
 /// post had not been accepted by then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn never_commits_before_204() {
-    let broker = TestBroker::start();
-    let names = Names::fresh();
-    broker.create_topic(&names.input, 2).await;
-    let sandbox = sandbox_with(Faults {
-        latency_ms: 150,
-        jitter_ms: 100,
-        ..Faults::default()
-    })
+    let (broker, names, sandbox) = tansu_stack(
+        2,
+        Faults {
+            latency_ms: 150,
+            jitter_ms: 100,
+            ..Faults::default()
+        },
+    )
     .await;
     let orders = gen_orders("NC", 60);
     let records = interleave(&orders, 0);
@@ -145,10 +142,7 @@ async fn never_commits_before_204() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dead_letters_poison_events_and_commits_past_them() {
     use catering_sync::dead_letter::header_value;
-    let broker = TestBroker::start();
-    let names = Names::fresh();
-    broker.create_topic(&names.input, 2).await;
-    let sandbox = sandbox_with(Faults::default()).await;
+    let (broker, names, sandbox) = tansu_stack(2, Faults::default()).await;
     let orders = gen_orders("PZ", 40);
     let mut records = interleave(&orders, 0);
     // The decoding failures of the snapshot issue (the 2 MiB case against a 100 kB limit here).
@@ -295,13 +289,13 @@ async fn an_outage_dead_letters_nothing_and_catches_up() {
 /// it recovers by itself once the signature is accepted again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_401_pauses_everything_without_dead_letters_and_recovers() {
-    let broker = TestBroker::start();
-    let names = Names::fresh();
-    broker.create_topic(&names.input, 2).await;
-    let sandbox = sandbox_with(Faults {
-        unauthorized: true,
-        ..Faults::default()
-    })
+    let (broker, names, sandbox) = tansu_stack(
+        2,
+        Faults {
+            unauthorized: true,
+            ..Faults::default()
+        },
+    )
     .await;
     let orders = gen_orders("AUTH", 30);
     let delivered = broker
@@ -346,10 +340,7 @@ async fn a_401_pauses_everything_without_dead_letters_and_recovers() {
 /// carries the dish list from before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restores_state_so_a_payment_after_a_restart_carries_the_earlier_dishes() {
-    let broker = TestBroker::start();
-    let names = Names::fresh();
-    broker.create_topic(&names.input, 2).await;
-    let sandbox = sandbox_with(Faults::default()).await;
+    let (broker, names, sandbox) = tansu_stack(2, Faults::default()).await;
     let orders = gen_orders("RS", 50);
     let first: Vec<_> = orders
         .iter()
@@ -411,13 +402,13 @@ async fn restores_state_so_a_payment_after_a_restart_carries_the_earlier_dishes(
 /// within the shutdown deadline; committed offsets cover every acknowledged post.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_drains_commits_and_exits_0() {
-    let broker = TestBroker::start();
-    let names = Names::fresh();
-    broker.create_topic(&names.input, 2).await;
-    let sandbox = sandbox_with(Faults {
-        latency_ms: 20,
-        ..Faults::default()
-    })
+    let (broker, names, sandbox) = tansu_stack(
+        2,
+        Faults {
+            latency_ms: 20,
+            ..Faults::default()
+        },
+    )
     .await;
     let orders = gen_orders("TERM", 300);
     let delivered = broker
@@ -469,14 +460,14 @@ async fn sigterm_drains_commits_and_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn survives_sigkill_without_loss() {
     use rand::Rng;
-    let broker = TestBroker::start();
-    let names = Names::fresh();
-    broker.create_topic(&names.input, 4).await;
-    let sandbox = sandbox_with(Faults {
-        latency_ms: 5,
-        jitter_ms: 10,
-        ..Faults::default()
-    })
+    let (broker, names, sandbox) = tansu_stack(
+        4,
+        Faults {
+            latency_ms: 5,
+            jitter_ms: 10,
+            ..Faults::default()
+        },
+    )
     .await;
     let orders = gen_orders("KILL", 1000);
     let mut records = interleave(&orders, 20);
@@ -598,10 +589,7 @@ async fn startup_checks_the_changelog_is_co_partitioned() {
 /// Orders acknowledged as paid are tombstoned in the changelog after the retention.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn final_orders_are_tombstoned_after_the_retention() {
-    let broker = TestBroker::start();
-    let names = Names::fresh();
-    broker.create_topic(&names.input, 1).await;
-    let sandbox = sandbox_with(Faults::default()).await;
+    let (broker, names, sandbox) = tansu_stack(1, Faults::default()).await;
     let orders = gen_orders("TS", 5);
     broker
         .produce_batch(&names.input, interleave(&orders, 0))
@@ -635,13 +623,13 @@ async fn final_orders_are_tombstoned_after_the_retention() {
 /// over, and everything still arrives in order and is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn backpressure_pauses_and_resumes_without_loss() {
-    let broker = TestBroker::start();
-    let names = Names::fresh();
-    broker.create_topic(&names.input, 2).await;
-    let sandbox = sandbox_with(Faults {
-        latency_ms: 15,
-        ..Faults::default()
-    })
+    let (broker, names, sandbox) = tansu_stack(
+        2,
+        Faults {
+            latency_ms: 15,
+            ..Faults::default()
+        },
+    )
     .await;
     let orders = gen_orders("BP", 150);
     let delivered = broker

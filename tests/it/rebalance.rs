@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use catering_sync::sandbox::Faults;
 
-use crate::broker::{Broker, MockBroker, TestBroker};
+use crate::broker::{Broker, MockBroker};
 use crate::harness::eventually;
 use crate::stack::*;
 
@@ -110,14 +110,14 @@ fn tail(app: &ChildApp) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rebalance_with_a_member_added_and_one_killed_on_tansu_range() {
-    let broker = TestBroker::start();
-    let names = Names::fresh();
-    broker.create_topic(&names.input, 6).await;
-    let sandbox = sandbox_with(Faults {
-        latency_ms: 10,
-        jitter_ms: 20,
-        ..Faults::default()
-    })
+    let (broker, names, sandbox) = tansu_stack(
+        6,
+        Faults {
+            latency_ms: 10,
+            jitter_ms: 20,
+            ..Faults::default()
+        },
+    )
     .await;
     let config = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "");
     three_members_one_added_one_killed(&broker, config, &names, &sandbox, 6).await;

@@ -141,6 +141,17 @@ impl RunningApp {
     }
 }
 
+/// A tansu broker with a fresh input topic of `partitions`, fresh names, and a sandbox.
+pub async fn tansu_stack(
+    partitions: i32,
+    faults: Faults,
+) -> (crate::broker::TestBroker, Names, SandboxHandle) {
+    let broker = crate::broker::TestBroker::start();
+    let names = Names::fresh();
+    broker.create_topic(&names.input, partitions).await;
+    (broker, names, sandbox_with(faults).await)
+}
+
 pub async fn sandbox_with(faults: Faults) -> SandboxHandle {
     let mut config = SandboxConfig::from_generated(keys()).expect("sandbox config");
     config.faults = faults;
