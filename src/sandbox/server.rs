@@ -100,6 +100,10 @@ async fn admin(
         (&Method::GET, "/__sandbox/orders") => {
             json_response(StatusCode::OK, &json!({ "orders": state.store.summary() }))
         }
+        (&Method::GET, "/__sandbox/posts") => json_response(
+            StatusCode::OK,
+            &json!({ "orders": state.store.all_posts() }),
+        ),
         (&Method::GET, "/__sandbox/stats") => {
             json_response(StatusCode::OK, &json!(state.store.stats()))
         }
@@ -166,6 +170,10 @@ async fn sync_status(
     state: &State,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, DropConnection> {
+    let arrived_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
     state.store.count_request();
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, state.max_body_bytes).collect().await {
@@ -213,7 +221,7 @@ async fn sync_status(
                         "signtest"
                     });
             }
-            record(state, &out_order_no, value, &rid);
+            record(state, &out_order_no, value, &rid, arrived_us);
             signed_no_content(state, &rid, signature_fault)
         }
         Err(resp) => *resp,
@@ -221,7 +229,7 @@ async fn sync_status(
     Ok(respond(state, response))
 }
 
-fn record(state: &State, out_order_no: &str, value: Value, rid: &str) {
+fn record(state: &State, out_order_no: &str, value: Value, rid: &str, arrived_us: u64) {
     let status = value
         .get("status")
         .and_then(Value::as_str)
@@ -230,10 +238,8 @@ fn record(state: &State, out_order_no: &str, value: Value, rid: &str) {
         out_order_no,
         RecordedPost {
             request_id: rid.to_string(),
-            received_at_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            received_at_ms: arrived_us / 1000,
+            received_at_us: arrived_us,
             body: state.record_bodies.then_some(value),
             status,
         },

@@ -11,8 +11,10 @@ use serde_json::Value;
 pub struct RecordedPost {
     /// The `Request-ID` answered.
     pub request_id: String,
-    /// Milliseconds since the Unix epoch at acceptance.
+    /// Milliseconds since the Unix epoch when the request arrived (its headers were read).
     pub received_at_ms: u64,
+    /// The same instant in microseconds (latency benchmarks).
+    pub received_at_us: u64,
     /// The body as received (absent when the sandbox does not record bodies).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
@@ -80,6 +82,16 @@ impl Store {
     /// The posts accepted for one order, in arrival order.
     pub fn posts(&self, out_order_no: &str) -> Vec<RecordedPost> {
         self.with(|i| i.orders.get(out_order_no).cloned().unwrap_or_default())
+    }
+
+    /// Every order with all its posts, in arrival order.
+    pub fn all_posts(&self) -> BTreeMap<String, Vec<RecordedPost>> {
+        self.with(|i| {
+            i.orders
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
     }
 
     /// Every order with its posts' statuses in arrival order.

@@ -1,5 +1,17 @@
-//! `catering-sync bench sign`: signatures per second of the production backend (ring) against
-//! the pure-Rust `rsa` crate, for the same key and a typical body, on one thread and on several.
+//! Benchmarks.
+//!
+//! - `bench sign`: signatures per second of the production backend (ring) against the pure-Rust
+//!   `rsa` crate, for the same key and a typical body, on one thread and on several.
+//! - `bench state`: resident bytes per tracked order.
+//! - `bench all` ([`all`]): the whole picture in one run — the signing ceiling, end-to-end
+//!   acknowledged posts/s and CPU per post through the real `run` service ([`e2e`]), the cost of
+//!   per-order sequencing, changelog restore speed ([`restore`]), memory per order, and the
+//!   latency from event produced to POST sent.
+
+pub mod all;
+pub mod e2e;
+pub mod restore;
+pub mod stack;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -124,6 +136,24 @@ pub fn sign_benchmark(
     thread_counts: &[usize],
     duration: Duration,
 ) -> anyhow::Result<Vec<SignResult>> {
+    sign_backends(pem, thread_counts, duration, true)
+}
+
+/// Measure the production backend (ring) only.
+pub fn sign_benchmark_ring(
+    pem: &str,
+    thread_counts: &[usize],
+    duration: Duration,
+) -> anyhow::Result<Vec<SignResult>> {
+    sign_backends(pem, thread_counts, duration, false)
+}
+
+fn sign_backends(
+    pem: &str,
+    thread_counts: &[usize],
+    duration: Duration,
+    with_rsa_crate: bool,
+) -> anyhow::Result<Vec<SignResult>> {
     let ring_key = Arc::new(MerchantKey::from_pem(pem)?);
     let rsa_key = Arc::new(SigningKey::<Sha256>::new(
         rsa::RsaPrivateKey::from_pkcs8_pem(pem)?,
@@ -140,6 +170,9 @@ pub fn sign_benchmark(
             elapsed,
             cpu,
         });
+        if !with_rsa_crate {
+            continue;
+        }
         let k = rsa_key.clone();
         let (n, elapsed, cpu) = run_threads(
             threads,
@@ -190,9 +223,14 @@ pub fn resident_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
+/// The order number of the `i`-th benchmark order.
+pub fn order_no(i: usize) -> String {
+    format!("2026112712{i:08}")
+}
+
 /// One order's two events (a full `CREATE_DEAL`, then `PAY_SUCCESS`) as record values.
 pub fn order_events(i: usize, dishes: usize) -> [Vec<u8>; 2] {
-    let no = format!("2026112712{i:08}");
+    let no = order_no(i);
     const NAMES: [&str; 5] = ["宫保鸡丁", "鱼香肉丝", "麻婆豆腐", "酸梅汤", "米饭"];
     let dish_list: Vec<serde_json::Value> = (0..dishes)
         .map(|d| {
@@ -259,4 +297,61 @@ pub fn state_memory(orders: usize, dishes: usize) -> anyhow::Result<MemoryResult
         bytes_per_order: after.saturating_sub(before) as f64 / orders.max(1) as f64,
         body_bytes,
     })
+}
+
+/// [`state_memory`] in a fresh process of this binary (`bench state` with one dishes value):
+/// memory freed by earlier work would otherwise be reused without growing the resident set.
+pub fn state_memory_fresh(orders: usize, dishes: usize) -> anyhow::Result<MemoryResult> {
+    let exe = std::env::current_exe()?;
+    let out = std::process::Command::new(&exe)
+        .args([
+            "bench",
+            "state",
+            "--orders",
+            &orders.to_string(),
+            "--dishes",
+            &dishes.to_string(),
+        ])
+        .output()?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "bench state failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    parse_state_row(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// One row printed by `bench state`: `| dishes | orders | bytes per order | body bytes |`.
+fn parse_state_row(row: &str) -> anyhow::Result<MemoryResult> {
+    let cells: Vec<&str> = row
+        .trim()
+        .trim_matches('|')
+        .split('|')
+        .map(str::trim)
+        .collect();
+    let bad = || anyhow::anyhow!("unexpected bench state output {row:?}");
+    if cells.len() != 4 {
+        return Err(bad());
+    }
+    Ok(MemoryResult {
+        dishes: cells[0].parse().map_err(|_| bad())?,
+        orders: cells[1].parse().map_err(|_| bad())?,
+        bytes_per_order: cells[2].parse().map_err(|_| bad())?,
+        body_bytes: cells[3].parse().map_err(|_| bad())?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_row_parses_back() {
+        let r = parse_state_row("| 5 | 500000 | 1809 | 737 |\n").unwrap();
+        assert_eq!((r.dishes, r.orders, r.body_bytes), (5, 500_000, 737));
+        assert_eq!(r.bytes_per_order, 1809.0);
+        assert!(parse_state_row("| 5 | x | 1 | 2 |").is_err());
+        assert!(parse_state_row("garbage").is_err());
+    }
 }

@@ -1,0 +1,505 @@
+//! End-to-end runs: the real `run` service as a child process, a tansu broker process, the
+//! sandbox as a third process in benchmark mode. Throughput runs read a backlog from one shared
+//! input topic (each run is a fresh consumer group with its own changelog and dead-letter
+//! topics); the latency run produces at a fixed rate into a fresh topic and compares when each
+//! event was produced with when its POST reached the sandbox.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
+
+use super::stack::{free_port, SandboxProc, ServiceProc, Tansu};
+use super::{order_events, order_no};
+use crate::keygen::GeneratedKeys;
+
+/// Input partitions of every benchmark topic.
+pub const PARTITIONS: i32 = 4;
+/// How many events after an order's `CREATE_DEAL` its `PAY_SUCCESS` is produced.
+const PAY_LAG: usize = 200;
+/// Dishes per benchmark order.
+const DISHES: usize = 5;
+
+/// What every run shares: the broker, the keys, a scratch directory, the backlog topic.
+pub struct Bed {
+    /// Scratch directory (configs, logs, keys); removed on drop.
+    pub dir: tempfile::TempDir,
+    /// Keys for the service and the sandbox (generated for this run: test keys).
+    pub keys: GeneratedKeys,
+    /// The broker.
+    pub tansu: Tansu,
+    /// Sandbox request signatures verified: one in this many.
+    pub verify_every: u64,
+    /// Posts in flight at once, service-wide (`pipeline.max_in_flight`).
+    pub max_in_flight: usize,
+}
+
+impl Bed {
+    /// Start tansu and write fresh keys.
+    pub fn new(tansu_bin: &Path, verify_every: u64, max_in_flight: usize) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("catering-sync-bench-")
+            .tempdir()?;
+        let keys = crate::keygen::generate("1900000001", &mut rand::rngs::OsRng)?;
+        keys.write_to(&dir.path().join("keys"))?;
+        let tansu = Tansu::start(tansu_bin, &dir.path().join("tansu.log"))?;
+        Ok(Self {
+            dir,
+            keys,
+            tansu,
+            verify_every,
+            max_in_flight,
+        })
+    }
+
+    fn keys_dir(&self) -> PathBuf {
+        self.dir.path().join("keys")
+    }
+
+    /// A client configuration for the benchmark's own Kafka clients.
+    pub fn client(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.tansu.bootstrap)
+            .set("broker.address.family", "v4");
+        c
+    }
+
+    /// Create `topic` with [`PARTITIONS`] partitions.
+    pub async fn create_topic(&self, topic: &str, compact: bool) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = self.client().create()?;
+        let mut t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+        if compact {
+            t = t.set("cleanup.policy", "compact");
+        }
+        for r in admin.create_topics([&t], &AdminOptions::new()).await? {
+            if let Err((name, code)) = r {
+                if code != RDKafkaErrorCode::TopicAlreadyExists {
+                    bail!("creating topic {name}: {code}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The service configuration of one run.
+    fn config_text(
+        &self,
+        run: &str,
+        input: &str,
+        sandbox: &str,
+        sequential: bool,
+        http_port: u16,
+    ) -> String {
+        let dir = self.keys_dir();
+        format!(
+            r#"# catering-sync bench: run {run}
+[kafka]
+brokers = "{bootstrap}"
+group_id = "bench-{run}"
+input_topic = "{input}"
+changelog_topic = "bench-{run}-state"
+dlq_topic = "bench-{run}-dlq"
+# tansu hangs a second member's SyncGroup under cooperative-sticky (one member here, but keep
+# what works on the test broker).
+assignor = "range"
+session_timeout_ms = 6000
+changelog_replication = 1
+[kafka.common]
+"broker.address.family" = "v4"
+[kafka.consumer]
+"allow.auto.create.topics" = "false"
+[wechatpay]
+base_url = "{sandbox}"
+mchid = "{mchid}"
+merchant_serial = "{serial}"
+private_key_file = "{dir}/apiclient_key.pem"
+[[wechatpay.verification_keys]]
+key_id = "{kid}"
+public_key_file = "{dir}/wechatpay_pub_key.pem"
+[pipeline]
+sequential = {sequential}
+max_in_flight = {mif}
+[http]
+listen = "127.0.0.1:{http_port}"
+"#,
+            bootstrap = self.tansu.bootstrap,
+            mchid = self.keys.mchid,
+            serial = self.keys.merchant_serial,
+            dir = dir.display(),
+            kid = self.keys.wechatpay_key_id,
+            mif = self.max_in_flight,
+        )
+    }
+}
+
+/// Counts failed deliveries of the benchmark producer.
+#[derive(Default)]
+struct Failures(AtomicU64);
+
+impl ClientContext for Failures {}
+
+impl ProducerContext for Failures {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_err() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The whole stream of `orders` orders in production order: every create, and each pay after
+/// [`PAY_LAG`] more events. Returns (order index, 0 create / 1 pay).
+pub fn stream(orders: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::with_capacity(2 * orders);
+    let lag = PAY_LAG / 2;
+    for i in 0..orders {
+        out.push((i, 0));
+        if i >= lag {
+            out.push((i - lag, 1));
+        }
+    }
+    for i in orders.saturating_sub(lag)..orders {
+        out.push((i, 1));
+    }
+    out
+}
+
+fn producer(bed: &Bed, linger_ms: u32) -> anyhow::Result<BaseProducer<Failures>> {
+    Ok(bed
+        .client()
+        .set("linger.ms", linger_ms.to_string())
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("message.timeout.ms", "120000")
+        .create_with_context(Failures::default())?)
+}
+
+fn send(p: &BaseProducer<Failures>, topic: &str, key: &str, value: &[u8]) -> anyhow::Result<()> {
+    let mut record = BaseRecord::to(topic).key(key).payload(value);
+    loop {
+        match p.send(record) {
+            Ok(()) => return Ok(()),
+            Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                p.poll(Duration::from_millis(50));
+                record = r;
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
+}
+
+fn flush(p: &BaseProducer<Failures>) -> anyhow::Result<()> {
+    p.flush(Duration::from_secs(120))?;
+    let failed = p.context().0.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!("{failed} benchmark records were not delivered to the broker");
+    }
+    Ok(())
+}
+
+/// Produce the events of `orders` orders into `topic` as fast as the broker takes them (blocking).
+pub fn produce_backlog(bed: &Bed, topic: &str, orders: usize) -> anyhow::Result<u64> {
+    let p = producer(bed, 20)?;
+    let mut n = 0;
+    for (i, which) in stream(orders) {
+        let value = &order_events(i, DISHES)[which];
+        send(&p, topic, &order_no(i), value)?;
+        n += 1;
+        if n % 10_000 == 0 {
+            p.poll(Duration::ZERO);
+        }
+    }
+    flush(&p)?;
+    Ok(n)
+}
+
+/// One throughput run.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// A label.
+    pub name: String,
+    /// Sandbox latency per request.
+    pub latency_ms: u64,
+    /// One event at a time per partition.
+    pub sequential: bool,
+    /// Acknowledged posts in the window.
+    pub posts: u64,
+    /// The measured window.
+    pub elapsed: Duration,
+    /// The service's CPU time in the window.
+    pub cpu: Duration,
+    /// The sandbox's and the broker's CPU time in the window.
+    pub others_cpu: Duration,
+    /// Retries and dead letters in the window (0 expected).
+    pub retries: u64,
+    /// Dead letters in the window.
+    pub dead_letters: u64,
+    /// Whether the service ran out of backlog before the window ended.
+    pub exhausted: bool,
+}
+
+impl RunResult {
+    /// Acknowledged posts per second.
+    pub fn per_second(&self) -> f64 {
+        self.posts as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The service's CPU time per acknowledged post.
+    pub fn cpu_per_post(&self) -> Duration {
+        self.cpu.div_f64(self.posts.max(1) as f64)
+    }
+}
+
+struct Sample {
+    at: Instant,
+    delivered: f64,
+    consumed: f64,
+    retries: f64,
+    dead_letters: f64,
+    cpu: Duration,
+    others: Duration,
+}
+
+async fn sample(svc: &ServiceProc, sandbox: &SandboxProc, tansu: &Tansu) -> anyhow::Result<Sample> {
+    let m = svc.metrics().await?;
+    Ok(Sample {
+        at: Instant::now(),
+        cpu: svc.proc.cpu(),
+        others: sandbox.proc.cpu() + tansu.proc.cpu(),
+        delivered: m.sum("catering_sync_posts_total", &["outcome=\"delivered\""]),
+        consumed: m.sum("catering_sync_events_consumed_total", &[]),
+        retries: m.sum("catering_sync_retries_total", &[]),
+        dead_letters: m.sum("catering_sync_dead_letters_total", &[]),
+    })
+}
+
+/// Run the service over the backlog in `input` (`events` events) for `window` after a warm-up,
+/// with a sandbox answering after `latency_ms`.
+pub async fn throughput(
+    bed: &Bed,
+    name: &str,
+    input: &str,
+    events: u64,
+    latency_ms: u64,
+    sequential: bool,
+    warmup: Duration,
+    window: Duration,
+) -> anyhow::Result<RunResult> {
+    let run = format!("{name}-{:08x}", rand::random::<u32>());
+    let sandbox = SandboxProc::start(
+        &bed.keys_dir(),
+        latency_ms,
+        bed.verify_every,
+        &bed.dir.path().join(format!("{run}.sandbox.log")),
+    )
+    .await?;
+    let port = free_port()?;
+    let config = bed.config_text(&run, input, &sandbox.url, sequential, port);
+    let mut svc = ServiceProc::start(bed.dir.path(), &run, &config, port)?;
+    // Started: the first acknowledged post (after the group join and the empty restore).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        svc.proc.check_alive()?;
+        if let Ok(m) = svc.metrics().await {
+            if m.sum("catering_sync_posts_total", &["outcome=\"delivered\""]) > 0.0 {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "run {run}: no post acknowledged within 90 s (log: {})",
+                svc.log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(warmup).await;
+    let a = sample(&svc, &sandbox, &bed.tansu).await?;
+    tokio::time::sleep(window).await;
+    let b = sample(&svc, &sandbox, &bed.tansu).await?;
+    svc.proc
+        .check_alive()
+        .context("the service died during the run")?;
+    let status = svc.proc.terminate(Duration::from_secs(60))?;
+    if !status.success() {
+        bail!(
+            "run {run}: the service exited with {status} (log: {})",
+            svc.log.display()
+        );
+    }
+    Ok(RunResult {
+        name: name.to_string(),
+        latency_ms,
+        sequential,
+        posts: (b.delivered - a.delivered) as u64,
+        elapsed: b.at - a.at,
+        cpu: b.cpu.saturating_sub(a.cpu),
+        others_cpu: b.others.saturating_sub(a.others),
+        retries: (b.retries - a.retries) as u64,
+        dead_letters: (b.dead_letters - a.dead_letters) as u64,
+        exhausted: b.consumed >= events as f64,
+    })
+}
+
+/// Event produced → POST arrived at the sandbox.
+#[derive(Debug, Clone)]
+pub struct LatencyResult {
+    /// Target rate of the producer.
+    pub rate: f64,
+    /// Events produced (each one a post).
+    pub events: usize,
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Maximum.
+    pub max: Duration,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Produce at `rate` events/s for `duration` into a fresh topic that a running service (already
+/// assigned every partition) consumes, and measure produced → POST arrival for every event.
+pub async fn latency(bed: &Bed, rate: f64, duration: Duration) -> anyhow::Result<LatencyResult> {
+    let run = format!("latency-{:08x}", rand::random::<u32>());
+    let input = format!("bench-{run}-input");
+    bed.create_topic(&input, false).await?;
+    let sandbox = SandboxProc::start(
+        &bed.keys_dir(),
+        0,
+        bed.verify_every,
+        &bed.dir.path().join(format!("{run}.sandbox.log")),
+    )
+    .await?;
+    let port = free_port()?;
+    let config = bed.config_text(&run, &input, &sandbox.url, false, port);
+    let mut svc = ServiceProc::start(bed.dir.path(), &run, &config, port)?;
+    // Every partition assigned and restored before the first event is produced.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        svc.wait_ready(Duration::from_secs(90)).await?;
+        let m = svc.metrics().await?;
+        if m.sum("catering_sync_assigned_partitions", &[]) >= PARTITIONS as f64 {
+            svc.wait_ready(Duration::from_secs(90)).await?;
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "run {run}: partitions not assigned within 90 s (log: {})",
+                svc.log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let orders = ((rate * duration.as_secs_f64()) / 2.0).ceil().max(1.0) as usize;
+    let stream = stream(orders);
+    let events = stream.len();
+    let values: Vec<(String, Vec<u8>, usize, usize)> = stream
+        .into_iter()
+        .map(|(i, which)| {
+            let [create, pay] = order_events(i, DISHES);
+            (order_no(i), if which == 0 { create } else { pay }, i, which)
+        })
+        .collect();
+    let p = producer(bed, 0)?;
+    let topic = input.clone();
+    // Paced production on its own thread: every millisecond, catch up with the schedule.
+    let produced: Vec<u64> = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u64>> {
+        let mut at = vec![0u64; 2 * orders];
+        let started = Instant::now();
+        for (n, (key, value, i, which)) in values.iter().enumerate() {
+            let due = Duration::from_secs_f64(n as f64 / rate);
+            let now = started.elapsed();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            at[2 * i + which] = now_us();
+            send(&p, &topic, key, value)?;
+            p.poll(Duration::ZERO);
+        }
+        flush(&p)?;
+        Ok(at)
+    })
+    .await??;
+    // Every event posted.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sandbox.accepted().await? < events as u64 {
+        svc.proc.check_alive()?;
+        if Instant::now() > deadline {
+            bail!(
+                "run {run}: {} of {events} posts arrived within 120 s (log: {})",
+                sandbox.accepted().await?,
+                svc.log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let posts = super::stack::get_json(&format!("{}/__sandbox/posts", sandbox.url)).await?;
+    let index: HashMap<String, usize> = (0..orders).map(|i| (order_no(i), i)).collect();
+    let mut latencies = Vec::with_capacity(events);
+    for (no, list) in posts["orders"].as_object().into_iter().flatten() {
+        let Some(&i) = index.get(no) else { continue };
+        for post in list.as_array().into_iter().flatten() {
+            let which = match post["status"].as_str() {
+                Some("CREATE_DEAL") => 0,
+                Some("PAY_SUCCESS") => 1,
+                _ => continue,
+            };
+            let arrived = post["received_at_us"].as_u64().unwrap_or(0);
+            latencies.push(arrived.saturating_sub(produced[2 * i + which]));
+        }
+    }
+    let status = svc.proc.terminate(Duration::from_secs(60))?;
+    if !status.success() {
+        bail!("run {run}: the service exited with {status}");
+    }
+    if latencies.len() != events {
+        bail!(
+            "run {run}: {} posts matched {events} events",
+            latencies.len()
+        );
+    }
+    latencies.sort_unstable();
+    let q = |f: f64| Duration::from_micros(latencies[((latencies.len() - 1) as f64 * f) as usize]);
+    Ok(LatencyResult {
+        rate,
+        events,
+        p50: q(0.50),
+        p99: q(0.99),
+        max: q(1.0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stream_holds_every_event_once_and_each_pay_after_its_create() {
+        for orders in [1, 5, 100, 101, 1000] {
+            let s = stream(orders);
+            assert_eq!(s.len(), 2 * orders);
+            let mut seen = std::collections::HashSet::new();
+            for (pos, e) in s.iter().enumerate() {
+                assert!(seen.insert(*e), "{e:?} twice");
+                if e.1 == 1 {
+                    let create = s.iter().position(|x| *x == (e.0, 0)).unwrap();
+                    assert!(create < pos, "pay of {} before its create", e.0);
+                }
+            }
+        }
+    }
+}
