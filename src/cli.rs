@@ -235,6 +235,9 @@ pub struct BenchAllArgs {
     /// The service's `pipeline.max_in_flight`.
     #[arg(long, default_value_t = 256)]
     pub max_in_flight: usize,
+    /// Run only these parts (comma-separated; the signing ceiling is always measured).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<crate::bench::all::Part>,
     /// Exit 1 when a target is missed.
     #[arg(long)]
     pub strict: bool,
@@ -589,6 +592,7 @@ fn bench_all(args: BenchAllArgs) -> Result<(), Failure> {
         memory_orders: args.memory_orders,
         verify_every: args.verify_every,
         max_in_flight: args.max_in_flight,
+        only: args.only,
     };
     let report = runtime()?
         .block_on(crate::bench::all::run(options))

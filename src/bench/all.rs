@@ -31,6 +31,23 @@ pub struct Options {
     pub verify_every: u64,
     /// `pipeline.max_in_flight` of the service.
     pub max_in_flight: usize,
+    /// The parts to run (all when empty).
+    pub only: Vec<Part>,
+}
+
+/// One part of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Signing ceiling.
+    Sign,
+    /// Memory per tracked order.
+    Memory,
+    /// End-to-end throughput runs (0 ms, 50 ms, 50 ms sequential).
+    Throughput,
+    /// Produced → POST latency at half the maximum rate.
+    Latency,
+    /// Changelog restore.
+    Restore,
 }
 
 /// Targets (issue 7).
@@ -59,11 +76,11 @@ pub struct Report {
     /// Throughput runs: 0 ms, 50 ms, 50 ms sequential.
     pub runs: Vec<RunResult>,
     /// Restore.
-    pub restore: RestoreResult,
+    pub restore: Option<RestoreResult>,
     /// Memory.
-    pub memory: MemoryResult,
+    pub memory: Option<MemoryResult>,
     /// Latency at about half the maximum rate.
-    pub latency: LatencyResult,
+    pub latency: Option<LatencyResult>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -102,16 +119,25 @@ impl Report {
         }
     }
 
-    /// Whether every target was met.
+    /// Whether every target measured was met.
     pub fn all_met(&self) -> bool {
         self.runs
             .iter()
             .filter(|r| !r.sequential)
             .all(|r| self.efficiency(r) >= targets::CPU_EFFICIENCY)
-            && self.concurrency() >= targets::CONCURRENCY
-            && self.restore.per_second() >= targets::RESTORE_PER_SECOND
-            && self.memory.bytes_per_order <= targets::BYTES_PER_ORDER
-            && ms(self.latency.p99) <= targets::P99_MS
+            && (self.runs.is_empty() || self.concurrency() >= targets::CONCURRENCY)
+            && self
+                .restore
+                .as_ref()
+                .is_none_or(|r| r.per_second() >= targets::RESTORE_PER_SECOND)
+            && self
+                .memory
+                .as_ref()
+                .is_none_or(|m| m.bytes_per_order <= targets::BYTES_PER_ORDER)
+            && self
+                .latency
+                .as_ref()
+                .is_none_or(|l| ms(l.p99) <= targets::P99_MS)
     }
 
     /// The side-by-side table (Markdown).
@@ -185,30 +211,33 @@ impl Report {
                 ms(r.cpu_per_post()),
             ));
         }
-        let rs = &self.restore;
-        out.push_str(&format!(
-            "| 4 | restore {} orders ({} B records) | {:.0} records/s | {} | ≥ {:.0}/s {} |\n",
-            rs.orders,
-            rs.record_bytes,
-            rs.per_second(),
-            rs.cpu.map_or("n/a".into(), |c| format!(
-                "{:.1} µs/record",
-                c.as_secs_f64() * 1e6 / rs.orders as f64
-            )),
-            targets::RESTORE_PER_SECOND,
-            mark(rs.per_second() >= targets::RESTORE_PER_SECOND)
-        ));
-        let m = &self.memory;
-        out.push_str(&format!(
-            "| 5 | memory, {} orders of {} dishes | {:.0} B/order | | ≤ {:.0} B {} |\n",
-            m.orders,
-            m.dishes,
-            m.bytes_per_order,
-            targets::BYTES_PER_ORDER,
-            mark(m.bytes_per_order <= targets::BYTES_PER_ORDER)
-        ));
-        let l = &self.latency;
-        out.push_str(&format!(
+        if let Some(rs) = &self.restore {
+            out.push_str(&format!(
+                "| 4 | restore {} orders ({} B records) | {:.0} records/s | {} | ≥ {:.0}/s {} |\n",
+                rs.orders,
+                rs.record_bytes,
+                rs.per_second(),
+                rs.cpu.map_or("n/a".into(), |c| format!(
+                    "{:.1} µs/record (broker {:.1})",
+                    c.as_secs_f64() * 1e6 / rs.orders as f64,
+                    rs.broker_cpu.as_secs_f64() * 1e6 / rs.orders as f64
+                )),
+                targets::RESTORE_PER_SECOND,
+                mark(rs.per_second() >= targets::RESTORE_PER_SECOND)
+            ));
+        }
+        if let Some(m) = &self.memory {
+            out.push_str(&format!(
+                "| 5 | memory, {} orders of {} dishes | {:.0} B/order | | ≤ {:.0} B {} |\n",
+                m.orders,
+                m.dishes,
+                m.bytes_per_order,
+                targets::BYTES_PER_ORDER,
+                mark(m.bytes_per_order <= targets::BYTES_PER_ORDER)
+            ));
+        }
+        if let Some(l) = &self.latency {
+            out.push_str(&format!(
             "| 6 | produced → POST at {:.0} events/s ({} events) | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms | | p99 ≤ {:.0} ms {} |\n",
             l.rate,
             l.events,
@@ -218,7 +247,9 @@ impl Report {
             targets::P99_MS,
             mark(ms(l.p99) <= targets::P99_MS)
         ));
-        out.push_str(&format!(
+        }
+        if !self.runs.is_empty() {
+            out.push_str(&format!(
             "\nBacklog: {} events. CPU of the sandbox and broker processes during the runs: {}.\n",
             self.backlog_events,
             self.runs
@@ -231,6 +262,7 @@ impl Report {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+        }
         out
     }
 }
@@ -239,86 +271,117 @@ fn step(what: &str) {
     eprintln!("bench: {what}");
 }
 
-/// Run everything, printing progress to standard error.
+/// Run everything asked for, printing progress to standard error.
 pub async fn run(options: Options) -> anyhow::Result<Report> {
+    let wants = |p: Part| options.only.is_empty() || options.only.contains(&p);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    step("signing ceiling");
-    let keys = crate::keygen::generate("1900000001", &mut rand::rngs::OsRng)?;
     let mut threads = vec![1];
     if cores > 1 {
         threads.push(cores);
     }
+    // The ceiling sizes the backlog and is the reference of CPU efficiency: always measured.
+    step("signing ceiling");
+    let keys = crate::keygen::generate("1900000001", &mut rand::rngs::OsRng)?;
     let sign = super::sign_benchmark_ring(
         &keys.merchant_private_pem,
         &threads,
         Duration::from_secs_f64(options.sign_seconds),
     )?;
-    step(&format!(
-        "memory per order ({} orders, fresh process)",
-        options.memory_orders
-    ));
-    let memory = super::state_memory_fresh(options.memory_orders, 5)?;
+    let memory = if wants(Part::Memory) {
+        step(&format!(
+            "memory per order ({} orders, fresh process)",
+            options.memory_orders
+        ));
+        Some(super::state_memory_fresh(options.memory_orders, 5)?)
+    } else {
+        None
+    };
+    let mut report = Report {
+        options: options.clone(),
+        sign,
+        backlog_events: 0,
+        runs: Vec::new(),
+        restore: None,
+        memory,
+        latency: None,
+    };
+    if !(wants(Part::Throughput) || wants(Part::Latency) || wants(Part::Restore)) {
+        return Ok(report);
+    }
     let tansu = super::stack::tansu_binary(options.tansu.as_deref())?;
     let bed = Bed::new(&tansu, options.verify_every, options.max_in_flight)?;
     step(&format!("broker up at {}", bed.tansu.bootstrap));
-    // Enough backlog for the fastest conceivable run: every core signing, the warm-up included.
-    let ceiling = sign.iter().map(SignResult::per_second).fold(0.0, f64::max);
-    let backlog_orders = if options.backlog_orders > 0 {
-        options.backlog_orders
-    } else {
-        (ceiling * (options.seconds + options.warmup_seconds + 10.0) / 2.0).ceil() as usize
-    };
-    let input = format!("bench-input-{:08x}", rand::random::<u32>());
-    bed.create_topic(&input, false).await?;
-    step(&format!(
-        "producing the backlog: {} events",
-        2 * backlog_orders
-    ));
-    let backlog_events = {
-        let bed = &bed;
-        let input = input.clone();
-        tokio::task::block_in_place(move || e2e::produce_backlog(bed, &input, backlog_orders))?
-    };
     let warmup = Duration::from_secs_f64(options.warmup_seconds);
     let window = Duration::from_secs_f64(options.seconds);
-    let mut runs = Vec::new();
-    for (name, latency, sequential) in [
-        ("0ms", 0, false),
-        ("latency", options.latency_ms, false),
-        ("sequential", options.latency_ms, true),
-    ] {
-        step(&format!("run {name}: sandbox latency {latency} ms, sequential {sequential}, {window:?} measured"));
-        let r = e2e::throughput(
-            &bed,
-            name,
-            &input,
-            backlog_events,
-            latency,
-            sequential,
-            warmup,
-            window,
-        )
-        .await?;
+    if wants(Part::Throughput) {
+        // Enough backlog for the fastest conceivable run: every core signing, warm-up included.
+        let ceiling = report
+            .sign
+            .iter()
+            .map(SignResult::per_second)
+            .fold(0.0, f64::max);
+        let backlog_orders = if options.backlog_orders > 0 {
+            options.backlog_orders
+        } else {
+            (ceiling * (options.seconds + options.warmup_seconds + 10.0) / 2.0).ceil() as usize
+        };
+        let input = format!("bench-input-{:08x}", rand::random::<u32>());
+        bed.create_topic(&input, false).await?;
         step(&format!(
-            "  {:.1} posts/s, {:.3} ms CPU/post",
-            r.per_second(),
-            ms(r.cpu_per_post())
+            "producing the backlog: {} events",
+            2 * backlog_orders
         ));
-        runs.push(r);
+        report.backlog_events = {
+            let bed = &bed;
+            let input = input.clone();
+            tokio::task::block_in_place(move || e2e::produce_backlog(bed, &input, backlog_orders))?
+        };
+        for (name, latency, sequential) in [
+            ("0ms", 0, false),
+            ("latency", options.latency_ms, false),
+            ("sequential", options.latency_ms, true),
+        ] {
+            step(&format!(
+                "run {name}: sandbox latency {latency} ms, sequential {sequential}, {window:?} measured"
+            ));
+            let r = e2e::throughput(
+                &bed,
+                name,
+                &input,
+                report.backlog_events,
+                latency,
+                sequential,
+                warmup,
+                window,
+            )
+            .await?;
+            step(&format!(
+                "  {:.1} posts/s, {:.3} ms CPU/post",
+                r.per_second(),
+                ms(r.cpu_per_post())
+            ));
+            report.runs.push(r);
+        }
     }
-    let max_rate = runs.iter().map(RunResult::per_second).fold(0.0, f64::max);
-    let rate = (max_rate / 2.0).max(1.0);
-    step(&format!("latency at {rate:.0} events/s for {window:?}"));
-    let latency = e2e::latency(&bed, rate, window).await?;
-    step(&format!("restore of {} orders", options.restore_orders));
-    let restore = restore::restore(&bed, options.restore_orders).await?;
-    Ok(Report {
-        options,
-        sign,
-        backlog_events,
-        runs,
-        restore,
-        memory,
-        latency,
-    })
+    if wants(Part::Latency) {
+        // Half the measured maximum; without throughput runs, half the one-core signing rate.
+        let max_rate = report
+            .runs
+            .iter()
+            .map(RunResult::per_second)
+            .fold(0.0, f64::max);
+        let max_rate = if max_rate > 0.0 {
+            max_rate
+        } else {
+            report.sign[0].per_second()
+        };
+        let rate = (max_rate / 2.0).max(1.0);
+        step(&format!("latency at {rate:.0} events/s for {window:?}"));
+        report.latency = Some(e2e::latency(&bed, rate, window).await?);
+    }
+    if wants(Part::Restore) {
+        step(&format!("restore of {} orders", options.restore_orders));
+        report.restore = Some(restore::restore(&bed, options.restore_orders).await?);
+    }
+    Ok(report)
 }

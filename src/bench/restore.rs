@@ -23,6 +23,8 @@ pub struct RestoreResult {
     pub elapsed: Duration,
     /// CPU time of this process during the restore.
     pub cpu: Option<Duration>,
+    /// CPU time of the broker process during the restore.
+    pub broker_cpu: Duration,
 }
 
 impl RestoreResult {
@@ -96,8 +98,10 @@ pub async fn restore(bed: &Bed, orders: usize) -> anyhow::Result<RestoreResult> 
         Ok(size)
     })
     .await??;
+    eprintln!("bench: restoring {orders} orders");
     let config = crate::pipeline::kafka::restore_config(&kafka);
     let cpu_before = super::process_cpu(None);
+    let broker_before = bed.tansu.proc.cpu();
     let started = Instant::now();
     let handles: Vec<_> = (0..PARTITIONS)
         .map(|p| {
@@ -121,6 +125,7 @@ pub async fn restore(bed: &Bed, orders: usize) -> anyhow::Result<RestoreResult> 
     let cpu = super::process_cpu(None)
         .zip(cpu_before)
         .map(|(a, b)| a.saturating_sub(b));
+    let broker_cpu = bed.tansu.proc.cpu().saturating_sub(broker_before);
     drop(maps);
     if restored != orders || unreadable != 0 {
         bail!("restored {restored} of {orders} orders ({unreadable} unreadable records)");
@@ -130,5 +135,6 @@ pub async fn restore(bed: &Bed, orders: usize) -> anyhow::Result<RestoreResult> 
         record_bytes,
         elapsed,
         cpu,
+        broker_cpu,
     })
 }

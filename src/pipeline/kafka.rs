@@ -98,7 +98,12 @@ pub fn restore_config(cfg: &KafkaConfig) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        // Restore reads one partition from the start as fast as it can: big fetches (fewer round
+        // trips), and a short wait on the final empty fetch that reveals the end.
+        .set("max.partition.fetch.bytes", "16777216")
+        .set("fetch.max.bytes", "67108864")
+        .set("fetch.wait.max.ms", "100");
     for (k, v) in &cfg.consumer.0 {
         if k != "partition.assignment.strategy" && k != "group.instance.id" {
             c.set(k, v);

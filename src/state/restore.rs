@@ -31,7 +31,9 @@ pub struct ReadToEndContext;
 
 impl ClientContext for ReadToEndContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        let end = matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF);
+        if !end {
             tracing::warn!(error = %error, reason, "changelog restore reader");
         }
     }
