@@ -60,7 +60,8 @@ pub mod targets {
     pub const RESTORE_PER_SECOND: f64 = 200_000.0;
     /// Resident bytes per tracked order, at most.
     pub const BYTES_PER_ORDER: f64 = 2048.0;
-    /// p99 produced → POST at half load, at most (ms).
+    /// p99 latency added to the broker hop (per event: POST arrival − a plain consumer's
+    /// receipt) at half load, at most (ms).
     pub const P99_MS: f64 = 20.0;
 }
 
@@ -137,7 +138,7 @@ impl Report {
             && self
                 .latency
                 .as_ref()
-                .is_none_or(|l| ms(l.p99) <= targets::P99_MS)
+                .is_none_or(|l| ms(l.added_p99) <= targets::P99_MS)
     }
 
     /// The side-by-side table (Markdown).
@@ -238,14 +239,18 @@ impl Report {
         }
         if let Some(l) = &self.latency {
             out.push_str(&format!(
-            "| 6 | produced → POST at {:.0} events/s ({} events) | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms | | p99 ≤ {:.0} ms {} |\n",
+            "| 6 | produced → POST at {:.0} events/s ({} events) | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; broker hop alone p50 {:.1} ms, p99 {:.1} ms | | added per event p50 {:.1} ms, p99 {:.1} ms (≤ {:.0} ms) {} |\n",
             l.rate,
             l.events,
             ms(l.p50),
             ms(l.p99),
             ms(l.max),
+            ms(l.broker_p50),
+            ms(l.broker_p99),
+            ms(l.added_p50),
+            ms(l.added_p99),
             targets::P99_MS,
-            mark(ms(l.p99) <= targets::P99_MS)
+            mark(ms(l.added_p99) <= targets::P99_MS)
         ));
         }
         if !self.runs.is_empty() {
@@ -309,8 +314,24 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         return Ok(report);
     }
     let tansu = super::stack::tansu_binary(options.tansu.as_deref())?;
-    let bed = Bed::new(&tansu, options.verify_every, options.max_in_flight)?;
+    let mut bed = Bed::new(&tansu, options.verify_every, options.max_in_flight)?;
     step(&format!("broker up at {}", bed.tansu.bootstrap));
+    match with_broker(&bed, &options, &mut report).await {
+        Ok(()) => Ok(report),
+        Err(e) => {
+            bed.dir.disable_cleanup(true);
+            step(&format!(
+                "failed; configurations and logs kept in {}",
+                bed.dir.path().display()
+            ));
+            Err(e)
+        }
+    }
+}
+
+/// The parts that need the broker.
+async fn with_broker(bed: &Bed, options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let wants = |p: Part| options.only.is_empty() || options.only.contains(&p);
     let warmup = Duration::from_secs_f64(options.warmup_seconds);
     let window = Duration::from_secs_f64(options.seconds);
     if wants(Part::Throughput) {
@@ -332,7 +353,6 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             2 * backlog_orders
         ));
         report.backlog_events = {
-            let bed = &bed;
             let input = input.clone();
             tokio::task::block_in_place(move || e2e::produce_backlog(bed, &input, backlog_orders))?
         };
@@ -345,7 +365,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
                 "run {name}: sandbox latency {latency} ms, sequential {sequential}, {window:?} measured"
             ));
             let r = e2e::throughput(
-                &bed,
+                bed,
                 name,
                 &input,
                 report.backlog_events,
@@ -377,11 +397,11 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         };
         let rate = (max_rate / 2.0).max(1.0);
         step(&format!("latency at {rate:.0} events/s for {window:?}"));
-        report.latency = Some(e2e::latency(&bed, rate, window).await?);
+        report.latency = Some(e2e::latency(bed, rate, window).await?);
     }
     if wants(Part::Restore) {
         step(&format!("restore of {} orders", options.restore_orders));
-        report.restore = Some(restore::restore(&bed, options.restore_orders).await?);
+        report.restore = Some(restore::restore(bed, options.restore_orders).await?);
     }
-    Ok(report)
+    Ok(())
 }

@@ -27,6 +27,8 @@ pub const PARTITIONS: i32 = 4;
 const PAY_LAG: usize = 200;
 /// Dishes per benchmark order.
 const DISHES: usize = 5;
+/// `fetch.wait.max.ms` of every consumer in the benchmark (see [`Bed::config_text`]).
+const FETCH_WAIT_MS: u32 = 10;
 
 /// What every run shares: the broker, the keys, a scratch directory, the backlog topic.
 pub struct Bed {
@@ -116,6 +118,9 @@ changelog_replication = 1
 "broker.address.family" = "v4"
 [kafka.consumer]
 "allow.auto.create.topics" = "false"
+# tansu answers a waiting fetch only when fetch.wait.max.ms expires, not when data arrives
+# (Kafka answers at once): a short wait keeps the broker hop from dominating the latency run.
+"fetch.wait.max.ms" = "{FETCH_WAIT_MS}"
 [wechatpay]
 base_url = "{sandbox}"
 mchid = "{mchid}"
@@ -136,6 +141,7 @@ listen = "127.0.0.1:{http_port}"
             dir = dir.display(),
             kid = self.keys.wechatpay_key_id,
             mif = self.max_in_flight,
+            FETCH_WAIT_MS = FETCH_WAIT_MS,
         )
     }
 }
@@ -362,6 +368,81 @@ pub struct LatencyResult {
     pub p99: Duration,
     /// Maximum.
     pub max: Duration,
+    /// The broker hop alone: produced → received by a plain consumer (same settings) reading
+    /// the same topic at the same time.
+    pub broker_p50: Duration,
+    /// 99th percentile of the broker hop.
+    pub broker_p99: Duration,
+    /// What catering-sync adds, per event: POST arrival − the plain consumer's receipt
+    /// (negative differences count as 0). Median.
+    pub added_p50: Duration,
+    /// 99th percentile of the added latency.
+    pub added_p99: Duration,
+}
+
+/// Read every partition of `topic` from the start with a plain consumer until `events` records
+/// arrived (or `limit` passed); the arrival time (µs) of each, indexed like the producer's.
+fn consume_arrivals(
+    client: ClientConfig,
+    topic: &str,
+    orders: usize,
+    events: usize,
+    limit: Duration,
+    started: std::sync::mpsc::Sender<()>,
+) -> anyhow::Result<Vec<u64>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = client
+        .clone()
+        .set("group.id", "bench-latency-baseline")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", FETCH_WAIT_MS.to_string())
+        .set("enable.partition.eof", "true")
+        .create()?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let index: HashMap<String, usize> = (0..orders).map(|i| (order_no(i), i)).collect();
+    let mut at = vec![0u64; 2 * orders];
+    let mut seen = 0;
+    let deadline = Instant::now() + limit;
+    // Fetching from every partition (each reported its end) before production starts.
+    let mut at_end = std::collections::HashSet::new();
+    let mut started = Some(started);
+    while seen < events && Instant::now() < deadline {
+        let m = match consumer.poll(Duration::from_millis(100)) {
+            None => continue,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+                if at_end.len() == PARTITIONS as usize {
+                    if let Some(s) = started.take() {
+                        let _ = s.send(());
+                    }
+                }
+                continue;
+            }
+            Some(m) => m?,
+        };
+        let now = now_us();
+        let i = m
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .and_then(|k| index.get(k));
+        let seq = m
+            .payload()
+            .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
+            .and_then(|v| v["seq"].as_u64());
+        if let (Some(&i), Some(seq @ 1..=2)) = (i, seq) {
+            at[2 * i + seq as usize - 1] = now;
+            seen += 1;
+        }
+    }
+    if seen < events {
+        bail!("the baseline consumer saw {seen} of {events} records");
+    }
+    Ok(at)
 }
 
 fn now_us() -> u64 {
@@ -414,7 +495,20 @@ pub async fn latency(bed: &Bed, rate: f64, duration: Duration) -> anyhow::Result
             (order_no(i), if which == 0 { create } else { pay }, i, which)
         })
         .collect();
-    let p = producer(bed, 0)?;
+    // The broker hop alone, measured at the same time by a plain consumer.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let baseline = {
+        let (client, topic) = (bed.client(), input.clone());
+        let limit = duration + Duration::from_secs(120);
+        tokio::task::spawn_blocking(move || {
+            consume_arrivals(client, &topic, orders, events, limit, started_tx)
+        })
+    };
+    started_rx
+        .recv_timeout(Duration::from_secs(30))
+        .context("the baseline consumer did not reach the end of every partition")?;
+    // librdkafka's default linger (5 ms), as an ordering platform's producer would have.
+    let p = producer(bed, 5)?;
     let topic = input.clone();
     // Paced production on its own thread: every millisecond, catch up with the schedule.
     let produced: Vec<u64> = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u64>> {
@@ -450,6 +544,7 @@ pub async fn latency(bed: &Bed, rate: f64, duration: Duration) -> anyhow::Result
     let posts = super::stack::get_json(&format!("{}/__sandbox/posts", sandbox.url)).await?;
     let index: HashMap<String, usize> = (0..orders).map(|i| (order_no(i), i)).collect();
     let mut latencies = Vec::with_capacity(events);
+    let mut posted_at = vec![0u64; 2 * orders];
     for (no, list) in posts["orders"].as_object().into_iter().flatten() {
         let Some(&i) = index.get(no) else { continue };
         for post in list.as_array().into_iter().flatten() {
@@ -460,6 +555,7 @@ pub async fn latency(bed: &Bed, rate: f64, duration: Duration) -> anyhow::Result
             };
             let arrived = post["received_at_us"].as_u64().unwrap_or(0);
             latencies.push(arrived.saturating_sub(produced[2 * i + which]));
+            posted_at[2 * i + which] = arrived;
         }
     }
     let status = svc.proc.terminate(Duration::from_secs(60))?;
@@ -472,14 +568,33 @@ pub async fn latency(bed: &Bed, rate: f64, duration: Duration) -> anyhow::Result
             latencies.len()
         );
     }
+    let consumed = baseline.await??;
+    let mut hop: Vec<u64> = consumed
+        .iter()
+        .zip(&produced)
+        .map(|(c, p)| c.saturating_sub(*p))
+        .collect();
+    // Per event: POST arrival − the plain consumer's receipt. Broker delays hit both and cancel;
+    // what is left is the service's own time, give or take the two fetch cycles (≤ fetch wait).
+    let mut added: Vec<u64> = posted_at
+        .iter()
+        .zip(&consumed)
+        .map(|(a, c)| a.saturating_sub(*c))
+        .collect();
     latencies.sort_unstable();
-    let q = |f: f64| Duration::from_micros(latencies[((latencies.len() - 1) as f64 * f) as usize]);
+    hop.sort_unstable();
+    added.sort_unstable();
+    let q = |v: &[u64], f: f64| Duration::from_micros(v[((v.len() - 1) as f64 * f) as usize]);
     Ok(LatencyResult {
         rate,
         events,
-        p50: q(0.50),
-        p99: q(0.99),
-        max: q(1.0),
+        p50: q(&latencies, 0.50),
+        p99: q(&latencies, 0.99),
+        max: q(&latencies, 1.0),
+        broker_p50: q(&hop, 0.50),
+        broker_p99: q(&hop, 0.99),
+        added_p50: q(&added, 0.50),
+        added_p99: q(&added, 0.99),
     })
 }
 
