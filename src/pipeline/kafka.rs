@@ -103,7 +103,8 @@ pub fn restore_config(cfg: &KafkaConfig) -> ClientConfig {
         // trips), and a short wait on the final empty fetch that reveals the end.
         .set("max.partition.fetch.bytes", "16777216")
         .set("fetch.max.bytes", "67108864")
-        .set("fetch.wait.max.ms", "100");
+        .set("fetch.wait.max.ms", "100")
+        .set("fetch.error.backoff.ms", "20");
     for (k, v) in &cfg.consumer.0 {
         if k != "partition.assignment.strategy" && k != "group.instance.id" {
             c.set(k, v);

@@ -1,6 +1,8 @@
 //! The changelog record of an order (`schemas/order-state.schema.json`): what the pipeline writes
 //! to the compacted state topic and restores from it.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::body::hex;
@@ -79,37 +81,78 @@ impl OrderState {
 
     /// Restore from a record.
     pub fn from_record(record: StateRecord) -> Result<Self, RecordError> {
-        if record.version != RECORD_VERSION {
-            return Err(RecordError::Version(record.version));
+        Self::from_parts(
+            record.version,
+            record.snapshot,
+            &record.applied_event_ids,
+            record.last_seq,
+            record.acked_digest.as_deref(),
+            record.final_acked_at_ms,
+        )
+    }
+
+    fn from_parts<S: AsRef<str>>(
+        version: u32,
+        snapshot: Snapshot,
+        applied_event_ids: &[S],
+        last_seq: Option<u64>,
+        acked_digest: Option<&str>,
+        final_acked_at_ms: Option<u64>,
+    ) -> Result<Self, RecordError> {
+        if version != RECORD_VERSION {
+            return Err(RecordError::Version(version));
         }
-        let skip = record
-            .applied_event_ids
-            .len()
-            .saturating_sub(MAX_APPLIED_IDS);
-        let applied = record.applied_event_ids[skip..]
+        let skip = applied_event_ids.len().saturating_sub(MAX_APPLIED_IDS);
+        let applied = applied_event_ids[skip..]
             .iter()
-            .map(|s| unhex::<8>(s).map(u64::from_be_bytes))
+            .map(|s| unhex::<8>(s.as_ref()).map(u64::from_be_bytes))
             .collect::<Option<Vec<_>>>()
             .ok_or(RecordError::Field("applied_event_ids"))?;
-        let acked_digest = match record.acked_digest.as_deref() {
+        let acked_digest = match acked_digest {
             None => None,
             Some(s) => Some(unhex::<32>(s).ok_or(RecordError::Field("acked_digest"))?),
         };
         Ok(Self {
-            snapshot: record.snapshot,
+            snapshot,
             applied,
-            last_seq: record.last_seq,
+            last_seq,
             acked_digest,
-            final_acked_at_ms: record.final_acked_at_ms,
+            final_acked_at_ms,
         })
     }
 
-    /// Decode record bytes.
-    pub fn from_record_bytes(bytes: &[u8]) -> Result<(String, Self), RecordError> {
-        let record: StateRecord = serde_json::from_slice(bytes)?;
-        let no = record.out_order_no.clone();
-        Ok((no, Self::from_record(record)?))
+    /// Decode record bytes: the order number and its state. Strings other than the snapshot's
+    /// are borrowed from `bytes` (restoring a partition decodes every record of it).
+    pub fn from_record_bytes(bytes: &[u8]) -> Result<(Cow<'_, str>, Self), RecordError> {
+        let r: RecordIn<'_> = serde_json::from_slice(bytes)?;
+        let state = Self::from_parts(
+            r.version,
+            r.snapshot,
+            &r.applied_event_ids,
+            r.last_seq,
+            r.acked_digest.as_deref(),
+            r.final_acked_at_ms,
+        )?;
+        Ok((r.out_order_no, state))
     }
+}
+
+/// [`StateRecord`] as decoded: the same fields and rules, strings borrowed where possible.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordIn<'a> {
+    version: u32,
+    #[serde(borrow)]
+    out_order_no: Cow<'a, str>,
+    snapshot: Snapshot,
+    #[serde(borrow)]
+    applied_event_ids: Vec<Cow<'a, str>>,
+    #[serde(default)]
+    last_seq: Option<u64>,
+    #[serde(default, borrow)]
+    acked_digest: Option<Cow<'a, str>>,
+    #[serde(default)]
+    final_acked_at_ms: Option<u64>,
 }
 
 /// A snapshot-free helper for tests and tools: the record as JSON bytes.

@@ -50,7 +50,11 @@ pub fn restore_partition(
 ) -> Result<Restored, KafkaError> {
     let consumer: BaseConsumer<ReadToEndContext> = config.create_with_context(ReadToEndContext)?;
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
+    // Offset 0, not `Beginning`: `Beginning` asks the leader for the log start first, and before
+    // the leader is known librdkafka retries that query on a 500 ms timer (half a second of
+    // every restore, measured). A log that no longer starts at 0 answers out-of-range, and
+    // `auto.offset.reset=earliest` moves the reader to its start.
+    tpl.add_partition_offset(topic, partition, Offset::Offset(0))?;
     consumer.assign(&tpl)?;
     let started = Instant::now();
     let mut out = Restored::default();
@@ -77,7 +81,7 @@ pub fn restore_partition(
                     }
                     Some(bytes) => match OrderState::from_record_bytes(bytes) {
                         Ok((no, state)) if no == key => {
-                            out.orders.insert(no.into(), Box::new(state));
+                            out.orders.insert(key.into(), Box::new(state));
                         }
                         Ok(_) | Err(_) => {
                             out.unreadable += 1;
