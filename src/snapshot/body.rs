@@ -38,13 +38,28 @@ impl Body {
     }
 }
 
-/// Lower-case hex.
+/// Lower-case hex (one allocation: it runs for every changelog write).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
 }
 
 /// SPEC §4: a pending post of an order may be skipped in favour of a newer snapshot only when
 /// both report the same status, so every status an order reaches is reported, in order.
 pub fn may_coalesce(pending: Status, newer: Status) -> bool {
     pending == newer
+}
+
+#[cfg(test)]
+mod hex_tests {
+    #[test]
+    fn hex_is_lower_case_two_digits_per_byte() {
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        assert_eq!(super::hex(&[]), "");
+    }
 }

@@ -204,8 +204,12 @@ impl OrderState {
 
     /// A post is due: the snapshot has a status and its body differs from the acknowledged one.
     pub fn post_due(&self) -> bool {
-        self.body()
-            .is_some_and(|b| Some(b.digest) != self.acked_digest)
+        self.body().is_some_and(|b| !self.is_acked(&b))
+    }
+
+    /// WeChat Pay acknowledged exactly this body already.
+    pub fn is_acked(&self, body: &Body) -> bool {
+        self.acked_digest == Some(body.digest)
     }
 
     /// WeChat Pay acknowledged `body` (verified 204) at `now_ms`.

@@ -79,6 +79,22 @@ impl OrderState {
         }
     }
 
+    /// The changelog record of this order as JSON bytes: the same bytes as serialising
+    /// [`Self::to_record`], without cloning the snapshot (written after every acknowledged post).
+    pub fn record_bytes(&self, out_order_no: &str) -> Vec<u8> {
+        let record = RecordOut {
+            version: RECORD_VERSION,
+            out_order_no,
+            snapshot: &self.snapshot,
+            applied_event_ids: self.applied.iter().map(|f| hex(&f.to_be_bytes())).collect(),
+            last_seq: self.last_seq,
+            acked_digest: self.acked_digest.as_ref().map(|d| hex(d)),
+            final_acked_at_ms: self.final_acked_at_ms,
+        };
+        // Plain data serialises to a Vec without failing.
+        serde_json::to_vec(&record).unwrap_or_default()
+    }
+
     /// Restore from a record.
     pub fn from_record(record: StateRecord) -> Result<Self, RecordError> {
         Self::from_parts(
@@ -137,6 +153,21 @@ impl OrderState {
     }
 }
 
+/// [`StateRecord`] as encoded, borrowing the state: the same fields in the same order.
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    version: u32,
+    out_order_no: &'a str,
+    snapshot: &'a Snapshot,
+    applied_event_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acked_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    final_acked_at_ms: Option<u64>,
+}
+
 /// [`StateRecord`] as decoded: the same fields and rules, strings borrowed where possible.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,4 +189,47 @@ struct RecordIn<'a> {
 /// A snapshot-free helper for tests and tools: the record as JSON bytes.
 pub fn encode(record: &StateRecord) -> Vec<u8> {
     serde_json::to_vec(record).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::event::{decode, DecodeLimits};
+    use crate::snapshot::{Defaults, OrderState};
+
+    #[test]
+    fn record_bytes_equal_the_serialised_record_and_decode_back() {
+        let mut state = OrderState::default();
+        let mut checked = 0;
+        for value in crate::bench::order_events(7, 3) {
+            let event = decode(&value, &DecodeLimits::default()).unwrap();
+            state.apply(&event, &Defaults::default());
+            let no = event.out_order_no.as_str();
+            for acked in [false, true] {
+                if acked {
+                    let body = state.body().unwrap();
+                    state.mark_acked(&body, 1_764_218_096_000);
+                }
+                let bytes = state.record_bytes(no);
+                assert_eq!(bytes, super::encode(&state.to_record(no)));
+                let (back_no, back) = OrderState::from_record_bytes(&bytes).unwrap();
+                assert_eq!((back_no.as_ref(), &back), (no, &state));
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 4);
+    }
+
+    #[test]
+    fn decoding_keeps_the_record_rules() {
+        let state = OrderState::default();
+        let good = String::from_utf8(state.record_bytes("A-1")).unwrap();
+        assert!(OrderState::from_record_bytes(good.as_bytes()).is_ok());
+        let unknown = good.replacen('{', "{\"extra\":1,", 1);
+        assert!(OrderState::from_record_bytes(unknown.as_bytes()).is_err());
+        let version = good.replacen("\"version\":1", "\"version\":2", 1);
+        assert!(OrderState::from_record_bytes(version.as_bytes()).is_err());
+        let escaped = good.replacen("\"A-1\"", "\"A\\u002d1\"", 1);
+        let (no, _) = OrderState::from_record_bytes(escaped.as_bytes()).unwrap();
+        assert_eq!(no, "A-1", "escaped strings decode (owned) too");
+    }
 }

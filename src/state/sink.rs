@@ -9,7 +9,6 @@ use rdkafka::util::Timeout;
 use tokio::sync::watch;
 
 use crate::dead_letter::DeadLetter;
-use crate::snapshot::StateRecord;
 use crate::telemetry::metrics::Metrics;
 
 /// The producer side of the pipeline.
@@ -86,18 +85,18 @@ impl Sink {
     pub async fn write_state(
         &self,
         partition: i32,
-        record: &StateRecord,
+        out_order_no: &str,
+        value: &[u8],
         cancel: &mut watch::Receiver<bool>,
     ) -> Result<(), Cancelled> {
-        let value = serde_json::to_vec(record).unwrap_or_default();
-        let key = record.out_order_no.as_bytes();
+        let key = out_order_no.as_bytes();
         self.send_acked(
             "changelog record",
             || {
                 FutureRecord::to(&self.changelog_topic)
                     .partition(partition)
                     .key(key)
-                    .payload(&value[..])
+                    .payload(value)
             },
             cancel,
         )
