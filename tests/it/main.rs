@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod bench;
 mod broker;
 mod cli;
 mod demo;
