@@ -235,6 +235,10 @@ pub struct BenchAllArgs {
     /// The service's `pipeline.max_in_flight`.
     #[arg(long, default_value_t = 256)]
     pub max_in_flight: usize,
+    /// Events/s of the latency run (default: half the maximum measured by the throughput runs,
+    /// or half the one-thread signing rate without them).
+    #[arg(long)]
+    pub latency_rate: Option<f64>,
     /// Run only these parts (comma-separated; the signing ceiling is always measured).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<crate::bench::all::Part>,
@@ -567,6 +571,9 @@ fn bench_all(args: BenchAllArgs) -> Result<(), Failure> {
     };
     positive(args.seconds, "seconds")?;
     positive(args.sign_seconds, "sign-seconds")?;
+    if let Some(r) = args.latency_rate {
+        positive(r, "latency-rate")?;
+    }
     if !(args.warmup_seconds >= 0.0 && args.warmup_seconds.is_finite()) {
         return Err(config_error(anyhow::anyhow!(
             "--warmup-seconds must be ≥ 0"
@@ -593,6 +600,7 @@ fn bench_all(args: BenchAllArgs) -> Result<(), Failure> {
         verify_every: args.verify_every,
         max_in_flight: args.max_in_flight,
         only: args.only,
+        latency_rate: args.latency_rate,
     };
     let report = runtime()?
         .block_on(crate::bench::all::run(options))

@@ -33,6 +33,8 @@ pub struct Options {
     pub max_in_flight: usize,
     /// The parts to run (all when empty).
     pub only: Vec<Part>,
+    /// Events/s of the latency run (default: half the measured maximum).
+    pub latency_rate: Option<f64>,
 }
 
 /// One part of the benchmark.
@@ -364,17 +366,13 @@ async fn with_broker(bed: &Bed, options: &Options, report: &mut Report) -> anyho
             step(&format!(
                 "run {name}: sandbox latency {latency} ms, sequential {sequential}, {window:?} measured"
             ));
-            let r = e2e::throughput(
-                bed,
+            let spec = e2e::RunSpec {
                 name,
-                &input,
-                report.backlog_events,
-                latency,
+                latency_ms: latency,
                 sequential,
-                warmup,
-                window,
-            )
-            .await?;
+            };
+            let r =
+                e2e::throughput(bed, spec, &input, report.backlog_events, warmup, window).await?;
             step(&format!(
                 "  {:.1} posts/s, {:.3} ms CPU/post",
                 r.per_second(),
@@ -395,7 +393,7 @@ async fn with_broker(bed: &Bed, options: &Options, report: &mut Report) -> anyho
         } else {
             report.sign[0].per_second()
         };
-        let rate = (max_rate / 2.0).max(1.0);
+        let rate = options.latency_rate.unwrap_or((max_rate / 2.0).max(1.0));
         step(&format!("latency at {rate:.0} events/s for {window:?}"));
         report.latency = Some(e2e::latency(bed, rate, window).await?);
     }

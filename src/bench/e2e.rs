@@ -227,6 +227,17 @@ pub fn produce_backlog(bed: &Bed, topic: &str, orders: usize) -> anyhow::Result<
     Ok(n)
 }
 
+/// What a throughput run varies.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSpec<'a> {
+    /// A label.
+    pub name: &'a str,
+    /// Sandbox latency per request.
+    pub latency_ms: u64,
+    /// One event at a time per partition (`pipeline.sequential`).
+    pub sequential: bool,
+}
+
 /// One throughput run.
 #[derive(Debug, Clone)]
 pub struct RunResult {
@@ -289,14 +300,17 @@ async fn sample(svc: &ServiceProc, sandbox: &SandboxProc, tansu: &Tansu) -> anyh
 /// with a sandbox answering after `latency_ms`.
 pub async fn throughput(
     bed: &Bed,
-    name: &str,
+    spec: RunSpec<'_>,
     input: &str,
     events: u64,
-    latency_ms: u64,
-    sequential: bool,
     warmup: Duration,
     window: Duration,
 ) -> anyhow::Result<RunResult> {
+    let RunSpec {
+        name,
+        latency_ms,
+        sequential,
+    } = spec;
     let run = format!("{name}-{:08x}", rand::random::<u32>());
     let sandbox = SandboxProc::start(
         &bed.keys_dir(),
