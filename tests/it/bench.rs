@@ -29,6 +29,8 @@ fn bench_all_runs_every_part_on_a_tiny_input() {
             "0.2",
             "--seconds",
             "1",
+            "--latency-seconds",
+            "1",
             "--warmup-seconds",
             "0.5",
             "--backlog-orders",
