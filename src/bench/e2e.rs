@@ -323,22 +323,11 @@ pub async fn throughput(
     let config = bed.config_text(&run, input, &sandbox.url, sequential, port);
     let mut svc = ServiceProc::start(bed.dir.path(), &run, &config, port)?;
     // Started: the first acknowledged post (after the group join and the empty restore).
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        svc.proc.check_alive()?;
-        if let Ok(m) = svc.metrics().await {
-            if m.sum("catering_sync_posts_total", &["outcome=\"delivered\""]) > 0.0 {
-                break;
-            }
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "run {run}: no post acknowledged within 90 s (log: {})",
-                svc.log.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    svc.wait_until("acknowledged post", Duration::from_secs(90), |m| {
+        m.sum("catering_sync_posts_total", &["outcome=\"delivered\""]) > 0.0
+    })
+    .await
+    .with_context(|| format!("run {run}"))?;
     tokio::time::sleep(warmup).await;
     let a = sample(&svc, &sandbox, &bed.tansu).await?;
     tokio::time::sleep(window).await;
@@ -482,22 +471,14 @@ pub async fn latency(bed: &Bed, rate: f64, duration: Duration) -> anyhow::Result
     let config = bed.config_text(&run, &input, &sandbox.url, false, port);
     let mut svc = ServiceProc::start(bed.dir.path(), &run, &config, port)?;
     // Every partition assigned and restored before the first event is produced.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        svc.wait_ready(Duration::from_secs(90)).await?;
-        let m = svc.metrics().await?;
-        if m.sum("catering_sync_assigned_partitions", &[]) >= PARTITIONS as f64 {
-            svc.wait_ready(Duration::from_secs(90)).await?;
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "run {run}: partitions not assigned within 90 s (log: {})",
-                svc.log.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    svc.wait_until(
+        "assignment of every partition",
+        Duration::from_secs(90),
+        |m| m.sum("catering_sync_assigned_partitions", &[]) >= PARTITIONS as f64,
+    )
+    .await
+    .with_context(|| format!("run {run}"))?;
+    svc.wait_ready(Duration::from_secs(90)).await?;
     let orders = ((rate * duration.as_secs_f64()) / 2.0).ceil().max(1.0) as usize;
     let stream = stream(orders);
     let events = stream.len();

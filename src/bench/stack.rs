@@ -252,6 +252,28 @@ impl ServiceProc {
         Ok(Metrics(text))
     }
 
+    /// Wait until the service's metrics satisfy `holds` (`what` names it in the error).
+    pub async fn wait_until(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        holds: impl Fn(&Metrics) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.proc.check_alive()?;
+            if let Ok(m) = self.metrics().await {
+                if holds(&m) {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("no {what} within {limit:?} (log: {})", self.log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Wait until `/readyz` answers 200 (every assigned partition restored).
     pub async fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + limit;
