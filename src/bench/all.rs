@@ -39,6 +39,13 @@ pub struct Options {
     pub latency_seconds: f64,
 }
 
+impl Options {
+    /// Whether `part` is to run.
+    pub fn wants(&self, part: Part) -> bool {
+        self.only.is_empty() || self.only.contains(&part)
+    }
+}
+
 /// One part of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Part {
@@ -292,7 +299,6 @@ fn step(what: &str) {
 
 /// Run everything asked for, printing progress to standard error.
 pub async fn run(options: Options) -> anyhow::Result<Report> {
-    let wants = |p: Part| options.only.is_empty() || options.only.contains(&p);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = vec![1];
     if cores > 1 {
@@ -306,7 +312,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         &threads,
         Duration::from_secs_f64(options.sign_seconds),
     )?;
-    let memory = if wants(Part::Memory) {
+    let memory = if options.wants(Part::Memory) {
         step(&format!(
             "memory per order ({} orders, fresh process)",
             options.memory_orders
@@ -325,7 +331,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         latency: None,
         latency_low: None,
     };
-    if !(wants(Part::Throughput) || wants(Part::Latency) || wants(Part::Restore)) {
+    if !(options.wants(Part::Throughput)
+        || options.wants(Part::Latency)
+        || options.wants(Part::Restore))
+    {
         return Ok(report);
     }
     let tansu = super::stack::tansu_binary(options.tansu.as_deref())?;
@@ -378,10 +387,9 @@ async fn with_broker(
     options: &Options,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let wants = |p: Part| options.only.is_empty() || options.only.contains(&p);
     let warmup = Duration::from_secs_f64(options.warmup_seconds);
     let window = Duration::from_secs_f64(options.seconds);
-    if wants(Part::Throughput) {
+    if options.wants(Part::Throughput) {
         // Enough backlog for the fastest conceivable run: every core signing, warm-up included.
         let ceiling = report
             .sign
@@ -426,7 +434,7 @@ async fn with_broker(
             report.runs.push(r);
         }
     }
-    if wants(Part::Latency) {
+    if options.wants(Part::Latency) {
         // Half the measured maximum; without throughput runs, half the one-core signing rate.
         let max_rate = report
             .runs
@@ -444,7 +452,7 @@ async fn with_broker(
         let low = (rate / 2.0).max(1.0);
         report.latency_low = Some(latency_on_a_fresh_broker(tansu, options, low, length).await?);
     }
-    if wants(Part::Restore) {
+    if options.wants(Part::Restore) {
         step(&format!("restore of {} orders", options.restore_orders));
         report.restore = Some(restore::restore(bed, options.restore_orders).await?);
     }

@@ -189,7 +189,14 @@ fn producer(bed: &Bed, linger_ms: u32) -> anyhow::Result<BaseProducer<Failures>>
 }
 
 fn send(p: &BaseProducer<Failures>, topic: &str, key: &str, value: &[u8]) -> anyhow::Result<()> {
-    let mut record = BaseRecord::to(topic).key(key).payload(value);
+    send_waiting(p, BaseRecord::to(topic).key(key).payload(value))
+}
+
+/// Enqueue `record`, serving delivery reports while the producer's queue is full.
+pub fn send_waiting<C: ProducerContext>(
+    p: &BaseProducer<C>,
+    mut record: BaseRecord<'_, str, [u8], C::DeliveryOpaque>,
+) -> anyhow::Result<()> {
     loop {
         match p.send(record) {
             Ok(()) => return Ok(()),

@@ -75,24 +75,13 @@ pub async fn restore(bed: &Bed, orders: usize) -> anyhow::Result<RestoreResult> 
             let value = record(i)?;
             size = value.len();
             let key = order_no(i);
-            let mut r = BaseRecord::to(&bootstrap_topic)
-                .key(&key)
-                .payload(&value)
-                .partition(i as i32 % PARTITIONS);
-            loop {
-                match p.send(r) {
-                    Ok(()) => break,
-                    Err((e, back)) => {
-                        if e.rdkafka_error_code()
-                            != Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
-                        {
-                            return Err(e.into());
-                        }
-                        p.poll(Duration::from_millis(50));
-                        r = back;
-                    }
-                }
-            }
+            super::e2e::send_waiting(
+                &p,
+                BaseRecord::to(&bootstrap_topic)
+                    .key(key.as_str())
+                    .payload(value.as_slice())
+                    .partition(i as i32 % PARTITIONS),
+            )?;
         }
         p.flush(Duration::from_secs(300))?;
         Ok(size)

