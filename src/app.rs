@@ -7,15 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::FutureProducer;
 use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError};
 use crate::event::DecodeLimits;
 use crate::pipeline::delivery::{Delivery, DeliverySettings};
+use crate::pipeline::lease::Lease;
 use crate::pipeline::{consumer::PollLoop, kafka, Shared, WorkerSettings};
 use crate::retry::Backoff;
-use crate::state::Sink;
 use crate::telemetry::{server, Health};
 use crate::wechatpay::{ClientConfig, Credentials, MerchantKey, VerificationKeys, WechatPayClient};
 
@@ -124,7 +124,16 @@ pub async fn run(
     let registry = prometheus::Registry::new();
     let metrics = crate::telemetry::metrics::Metrics::new(&registry)
         .map_err(|e| AppError::Runtime(format!("metrics: {e}")))?;
-    let delivery = Delivery::new(client, settings, health.clone(), metrics.clone());
+    // A gap of half the session timeout between watchdog ticks means the process was suspended
+    // long enough that the group may have expelled it (pipeline::lease).
+    let lease = Lease::new(Duration::from_millis(config.kafka.session_timeout_ms / 2));
+    let delivery = Delivery::new(
+        client,
+        settings,
+        health.clone(),
+        metrics.clone(),
+        lease.clone(),
+    );
     let partitions = kafka::ensure_topics(&config.kafka).await.map_err(|e| {
         if e.is_configuration() {
             AppError::Config(ConfigError {
@@ -136,10 +145,16 @@ pub async fn run(
         }
     })?;
     tracing::info!(input = %config.kafka.input_topic, partitions, "topics checked");
-    let producer: FutureProducer = kafka::producer_config(&config.kafka)
+    let p = &config.pipeline;
+    let producer_config = kafka::pipeline_producer_config(
+        &config.kafka,
+        Duration::from_millis(p.drain_timeout_ms),
+        Duration::from_millis(config.wechatpay.request_timeout_ms),
+    );
+    // Fail at start-up, not at the first assignment, when the producer cannot be configured.
+    let _: FutureProducer = producer_config
         .create()
         .map_err(|e| AppError::Runtime(format!("producer: {e}")))?;
-    let p = &config.pipeline;
     let shared = Arc::new(Shared {
         group: config.kafka.group_id.clone(),
         input_topic: config.kafka.input_topic.clone(),
@@ -149,12 +164,8 @@ pub async fn run(
             max_bytes: p.max_event_bytes,
             ..Default::default()
         },
-        sink: Sink::new(
-            producer.clone(),
-            config.kafka.changelog_topic.clone(),
-            config.kafka.dlq_topic.clone(),
-            metrics.clone(),
-        ),
+        dlq_topic: config.kafka.dlq_topic.clone(),
+        producer_config,
         delivery,
         health: health.clone(),
         metrics: metrics.clone(),
@@ -197,6 +208,9 @@ pub async fn run(
         .name("kafka-poll".into())
         .spawn(move || poll.run(thread_stop))
         .map_err(|e| AppError::Runtime(e.to_string()))?;
+    lease
+        .start_watchdog()
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
     on_start(&Running {
         health: health.clone(),
         http_addr,
@@ -211,7 +225,6 @@ pub async fn run(
     if tokio::time::timeout(deadline, joined).await.is_err() {
         tracing::error!("shutdown deadline passed before the poll thread finished");
     }
-    let _ = producer.flush(Duration::from_secs(5));
     let _ = http_stop.send(true);
     let _ = http.await;
     tracing::info!("stopped");

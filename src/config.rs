@@ -20,6 +20,9 @@ use crate::snapshot::Defaults;
 /// Environment variable prefix.
 pub const ENV_PREFIX: &str = "CATERING_SYNC__";
 
+/// The least time the drain bound leaves, after a request's timeout, for its changelog write.
+pub const MIN_WRITE_WINDOW_MS: u64 = 1_000;
+
 /// A configuration problem, with the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -535,11 +538,36 @@ impl Config {
                 "max_in_flight and partition_buffer must be > 0",
             ));
         }
-        if p.drain_timeout_ms <= w.request_timeout_ms {
+        if p.drain_timeout_ms < w.request_timeout_ms + MIN_WRITE_WINDOW_MS {
             return Err(err(
                 "pipeline.drain_timeout_ms",
-                format!("must exceed wechatpay.request_timeout_ms ({}), so no request of a revoked partition is still on the wire", w.request_timeout_ms),
+                format!("must be at least wechatpay.request_timeout_ms ({}) + {MIN_WRITE_WINDOW_MS}: the drain bound covers a request on the wire and then the producer timeout of its changelog write (derived from what is left), so nothing of a revoked partition can land after it", w.request_timeout_ms),
             ));
+        }
+        let k = &self.kafka;
+        for name in [
+            "message.timeout.ms",
+            "delivery.timeout.ms",
+            "request.timeout.ms",
+        ] {
+            if let Some(v) = k.producer.0.get(name).or_else(|| k.common.0.get(name)) {
+                let bound = p.drain_timeout_ms - w.request_timeout_ms;
+                if v.parse::<u64>().map_or(true, |v| v > bound) {
+                    return Err(err(
+                        &format!("kafka.producer.{name}"),
+                        format!("is derived from the drain bound (pipeline.drain_timeout_ms − wechatpay.request_timeout_ms = {bound} ms at most) so that no changelog write lands after a revoke; remove it or set it ≤ {bound}"),
+                    ));
+                }
+            }
+        }
+        if let Some(v) = k.consumer.0.get("max.poll.interval.ms") {
+            let need = p.shutdown_timeout_ms + 5_000;
+            if v.parse::<u64>().map_or(true, |v| v <= need) {
+                return Err(err(
+                    "kafka.consumer.max.poll.interval.ms",
+                    format!("must exceed pipeline.shutdown_timeout_ms + 5000 ({need}): the poll thread drains inside rebalance callbacks"),
+                ));
+            }
         }
         if p.shutdown_timeout_ms <= p.drain_timeout_ms {
             return Err(err(

@@ -68,6 +68,7 @@ pub async fn restore(bed: &Bed, orders: usize) -> anyhow::Result<RestoreResult> 
         c
     };
     let bootstrap_topic = topic.clone();
+    let fence_config = producer_config.clone();
     let record_bytes = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
         let p: rdkafka::producer::BaseProducer = producer_config.create()?;
         let mut size = 0;
@@ -89,6 +90,20 @@ pub async fn restore(bed: &Bed, orders: usize) -> anyhow::Result<RestoreResult> 
     .await??;
     eprintln!("bench: restoring {orders} orders");
     let config = crate::pipeline::kafka::restore_config(&kafka);
+    // Each partition is fenced first, as a new owner does, and restored up to its fence.
+    let metrics = crate::telemetry::metrics::Metrics::new(&prometheus::Registry::new())?;
+    let mut tokens = Vec::new();
+    for p in 0..PARTITIONS {
+        let producer: rdkafka::producer::FutureProducer = fence_config.create()?;
+        let sink =
+            crate::state::Sink::new(producer, topic.clone(), topic.clone(), p, metrics.clone());
+        let token = format!("bench-{p}");
+        let (_keep, mut never) = tokio::sync::watch::channel(false);
+        sink.fence(1, &token, &mut never)
+            .await
+            .map_err(|_| anyhow::anyhow!("fence of partition {p} cancelled"))?;
+        tokens.push(token);
+    }
     let cpu_before = super::process_cpu(None);
     let broker_before = bed.tansu.proc.cpu();
     let started = Instant::now();
@@ -96,8 +111,19 @@ pub async fn restore(bed: &Bed, orders: usize) -> anyhow::Result<RestoreResult> 
         .map(|p| {
             let config = config.clone();
             let topic = topic.clone();
+            let token = tokens[p as usize].clone();
             tokio::task::spawn_blocking(move || {
-                crate::state::restore_partition(&config, &topic, p, Duration::from_secs(600))
+                let mut into = crate::state::Restored::default();
+                crate::state::restore_partition(
+                    &config,
+                    &topic,
+                    p,
+                    &token,
+                    &mut into,
+                    Duration::from_secs(600),
+                    &std::sync::atomic::AtomicBool::new(false),
+                )
+                .map(|()| into)
             })
         })
         .collect();

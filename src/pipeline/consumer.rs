@@ -17,7 +17,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::kafka::InRecord;
-use super::partition::{CommitRequest, PartitionWorker};
+use super::partition::{CommitRequest, Finished, PartitionWorker, Signals};
 use super::Shared;
 
 struct Handle {
@@ -26,7 +26,20 @@ struct Handle {
     consumer_paused: bool,
     stop: watch::Sender<bool>,
     finish: watch::Sender<bool>,
-    finished: oneshot::Receiver<Option<i64>>,
+    abort: watch::Sender<bool>,
+    finished: oneshot::Receiver<Finished>,
+}
+
+/// How a partition is given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// Revoked: stop at once, drain within the bound, commit what is done.
+    Revoke,
+    /// Shutdown: finish what was received within this long, then as on revocation.
+    Shutdown(Duration),
+    /// The assignment was lost (session timeout, poll interval exceeded): another member may own
+    /// the partition already. Abort everything at once and commit nothing.
+    Lost,
 }
 
 /// The consumer's context: rebalance callbacks run on the poll thread, inside `poll`.
@@ -87,8 +100,18 @@ impl ConsumerContext for PollContext {
                 .filter(|e| e.topic() == self.shared.input_topic)
                 .map(|e| e.partition())
                 .collect();
-            tracing::info!(partitions = ?revoked, "partitions revoked: draining");
-            self.drain(consumer, &revoked, None);
+            if consumer.assignment_lost() {
+                tracing::warn!(partitions = ?revoked, "assignment lost (session timeout or poll interval exceeded): aborting the partitions' work, committing nothing");
+                self.shared
+                    .metrics
+                    .fencing
+                    .with_label_values(&["assignment_lost"])
+                    .inc();
+                self.drain(consumer, &revoked, Release::Lost);
+            } else {
+                tracing::info!(partitions = ?revoked, "partitions revoked: draining");
+                self.drain(consumer, &revoked, Release::Revoke);
+            }
         }
     }
 
@@ -145,8 +168,17 @@ impl PollContext {
         let (tx, rx) = mpsc::channel(self.shared.settings.partition_buffer.max(1));
         let (stop, stop_rx) = watch::channel(false);
         let (finish, finish_rx) = watch::channel(false);
+        let (abort, abort_rx) = watch::channel(false);
         let (done_tx, done_rx) = oneshot::channel();
-        let worker = PartitionWorker::new(self.shared.clone(), partition, stop_rx, finish_rx);
+        let worker = PartitionWorker::new(
+            self.shared.clone(),
+            partition,
+            Signals {
+                stop: stop_rx,
+                finish: finish_rx,
+                abort: abort_rx,
+            },
+        );
         let commits = self.commits.clone();
         self.runtime.spawn(worker.run(rx, commits, done_tx));
         partitions.insert(
@@ -157,20 +189,17 @@ impl PollContext {
                 consumer_paused: false,
                 stop,
                 finish,
+                abort,
                 finished: done_rx,
             },
         );
     }
 
     /// Stop the workers of `partitions`, wait (bounded) for them, commit what they finished.
-    /// With `finish_within` (shutdown), workers first get that long to finish everything they
-    /// received; then (and on revocation, at once) they stop and get the drain bound.
-    fn drain(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        partitions: &[i32],
-        finish_within: Option<Duration>,
-    ) {
+    /// Returns only when no request of these partitions is on the wire and no write of theirs
+    /// can still land; when a worker cannot report that within the bound, the process exits
+    /// (crash-only) instead of letting the next owner start beside it.
+    fn drain(&self, consumer: &BaseConsumer<Self>, partitions: &[i32], how: Release) {
         let mut handles: Vec<(i32, Handle)> = {
             let mut map = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
             partitions
@@ -178,63 +207,79 @@ impl PollContext {
                 .filter_map(|p| map.remove(p).map(|h| (*p, h)))
                 .collect()
         };
-        let mut results: HashMap<i32, Option<i64>> = HashMap::new();
-        if let Some(within) = finish_within {
+        let mut results: HashMap<i32, Finished> = HashMap::new();
+        if let Release::Shutdown(within) = how {
             for (_, h) in &handles {
                 let _ = h.finish.send(true);
             }
             let deadline = Instant::now() + within;
             for (p, h) in &mut handles {
                 let left = deadline.saturating_duration_since(Instant::now());
-                // A worker that ended without an answer (dropped) counts as finished with nothing
-                // to commit: a completed oneshot must not be polled again.
                 if let Ok(r) = self
                     .runtime
                     .block_on(async { tokio::time::timeout(left, &mut h.finished).await })
                 {
-                    results.insert(*p, r.unwrap_or(None));
+                    // A worker that ended without an answer (dropped) has nothing to commit.
+                    results.insert(
+                        *p,
+                        r.unwrap_or(Finished {
+                            offset: None,
+                            quiet: true,
+                        }),
+                    );
                 }
             }
         }
         for (p, h) in &handles {
             if !results.contains_key(p) {
                 let _ = h.stop.send(true);
+                if how == Release::Lost {
+                    let _ = h.abort.send(true);
+                }
             }
         }
-        let deadline = Instant::now() + self.shared.settings.drain_timeout;
+        // The worker keeps the drain bound itself (tasks, then writes); this is its margin.
+        let deadline = Instant::now() + self.shared.settings.drain_timeout + Duration::from_secs(3);
         let mut tpl = TopicPartitionList::new();
+        let mut unquiet = Vec::new();
         for (p, mut h) in handles {
             let left = deadline.saturating_duration_since(Instant::now());
             let finished = match results.remove(&p) {
-                Some(r) => Ok(Ok(r)),
+                Some(r) => Some(r),
                 None => self
                     .runtime
-                    .block_on(async { tokio::time::timeout(left, &mut h.finished).await }),
+                    .block_on(async { tokio::time::timeout(left, &mut h.finished).await })
+                    .ok()
+                    .map(|r| {
+                        r.unwrap_or(Finished {
+                            offset: None,
+                            quiet: true,
+                        })
+                    }),
             };
-            self.shared.health.revoked(p);
-            self.shared.metrics.assigned_partitions.dec();
-            let label = p.to_string();
-            let _ = self
-                .shared
-                .metrics
-                .consumer_lag
-                .remove_label_values(&[&label]);
-            let _ = self
-                .shared
-                .metrics
-                .committed_offset
-                .remove_label_values(&[&label]);
-            let _ = self
-                .shared
-                .metrics
-                .events_consumed
-                .remove_label_values(&[&label]);
+            self.forget(p);
             match finished {
-                Ok(Ok(Some(offset))) => {
-                    let _ = tpl.add_partition_offset(&self.shared.input_topic, p, Offset::Offset(offset));
+                Some(f) if how == Release::Lost => {
+                    if !f.quiet {
+                        tracing::warn!(
+                            partition = p,
+                            "assignment lost while a request of the partition was on the wire"
+                        );
+                    }
                 }
-                Ok(_) => {}
-                Err(_) => tracing::warn!(partition = p, "drain deadline passed: not committing this partition; the next owner redoes its unfinished events"),
+                Some(Finished { offset, quiet }) => {
+                    if !quiet {
+                        unquiet.push(p);
+                    }
+                    if let Some(offset) = offset {
+                        let _ = tpl.add_partition_offset(
+                            &self.shared.input_topic,
+                            p,
+                            Offset::Offset(offset),
+                        );
+                    }
+                }
+                None => unquiet.push(p),
             }
         }
         if tpl.count() > 0 {
@@ -249,6 +294,28 @@ impl PollContext {
                 Err(e) => tracing::warn!(error = %e, "commit of drained partitions failed"),
             }
         }
+        if !unquiet.is_empty() {
+            self.shared
+                .metrics
+                .fencing
+                .with_label_values(&["unquiet_exit"])
+                .inc();
+            let msg = format!("partitions {unquiet:?} could not be drained quietly within pipeline.drain_timeout_ms (a request or a write of theirs may still land): exiting rather than overlap with the next owner");
+            tracing::error!("{msg}");
+            eprintln!("catering-sync: {msg}");
+            std::process::exit(1);
+        }
+    }
+
+    /// Drop a released partition's health and metric entries.
+    fn forget(&self, p: i32) {
+        self.shared.health.revoked(p);
+        self.shared.metrics.assigned_partitions.dec();
+        let label = p.to_string();
+        let m = &self.shared.metrics;
+        let _ = m.consumer_lag.remove_label_values(&[&label]);
+        let _ = m.committed_offset.remove_label_values(&[&label]);
+        let _ = m.events_consumed.remove_label_values(&[&label]);
     }
 }
 
@@ -428,7 +495,8 @@ impl PollLoop {
         let finish_within = settings
             .shutdown_timeout
             .saturating_sub(settings.drain_timeout);
-        self.ctx().drain(&self.consumer, &all, Some(finish_within));
+        self.ctx()
+            .drain(&self.consumer, &all, Release::Shutdown(finish_within));
         self.consumer.unsubscribe();
         // Dropping the consumer closes it and leaves the group.
     }

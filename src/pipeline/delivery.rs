@@ -4,11 +4,13 @@
 //! letters), a send-rate limiter that backs off on 429, a global bound on posts in flight, and
 //! configuration faults (401) that pause everything until WeChat Pay accepts us again.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Semaphore};
 
+use super::lease::Lease;
 use crate::retry::{Backoff, BreakerState, CircuitBreaker, RateLimiter};
 use crate::snapshot::Body;
 use crate::telemetry::metrics::{status_label, Metrics};
@@ -69,6 +71,7 @@ pub struct Delivery {
     permits: Semaphore,
     health: Arc<Health>,
     metrics: Metrics,
+    lease: Arc<Lease>,
     /// True while consumption should be paused (breaker not closed, or a configuration fault).
     paused: watch::Sender<bool>,
 }
@@ -91,6 +94,7 @@ impl Delivery {
         settings: DeliverySettings,
         health: Arc<Health>,
         metrics: Metrics,
+        lease: Arc<Lease>,
     ) -> Self {
         let now = Instant::now();
         Self {
@@ -104,6 +108,7 @@ impl Delivery {
             settings,
             health,
             metrics,
+            lease,
             paused: watch::channel(false).0,
         }
     }
@@ -178,8 +183,14 @@ impl Delivery {
         }
     }
 
-    /// Deliver `body` until acknowledged, rejected, exhausted, or cancelled.
-    pub async fn deliver(&self, body: &Body, cancel: &mut watch::Receiver<bool>) -> Delivered {
+    /// Deliver `body` until acknowledged, rejected, exhausted, or cancelled. `on_wire` counts the
+    /// partition's requests on the wire while one is.
+    pub async fn deliver(
+        &self,
+        body: &Body,
+        cancel: &mut watch::Receiver<bool>,
+        on_wire: &AtomicUsize,
+    ) -> Delivered {
         let mut attempts = 0u32;
         let mut counted = 0u32;
         loop {
@@ -191,11 +202,30 @@ impl Delivery {
                 return Delivered::Cancelled;
             }
             let closed_before = self.breaker_state() == BreakerState::Closed;
+            // The wait for a permit races cancellation: a revoked partition sends nothing more.
+            let permit = tokio::select! {
+                p = self.permits.acquire() => p,
+                _ = cancel.wait_for(|c| *c) => {
+                    self.breaker.lock().unwrap_or_else(|p| p.into_inner()).on_abandoned();
+                    return Delivered::Cancelled;
+                }
+            };
+            // Last check before the request exists: still ours, and not suspended past the lease.
+            if *cancel.borrow() || !self.lease.holds() {
+                drop(permit);
+                self.breaker
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .on_abandoned();
+                return Delivered::Cancelled;
+            }
             let attempt = {
-                let _permit = self.permits.acquire().await;
+                on_wire.fetch_add(1, Ordering::SeqCst);
                 self.metrics.posts_in_flight.inc();
                 let a = self.client.sync_status(body.bytes.clone()).await;
                 self.metrics.posts_in_flight.dec();
+                on_wire.fetch_sub(1, Ordering::SeqCst);
+                drop(permit);
                 a
             };
             attempts += 1;

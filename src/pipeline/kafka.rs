@@ -91,6 +91,32 @@ pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// The producer of one partition's changelog records and dead letters in `run`: as
+/// [`producer_config`], with its timeouts derived from the drain bound. A write started right
+/// after the last possible answer of a request (`request_timeout` into the drain) is answered or
+/// failed before the bound, so no write of a revoked partition can land after it.
+pub fn pipeline_producer_config(
+    cfg: &KafkaConfig,
+    drain_timeout: Duration,
+    request_timeout: Duration,
+) -> ClientConfig {
+    let mut c = producer_config(cfg);
+    let window = drain_timeout.saturating_sub(request_timeout);
+    let timeout = window
+        .saturating_sub(Duration::from_millis(250))
+        .max(Duration::from_millis(500))
+        .as_millis()
+        .to_string();
+    let configured = |k: &str| cfg.producer.0.contains_key(k) || cfg.common.0.contains_key(k);
+    if !configured("message.timeout.ms") && !configured("delivery.timeout.ms") {
+        c.set("message.timeout.ms", &timeout);
+    }
+    if !configured("request.timeout.ms") {
+        c.set("request.timeout.ms", &timeout);
+    }
+    c
+}
+
 /// A group-less reader of one changelog partition, to its end.
 pub fn restore_config(cfg: &KafkaConfig) -> ClientConfig {
     let mut c = base(cfg);

@@ -2,15 +2,16 @@
 //!
 //! ```text
 //! poll thread (consumer.rs) ──records──▶ partition worker (partition.rs), one per partition
-//!     ▲  pause/resume, commits             │ restore state from the changelog first
+//!     ▲  pause/resume, commits             │ fence the changelog, restore up to the fence first
 //!     └──────── done offsets ──────────────┤ decode → per-order queue → order task (order.rs)
-//!                                          │   apply → post (delivery.rs) → changelog → done
+//!                                          │   apply → write-ahead → post (delivery.rs) → done
 //!                                          └   or dead letter (acks=all) → done
 //! ```
 
 pub mod consumer;
 pub mod delivery;
 pub mod kafka;
+pub mod lease;
 pub mod offsets;
 pub mod order;
 pub mod partition;
@@ -20,7 +21,6 @@ use std::time::Duration;
 
 use crate::event::DecodeLimits;
 use crate::snapshot::Defaults;
-use crate::state::Sink;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::Health;
 
@@ -55,8 +55,10 @@ pub struct Shared {
     pub defaults: Defaults,
     /// Decode limits.
     pub limits: DecodeLimits,
-    /// Changelog and dead-letter writes.
-    pub sink: Sink,
+    /// Dead-letter topic.
+    pub dlq_topic: String,
+    /// Configuration of each partition's producer (changelog and dead-letter writes).
+    pub producer_config: rdkafka::ClientConfig,
     /// Posts to WeChat Pay.
     pub delivery: delivery::Delivery,
     /// Health.

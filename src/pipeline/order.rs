@@ -1,7 +1,17 @@
 //! Processing the queued events of one order, strictly in sequence: apply, post when due (with
-//! status-preserving coalescing), write the changelog, or dead-letter. An offset is reported done
-//! only when its event is acknowledged by a verified 204 and its state is durable in the
-//! changelog, or it needed no post and its state is durable, or its dead letter is acknowledged.
+//! status-preserving coalescing), or dead-letter.
+//!
+//! Write-ahead state: the order's new state (applied event ids and the snapshot whose body is
+//! about to be posted) is durable in the changelog *before* the post goes on the wire. After a
+//! verified 204 the acknowledged digest follows without blocking the order's next event (losing
+//! it costs at most a duplicate post of the same body). A post that ends in a dead letter makes
+//! the previous state durable again before its offsets are done. So a restart never posts a body
+//! older than one that may have been acknowledged: the redelivered events are duplicates of the
+//! restored state, and a restored body that was never acknowledged is posted again.
+//!
+//! An offset is reported done only when its event is acknowledged by a verified 204 (its state
+//! was durable before the post), or it needed no post and its state is durable, or its dead
+//! letter is acknowledged.
 
 use std::sync::Arc;
 
@@ -10,6 +20,8 @@ use tokio::sync::watch;
 
 use super::delivery::Delivered;
 use super::kafka::InRecord;
+use super::lease::{crash_point, CrashPoint};
+use super::partition::Owned;
 use super::Shared;
 use crate::dead_letter::{self, Failure, Reason, Source};
 use crate::event::OrderEvent;
@@ -39,6 +51,7 @@ pub struct OrderDone {
 /// Dead-letter an original record; true when acknowledged.
 pub async fn dead_letter(
     shared: &Shared,
+    sink: &Sink,
     record: &InRecord,
     out_order_no: Option<&str>,
     failure: &Failure<'_>,
@@ -58,7 +71,7 @@ pub async fn dead_letter(
         failure,
         OffsetDateTime::now_utc(),
     );
-    let ok = shared.sink.dead_letter(&dl, cancel).await.is_ok();
+    let ok = sink.dead_letter(&dl, cancel).await.is_ok();
     if ok {
         shared
             .metrics
@@ -81,8 +94,7 @@ pub async fn dead_letter(
 
 struct Run<'a> {
     shared: &'a Shared,
-    sink: &'a Sink,
-    partition: i32,
+    owned: &'a Arc<Owned>,
     state: OrderState,
     done: Vec<i64>,
     cancel: watch::Receiver<bool>,
@@ -91,8 +103,9 @@ struct Run<'a> {
 impl Run<'_> {
     async fn write_state(&mut self, order: &str) -> bool {
         let value = self.state.record_bytes(order);
-        self.sink
-            .write_state(self.partition, order, &value, &mut self.cancel)
+        self.owned
+            .sink
+            .write_state(order, &value, &mut self.cancel)
             .await
             .is_ok()
     }
@@ -102,6 +115,7 @@ impl Run<'_> {
         for job in group {
             if !dead_letter(
                 self.shared,
+                &self.owned.sink,
                 &job.record,
                 Some(&job.event.out_order_no),
                 failure,
@@ -117,32 +131,40 @@ impl Run<'_> {
     }
 }
 
+fn rejection_reason(r: &crate::snapshot::Rejected) -> Reason {
+    match r {
+        crate::snapshot::Rejected::StatusRegression { .. } => Reason::StatusRegression,
+        crate::snapshot::Rejected::InvalidSnapshot(_) => Reason::InvalidSnapshot,
+    }
+}
+
 /// Process `jobs` of one order in sequence. Stops early when `cancel` turns true (the partition
 /// is being given up): what is not done is redone by the next owner.
 pub async fn process(
     shared: Arc<Shared>,
-    partition: i32,
+    owned: Arc<Owned>,
     order: Box<str>,
     state: OrderState,
     jobs: Vec<Job>,
     cancel: watch::Receiver<bool>,
 ) -> OrderDone {
-    let sink = shared.sink.clone();
     let mut run = Run {
         shared: &shared,
-        sink: &sink,
-        partition,
+        owned: &owned,
         state,
         done: Vec::with_capacity(jobs.len()),
         cancel,
     };
+    let partition = owned.partition;
     let mut i = 0;
     while i < jobs.len() && !*run.cancel.borrow() {
         let job = &jobs[i];
         let before = run.state.clone();
         let outcome = run.state.apply(&job.event, &shared.defaults);
         let span = (job.record.offset, job.event.event_id.as_str());
-        match outcome {
+        // A restored state whose body was written ahead but never acknowledged is posted even
+        // when the redelivered event is a duplicate of it.
+        let (post_due, changed) = match &outcome {
             Outcome::Ignored(why) => {
                 shared
                     .metrics
@@ -150,55 +172,54 @@ pub async fn process(
                     .with_label_values(&[why.as_str()])
                     .inc();
                 tracing::debug!(partition, offset = span.0, out_order_no = %order, event_id = span.1, reason = why.as_str(), "event ignored");
-                run.done.push(job.record.offset);
+                (run.state.post_due(), false)
             }
-            Outcome::Rejected(r) => {
-                let failure = Failure {
-                    reason: if r.reason() == "status_regression" {
-                        Reason::StatusRegression
-                    } else {
-                        Reason::InvalidSnapshot
-                    },
-                    detail: r.detail(),
-                    attempts: 0,
-                    answer: None,
-                };
-                if !run
-                    .dead_letter_group(std::slice::from_ref(job), &failure)
-                    .await
-                {
-                    break;
-                }
+            Outcome::Applied { post_due } => (*post_due, true),
+            Outcome::Rejected(_) => (false, false),
+        };
+        if let Outcome::Rejected(r) = outcome {
+            let failure = Failure {
+                reason: rejection_reason(&r),
+                detail: r.detail(),
+                attempts: 0,
+                answer: None,
+            };
+            if !run
+                .dead_letter_group(std::slice::from_ref(job), &failure)
+                .await
+            {
+                break;
             }
-            Outcome::Applied { post_due: false } => {
-                if !run.write_state(&order).await {
-                    break;
-                }
-                run.done.push(job.record.offset);
+        } else if !post_due {
+            if changed && !run.write_state(&order).await {
+                break;
             }
-            Outcome::Applied { post_due: true } => {
-                // Coalesce later events of the same status into this post (SPEC §4).
-                let start = i;
-                while i + 1 < jobs.len() {
-                    let mut trial = run.state.clone();
-                    let status = run.state.snapshot.status;
-                    match trial.apply(&jobs[i + 1].event, &shared.defaults) {
-                        Outcome::Applied { .. } | Outcome::Ignored(_)
-                            if trial
-                                .snapshot
-                                .status
-                                .zip(status)
-                                .is_some_and(|(a, b)| may_coalesce(b, a)) =>
-                        {
-                            run.state = trial;
-                            i += 1;
-                        }
-                        _ => break,
+            run.done.push(job.record.offset);
+        } else {
+            // Coalesce later events of the same status into this post (SPEC §4).
+            let start = i;
+            let mut changed = changed;
+            while i + 1 < jobs.len() {
+                let mut trial = run.state.clone();
+                let status = run.state.snapshot.status;
+                let next = trial.apply(&jobs[i + 1].event, &shared.defaults);
+                match next {
+                    Outcome::Applied { .. } | Outcome::Ignored(_)
+                        if trial
+                            .snapshot
+                            .status
+                            .zip(status)
+                            .is_some_and(|(a, b)| may_coalesce(b, a)) =>
+                    {
+                        changed |= matches!(next, Outcome::Applied { .. });
+                        run.state = trial;
+                        i += 1;
                     }
+                    _ => break,
                 }
-                if !post(&mut run, &order, &jobs[start..=i], before).await {
-                    break;
-                }
+            }
+            if !post(&mut run, &order, &jobs[start..=i], before, changed).await {
+                break;
             }
         }
         i += 1;
@@ -210,28 +231,59 @@ pub async fn process(
     }
 }
 
-/// Post the current state for `group`; false when the partition is being given up.
-async fn post(run: &mut Run<'_>, order: &str, group: &[Job], before: OrderState) -> bool {
+/// Post the current state for `group` (write-ahead first when it `changed`); false when the
+/// partition is being given up.
+async fn post(
+    run: &mut Run<'_>,
+    order: &str,
+    group: &[Job],
+    before: OrderState,
+    changed: bool,
+) -> bool {
     let Some(body) = run.state.body() else {
         return true;
     };
     if run.state.is_acked(&body) {
         // Coalescing may land on the acknowledged body again: nothing to send.
-        return run.write_state(order).await && {
+        return (!changed || run.write_state(order).await) && {
             run.done.extend(group.iter().map(|j| j.record.offset));
             true
         };
     }
-    let partition = run.partition;
-    match run.shared.delivery.deliver(&body, &mut run.cancel).await {
+    // Write-ahead: the state this post reports is durable before the request exists.
+    if changed && !run.write_state(order).await {
+        return false;
+    }
+    crash_point(CrashPoint::BeforePost);
+    let partition = run.owned.partition;
+    let delivered = run
+        .shared
+        .delivery
+        .deliver(&body, &mut run.cancel, &run.owned.requests)
+        .await;
+    match delivered {
         Delivered::Acknowledged { attempts } => {
+            crash_point(CrashPoint::AfterAck);
             let now_ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
             run.state.mark_acked(&body, now_ms as u64);
             // Debug, not info: the normal path, thousands a second per pod; the metrics count it.
             tracing::debug!(partition, out_order_no = %order, offset = group.last().map(|j| j.record.offset), status = %body.status, attempts, events = group.len(), "acknowledged by WeChat Pay");
-            if !run.write_state(order).await {
-                return false;
-            }
+            // The acknowledged digest follows off the order's critical path: its state (and so
+            // every event of the group) is already durable.
+            let value = run.state.record_bytes(order);
+            let owned = run.owned.clone();
+            let mut cancel = run.cancel.clone();
+            let key: Box<str> = order.into();
+            tokio::spawn(async move {
+                if owned
+                    .sink
+                    .write_state(&key, &value, &mut cancel)
+                    .await
+                    .is_ok()
+                {
+                    crash_point(CrashPoint::BeforeCommit);
+                }
+            });
             run.done.extend(group.iter().map(|j| j.record.offset));
             true
         }
@@ -239,7 +291,6 @@ async fn post(run: &mut Run<'_>, order: &str, group: &[Job], before: OrderState)
             rejection,
             attempts,
         } => {
-            run.state = before;
             let detail = rejection.error.as_ref().map_or_else(
                 || format!("HTTP {}", rejection.status),
                 |e| format!("{}: {}", e.code, e.message),
@@ -250,10 +301,9 @@ async fn post(run: &mut Run<'_>, order: &str, group: &[Job], before: OrderState)
                 attempts,
                 answer: Some(&rejection),
             };
-            run.dead_letter_group(group, &failure).await
+            undo(run, order, before, changed).await && run.dead_letter_group(group, &failure).await
         }
         Delivered::Exhausted { last, attempts } => {
-            run.state = before;
             let answer = last.status.map(|status| crate::wechatpay::Rejection {
                 status,
                 error: last.error.clone(),
@@ -265,8 +315,15 @@ async fn post(run: &mut Run<'_>, order: &str, group: &[Job], before: OrderState)
                 attempts,
                 answer: answer.as_ref(),
             };
-            run.dead_letter_group(group, &failure).await
+            undo(run, order, before, changed).await && run.dead_letter_group(group, &failure).await
         }
         Delivered::Cancelled => false,
     }
+}
+
+/// A post ends in dead letters: the state before the group is durable again (so a replayed dead
+/// letter still applies) before the group's offsets are done.
+async fn undo(run: &mut Run<'_>, order: &str, before: OrderState, changed: bool) -> bool {
+    run.state = before;
+    !changed || run.write_state(order).await
 }

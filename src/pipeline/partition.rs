@@ -1,12 +1,20 @@
-//! One assigned partition: restore its state, then take its records in offset order, run the
-//! events of different orders concurrently and those of one order strictly in sequence, track
-//! which offsets are done, and ask for commits. On stop: dispatch nothing more, let in-flight
-//! work finish or give up (retries stop at once), and report the final committable offset.
+//! One assigned partition: fence and restore its state, then take its records in offset order,
+//! run the events of different orders concurrently and those of one order strictly in sequence,
+//! track which offsets are done, and ask for commits.
+//!
+//! On stop (revocation or shutdown): dispatch nothing more; retries and permit waits end at once;
+//! requests already on the wire get the drain bound to answer. At the bound every task of the
+//! partition is aborted and its producer's unanswered writes purged. The worker then reports the
+//! committable offset and whether the drain was *quiet*: no request of the partition was on the
+//! wire and no write of it could still land. A drain that was not quiet makes the process exit
+//! (crash-only) rather than overlap with the next owner.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rdkafka::producer::FutureProducer;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
@@ -17,9 +25,33 @@ use super::Shared;
 use crate::dead_letter::{Failure, Reason};
 use crate::event::{decode, DecodeReason};
 use crate::snapshot::OrderState;
+use crate::state::{Restored, Sink};
 
 /// A commit request for the poll thread: (partition, offset).
 pub type CommitRequest = (i32, i64);
+
+/// Tombstones written by one sweep task at most.
+const SWEEP_BATCH: usize = 1_000;
+
+/// How a worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// The offset that may be committed (nothing when `None`).
+    pub offset: Option<i64>,
+    /// No request of the partition was on the wire and no write of it can still land.
+    pub quiet: bool,
+}
+
+/// What the tasks of one owned partition share: its sink (producer, epoch) and the count of its
+/// requests on the wire.
+pub struct Owned {
+    /// The partition.
+    pub partition: i32,
+    /// Its writes.
+    pub sink: Sink,
+    /// Its POSTs on the wire now.
+    pub requests: AtomicUsize,
+}
 
 enum Step {
     Stop,
@@ -33,6 +65,7 @@ enum Step {
 enum TaskResult {
     Order(Box<OrderDone>),
     DeadLettered { offset: i64, ok: bool },
+    Swept { orders: Vec<Box<str>>, ok: bool },
 }
 
 /// The worker of one partition.
@@ -41,12 +74,13 @@ pub struct PartitionWorker {
     partition: i32,
     /// Boxed: a map's spare capacity then costs a pointer per slot, not a whole state.
     orders: HashMap<Box<str>, Box<OrderState>>,
-    /// Orders with a task running, and their queued jobs.
+    /// Orders with a task running (an order task or its tombstone), and their queued jobs.
     active: HashMap<Box<str>, VecDeque<Job>>,
     tracker: OffsetTracker,
     tasks: JoinSet<TaskResult>,
     stop: watch::Receiver<bool>,
     finish: watch::Receiver<bool>,
+    abort: watch::Receiver<bool>,
     /// Orders this worker holds (in the map or checked out to a task).
     tracked: i64,
 }
@@ -58,16 +92,24 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+fn token() -> String {
+    use rand::Rng;
+    format!("{:032x}", rand::thread_rng().gen::<u128>())
+}
+
+/// The signals a worker obeys.
+pub struct Signals {
+    /// Revocation or shutdown: dispatch nothing more, retries stop, in-flight requests end.
+    pub stop: watch::Receiver<bool>,
+    /// Shutdown: take nothing new, finish every event already received, then report.
+    pub finish: watch::Receiver<bool>,
+    /// The assignment is lost: abort everything now.
+    pub abort: watch::Receiver<bool>,
+}
+
 impl PartitionWorker {
-    /// A worker for `partition`. `stop` (revocation): dispatch nothing more, retries stop at once,
-    /// in-flight requests end. `finish` (shutdown): take nothing new from the consumer, but finish
-    /// every event already received, then report.
-    pub fn new(
-        shared: Arc<Shared>,
-        partition: i32,
-        stop: watch::Receiver<bool>,
-        finish: watch::Receiver<bool>,
-    ) -> Self {
+    /// A worker for `partition`.
+    pub fn new(shared: Arc<Shared>, partition: i32, signals: Signals) -> Self {
         Self {
             shared,
             partition,
@@ -75,23 +117,131 @@ impl PartitionWorker {
             active: HashMap::new(),
             tracker: OffsetTracker::starting_at(None),
             tasks: JoinSet::new(),
-            stop,
-            finish,
+            stop: signals.stop,
+            finish: signals.finish,
+            abort: signals.abort,
             tracked: 0,
         }
     }
 
-    /// Restore, then process until stopped; sends the final committable offset on `finished`.
+    /// Fence and restore, then process until stopped; reports on `finished`.
     pub async fn run(
         mut self,
         mut inbox: mpsc::Receiver<InRecord>,
         commits: std::sync::mpsc::Sender<CommitRequest>,
-        finished: oneshot::Sender<Option<i64>>,
+        finished: oneshot::Sender<Finished>,
     ) {
-        if !self.restore().await {
-            let _ = finished.send(None);
+        let producer: FutureProducer = match self.shared.producer_config.create() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(partition = self.partition, error = %e, "cannot create the partition's producer");
+                let _ = finished.send(Finished {
+                    offset: None,
+                    quiet: true,
+                });
+                return;
+            }
+        };
+        let owned = Arc::new(Owned {
+            partition: self.partition,
+            sink: Sink::new(
+                producer,
+                self.shared.changelog_topic.clone(),
+                self.shared.dlq_topic.clone(),
+                self.partition,
+                self.shared.metrics.clone(),
+            ),
+            requests: AtomicUsize::new(0),
+        });
+        if !self.restore(&owned).await {
+            let quiet = self.settle(&owned, Instant::now()).await;
+            let _ = finished.send(Finished {
+                offset: None,
+                quiet,
+            });
             return;
         }
+        self.process(&owned, &mut inbox, &commits).await;
+        let stopped_at = Instant::now();
+        // Stopping: nothing new is dispatched; tasks see the stop signal and end, within the bound.
+        let bound = self.shared.settings.drain_timeout;
+        let mut abort = self.abort.clone();
+        let joined = tokio::select! {
+            _ = async {
+                while let Some(result) = self.tasks.join_next().await {
+                    self.finished(result, &owned);
+                }
+            } => true,
+            _ = tokio::time::sleep(bound) => false,
+            _ = abort.wait_for(|a| *a) => false,
+        };
+        let mut quiet = true;
+        if !joined {
+            let on_wire = owned.requests.load(Ordering::SeqCst);
+            tracing::warn!(
+                partition = self.partition,
+                tasks = self.tasks.len(),
+                requests_on_the_wire = on_wire,
+                "drain bound reached or assignment lost: aborting the partition's tasks"
+            );
+            self.shared
+                .metrics
+                .fencing
+                .with_label_values(&["drain_aborted"])
+                .inc();
+            quiet &= on_wire == 0;
+            self.tasks.abort_all();
+            while let Some(result) = self.tasks.join_next().await {
+                if let Ok(r) = result {
+                    self.finished(Ok(r), &owned);
+                }
+            }
+        }
+        quiet &= self.settle(&owned, stopped_at).await;
+        self.shared.metrics.tracked_orders.sub(self.tracked);
+        let _ = finished.send(Finished {
+            offset: self.tracker.committable(),
+            quiet,
+        });
+    }
+
+    /// Wait (within the drain bound from `since`) until every write of the partition is answered,
+    /// then purge what is left. True when nothing was left.
+    async fn settle(&self, owned: &Arc<Owned>, since: Instant) -> bool {
+        let left = self
+            .shared
+            .settings
+            .drain_timeout
+            .saturating_sub(since.elapsed());
+        let aborted = *self.abort.borrow();
+        let o = owned.clone();
+        let partition = self.partition;
+        tokio::task::spawn_blocking(move || {
+            if !aborted && o.sink.flush(left) {
+                return true;
+            }
+            let purged = o.sink.purge();
+            if purged > 0 {
+                tracing::warn!(
+                    partition,
+                    purged,
+                    "unanswered writes of the partition purged"
+                );
+            }
+            // Writes that were never sent cannot land; an unanswered one on the wire might, but
+            // it carries this owner's epoch and is ignored by the next owner's restore.
+            purged == 0 || aborted
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    async fn process(
+        &mut self,
+        owned: &Arc<Owned>,
+        inbox: &mut mpsc::Receiver<InRecord>,
+        commits: &std::sync::mpsc::Sender<CommitRequest>,
+    ) {
         let settings = self.shared.settings.clone();
         let mut commit_tick = tokio::time::interval(settings.commit_interval);
         let mut sweep_tick = tokio::time::interval(settings.sweep_interval);
@@ -115,7 +265,7 @@ impl PartitionWorker {
                 Some(result) = self.tasks.join_next(), if !self.tasks.is_empty() => Step::Task(result),
                 record = inbox.recv(), if room && !finishing => Step::Record(record),
                 _ = commit_tick.tick() => Step::Commit,
-                _ = sweep_tick.tick() => Step::Sweep,
+                _ = sweep_tick.tick(), if !finishing => Step::Sweep,
             };
             match step {
                 Step::Stop | Step::Record(None) => break,
@@ -123,11 +273,11 @@ impl PartitionWorker {
                     // Everything already received is finished; nothing new comes in.
                     finishing = true;
                     while let Ok(r) = inbox.try_recv() {
-                        self.accept(r);
+                        self.accept(r, owned);
                     }
                 }
-                Step::Task(result) => self.finished(result),
-                Step::Record(Some(r)) => self.accept(r),
+                Step::Task(result) => self.finished(result, owned),
+                Step::Record(Some(r)) => self.accept(r, owned),
                 Step::Commit => {
                     // Repeat an unchanged commit every 5th tick: one may have failed in a rebalance.
                     ticks += 1;
@@ -135,67 +285,107 @@ impl PartitionWorker {
                         let _ = commits.send((self.partition, offset));
                     }
                 }
-                Step::Sweep => self.sweep(settings.final_retention),
+                Step::Sweep => self.sweep(settings.final_retention, owned),
             }
         }
-        // Stopping: nothing new is dispatched; tasks see the stop signal and end.
-        while let Some(result) = self.tasks.join_next().await {
-            self.finished(result);
-        }
-        self.shared.metrics.tracked_orders.sub(self.tracked);
-        let _ = finished.send(self.tracker.committable());
     }
 
-    async fn restore(&mut self) -> bool {
+    /// Fence the changelog partition and read it up to the fence. False when stopped first.
+    async fn restore(&mut self, owned: &Arc<Owned>) -> bool {
         let shared = self.shared.clone();
         let partition = self.partition;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
+        let mut restored = Restored::default();
+        let mut epoch = now_ms().max(1);
+        let mut stop = self.stop.clone();
         loop {
-            let s = shared.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                crate::state::restore_partition(
-                    &s.restore_config,
-                    &s.changelog_topic,
-                    partition,
-                    Duration::from_secs(600),
-                )
-            })
-            .await;
+            let token = token();
+            if owned.sink.fence(epoch, &token, &mut stop).await.is_err() {
+                return false;
+            }
+            let cancelled = Arc::new(AtomicBool::new(false));
+            let read = {
+                let s = shared.clone();
+                let cancelled = cancelled.clone();
+                let mut into = std::mem::take(&mut restored);
+                tokio::task::spawn_blocking(move || {
+                    let r = crate::state::restore_partition(
+                        &s.restore_config,
+                        &s.changelog_topic,
+                        partition,
+                        &token,
+                        &mut into,
+                        Duration::from_secs(600),
+                        &cancelled,
+                    );
+                    (r, into)
+                })
+            };
+            let result = tokio::select! {
+                r = read => r,
+                _ = stop.wait_for(|s| *s) => {
+                    cancelled.store(true, Ordering::SeqCst);
+                    return false;
+                }
+            };
             match result {
-                Ok(Ok(restored)) => {
+                Ok((Ok(()), into)) if into.max_epoch >= epoch => {
+                    // A previous owner's clock was ahead of ours: fence again above it.
                     tracing::info!(
                         partition,
-                        orders = restored.orders.len(),
-                        records = restored.records,
-                        unreadable = restored.unreadable,
-                        ms = started.elapsed().as_millis() as u64,
-                        "partition state restored"
+                        epoch,
+                        seen = into.max_epoch,
+                        "fencing again above an epoch read before the fence"
                     );
-                    self.tracked = restored.orders.len() as i64;
+                    epoch = into.max_epoch + 1;
+                    restored = into;
+                    continue;
+                }
+                Ok((Ok(()), into)) => {
+                    owned.sink.set_epoch(epoch);
+                    if into.fenced > 0 {
+                        shared
+                            .metrics
+                            .fencing
+                            .with_label_values(&["stale_record_ignored"])
+                            .inc_by(into.fenced);
+                    }
+                    tracing::info!(
+                        partition,
+                        epoch,
+                        orders = into.orders.len(),
+                        records = into.records,
+                        unreadable = into.unreadable,
+                        fenced = into.fenced,
+                        ms = started.elapsed().as_millis() as u64,
+                        "partition fenced and state restored"
+                    );
+                    self.tracked = into.orders.len() as i64;
                     shared.metrics.tracked_orders.add(self.tracked);
                     shared
                         .metrics
                         .restore_duration
                         .observe(started.elapsed().as_secs_f64());
-                    self.orders = restored.orders;
+                    self.orders = into.orders;
                     shared.health.restored(partition);
                     return true;
                 }
-                Ok(Err(e)) => {
-                    tracing::error!(partition, error = %e, "changelog restore failed; retrying")
+                Ok((Err(e), _)) => {
+                    tracing::error!(partition, error = %e, "changelog restore failed; retrying");
                 }
                 Err(e) => {
-                    tracing::error!(partition, error = %e, "changelog restore task failed; retrying")
+                    tracing::error!(partition, error = %e, "changelog restore task failed; retrying");
                 }
             }
+            restored = Restored::default();
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                _ = self.stop.wait_for(|s| *s) => return false,
+                _ = stop.wait_for(|s| *s) => return false,
             }
         }
     }
 
-    fn accept(&mut self, record: InRecord) {
+    fn accept(&mut self, record: InRecord, owned: &Arc<Owned>) {
         self.tracker.received(record.offset);
         let record = Arc::new(record);
         let event = match (&record.key, &record.value) {
@@ -213,7 +403,7 @@ impl PartitionWorker {
             }),
         };
         match event {
-            Err((reason, detail)) => self.spawn_dead_letter(record, reason, detail),
+            Err((reason, detail)) => self.spawn_dead_letter(record, reason, detail, owned),
             Ok(event) => {
                 let order: Box<str> = event.out_order_no.as_str().into();
                 let job = Job { record, event };
@@ -221,15 +411,22 @@ impl PartitionWorker {
                     Some(queue) => queue.push_back(job),
                     None => {
                         self.active.insert(order.clone(), VecDeque::new());
-                        self.spawn_order(order, vec![job]);
+                        self.spawn_order(order, vec![job], owned);
                     }
                 }
             }
         }
     }
 
-    fn spawn_dead_letter(&mut self, record: Arc<InRecord>, reason: Reason, detail: String) {
+    fn spawn_dead_letter(
+        &mut self,
+        record: Arc<InRecord>,
+        reason: Reason,
+        detail: String,
+        owned: &Arc<Owned>,
+    ) {
         let shared = self.shared.clone();
+        let owned = owned.clone();
         let mut cancel = self.stop.clone();
         self.tasks.spawn(async move {
             let failure = Failure {
@@ -238,7 +435,8 @@ impl PartitionWorker {
                 attempts: 0,
                 answer: None,
             };
-            let ok = order::dead_letter(&shared, &record, None, &failure, &mut cancel).await;
+            let ok = order::dead_letter(&shared, &owned.sink, &record, None, &failure, &mut cancel)
+                .await;
             TaskResult::DeadLettered {
                 offset: record.offset,
                 ok,
@@ -246,7 +444,7 @@ impl PartitionWorker {
         });
     }
 
-    fn spawn_order(&mut self, order: Box<str>, jobs: Vec<Job>) {
+    fn spawn_order(&mut self, order: Box<str>, jobs: Vec<Job>, owned: &Arc<Owned>) {
         let state = self.orders.remove(&order).unwrap_or_else(|| {
             self.tracked += 1;
             self.shared.metrics.tracked_orders.inc();
@@ -254,15 +452,29 @@ impl PartitionWorker {
         });
         let shared = self.shared.clone();
         let cancel = self.stop.clone();
-        let partition = self.partition;
+        let owned = owned.clone();
         self.tasks.spawn(async move {
             TaskResult::Order(Box::new(
-                order::process(shared, partition, order, *state, jobs, cancel).await,
+                order::process(shared, owned, order, *state, jobs, cancel).await,
             ))
         });
     }
 
-    fn finished(&mut self, result: Result<TaskResult, tokio::task::JoinError>) {
+    /// Jobs that queued for `order` while its task ran: start the next task, or mark it idle.
+    fn next_for(&mut self, order: Box<str>, owned: &Arc<Owned>) {
+        let queued: Vec<Job> = self
+            .active
+            .get_mut(&order)
+            .map(|q| q.drain(..).collect())
+            .unwrap_or_default();
+        if queued.is_empty() || *self.stop.borrow() {
+            self.active.remove(&order);
+        } else {
+            self.spawn_order(order, queued, owned);
+        }
+    }
+
+    fn finished(&mut self, result: Result<TaskResult, tokio::task::JoinError>, owned: &Arc<Owned>) {
         match result {
             Ok(TaskResult::DeadLettered { offset, ok }) => {
                 if ok {
@@ -276,23 +488,31 @@ impl PartitionWorker {
                 }
                 let order = done.order;
                 self.orders.insert(order.clone(), Box::new(done.state));
-                let queued: Vec<Job> = self
-                    .active
-                    .get_mut(&order)
-                    .map(|q| q.drain(..).collect())
-                    .unwrap_or_default();
-                if queued.is_empty() || *self.stop.borrow() {
-                    self.active.remove(&order);
-                } else {
-                    self.spawn_order(order, queued);
+                self.next_for(order, owned);
+            }
+            Ok(TaskResult::Swept { orders, ok }) => {
+                if ok {
+                    tracing::info!(
+                        partition = self.partition,
+                        orders = orders.len(),
+                        "tombstoned final orders past retention"
+                    );
+                }
+                // Events that arrived while the tombstones were written start from a fresh
+                // state, written after the tombstone (same partition, same producer: in order).
+                for order in orders {
+                    self.next_for(order, owned);
                 }
             }
+            Err(e) if e.is_cancelled() => {}
             Err(e) => tracing::error!(partition = self.partition, error = %e, "order task failed"),
         }
     }
 
-    /// Tombstone orders acknowledged as paid longer than the retention ago.
-    fn sweep(&mut self, retention: Duration) {
+    /// Tombstone orders acknowledged as paid longer than the retention ago. A swept order counts
+    /// as active until its tombstone is acknowledged, so an event for it waits, and the state it
+    /// then writes comes after the tombstone in the log.
+    fn sweep(&mut self, retention: Duration, owned: &Arc<Owned>) {
         let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
         let expired: Vec<Box<str>> = self
             .orders
@@ -309,28 +529,25 @@ impl PartitionWorker {
         }
         for k in &expired {
             self.orders.remove(k);
+            self.active.insert(k.clone(), VecDeque::new());
         }
         self.tracked -= expired.len() as i64;
         self.shared.metrics.tracked_orders.sub(expired.len() as i64);
-        let shared = self.shared.clone();
-        let partition = self.partition;
-        let mut cancel = self.stop.clone();
-        tokio::spawn(async move {
-            for k in &expired {
-                if shared
-                    .sink
-                    .tombstone(partition, k, &mut cancel)
-                    .await
-                    .is_err()
-                {
-                    return;
+        let mut expired = expired;
+        while !expired.is_empty() {
+            let batch: Vec<Box<str>> = expired.drain(..expired.len().min(SWEEP_BATCH)).collect();
+            let owned = owned.clone();
+            let mut cancel = self.stop.clone();
+            self.tasks.spawn(async move {
+                let mut ok = true;
+                for k in &batch {
+                    if owned.sink.tombstone(k, &mut cancel).await.is_err() {
+                        ok = false;
+                        break;
+                    }
                 }
-            }
-            tracing::info!(
-                partition,
-                orders = expired.len(),
-                "tombstoned final orders past retention"
-            );
-        });
+                TaskResult::Swept { orders: batch, ok }
+            });
+        }
     }
 }

@@ -1,8 +1,9 @@
-//! Order state backed by the compacted changelog topic: writing records and tombstones (and
-//! dead letters, through the same idempotent producer), and restoring a partition's state.
+//! Order state backed by the compacted changelog topic: writing records, tombstones and fences
+//! (and dead letters, through the same per-partition idempotent producer), and restoring a
+//! partition's state up to its owner's fence.
 
 mod restore;
 mod sink;
 
 pub use restore::{restore_partition, ReadToEndContext, Restored};
-pub use sink::Sink;
+pub use sink::{Cancelled, Sink, EPOCH_HEADER, FENCE_HEADER, FENCE_KEY};

@@ -1,8 +1,20 @@
 //! Restoring one partition's order state from the changelog, before any of its events is
-//! processed. Reads from the beginning until librdkafka reports the partition's end (EOF), so it
-//! does not depend on the high watermark alone.
+//! processed.
+//!
+//! Completeness does not depend on the broker's end of partition: the new owner first writes a
+//! fence record (its epoch and a random token) to the changelog partition, then reads from the
+//! start until it reads that very record. Everything written before the fence was acknowledged
+//! before it, so it is read; the high watermark (wrong on tansu; stale with follower fetching on
+//! Kafka) is never consulted.
+//!
+//! Fencing: every changelog record carries its writer's epoch, and epochs of successive owners
+//! increase. Reading in log order, a record whose epoch is below the highest fence epoch read so
+//! far was written by a previous owner after a newer owner fenced the partition (a zombie: a
+//! process that lost its assignment without knowing it) and is ignored. Records of the first
+//! release (no epoch header) count as epoch 0.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
@@ -10,9 +22,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::sink::{EPOCH_HEADER, FENCE_HEADER, FENCE_KEY};
 use crate::snapshot::OrderState;
 
 /// A restored partition.
@@ -20,10 +33,16 @@ use crate::snapshot::OrderState;
 pub struct Restored {
     /// Orders by number.
     pub orders: HashMap<Box<str>, Box<OrderState>>,
-    /// Records read (tombstones included).
+    /// Records read (tombstones and fences included).
     pub records: u64,
     /// Records that could not be read (skipped, logged).
     pub unreadable: u64,
+    /// Records ignored because a newer owner had fenced the partition before they were written.
+    pub fenced: u64,
+    /// The highest epoch read before the barrier (fences and records).
+    pub max_epoch: u64,
+    /// The offset after the barrier: where a further read would continue.
+    pub next_offset: i64,
 }
 
 /// The context of readers that read partitions to their end: the end is expected, not an error.
@@ -41,60 +60,102 @@ impl ClientContext for ReadToEndContext {
 
 impl ConsumerContext for ReadToEndContext {}
 
-/// Read changelog partition `partition` of `topic` to its end (blocking; run on a blocking thread).
+fn header<'a>(m: &'a impl Message, name: &str) -> Option<&'a [u8]> {
+    m.headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+}
+
+fn epoch_of(m: &impl Message) -> u64 {
+    header(m, EPOCH_HEADER)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Read changelog partition `partition` of `topic` from `into.next_offset` until the fence record
+/// carrying `token` (blocking; run on a blocking thread), applying what it reads to `into`.
 pub fn restore_partition(
     config: &ClientConfig,
     topic: &str,
     partition: i32,
+    token: &str,
+    into: &mut Restored,
     deadline: Duration,
-) -> Result<Restored, KafkaError> {
+    cancelled: &AtomicBool,
+) -> Result<(), KafkaError> {
     let consumer: BaseConsumer<ReadToEndContext> = config.create_with_context(ReadToEndContext)?;
     let mut tpl = TopicPartitionList::new();
-    // Offset 0, not `Beginning`: `Beginning` asks the leader for the log start first, and before
+    // An offset, not `Beginning`: `Beginning` asks the leader for the log start first, and before
     // the leader is known librdkafka retries that query on a 500 ms timer (half a second of
     // every restore, measured). A log that no longer starts at 0 answers out-of-range, and
     // `auto.offset.reset=earliest` moves the reader to its start.
-    tpl.add_partition_offset(topic, partition, Offset::Offset(0))?;
+    tpl.add_partition_offset(topic, partition, Offset::Offset(into.next_offset))?;
     consumer.assign(&tpl)?;
     let started = Instant::now();
-    let mut out = Restored::default();
     loop {
+        if cancelled.load(Ordering::SeqCst) {
+            return Err(KafkaError::Canceled);
+        }
         if started.elapsed() > deadline {
             return Err(KafkaError::Global(
                 rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
             ));
         }
-        match consumer.poll(Duration::from_millis(200)) {
-            None => continue,
-            Some(Err(KafkaError::PartitionEOF(p))) if p == partition => break,
-            Some(Err(KafkaError::PartitionEOF(_))) => continue,
+        let m = match consumer.poll(Duration::from_millis(200)) {
+            // The end of the partition as the broker reports it is not the barrier: keep reading.
+            None | Some(Err(KafkaError::PartitionEOF(_))) => continue,
             Some(Err(e)) => return Err(e),
-            Some(Ok(m)) => {
-                out.records += 1;
-                let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-                    out.unreadable += 1;
-                    continue;
-                };
-                match m.payload() {
-                    None => {
-                        out.orders.remove(key);
-                    }
-                    Some(bytes) => match OrderState::from_record_bytes(bytes) {
-                        Ok((no, state)) if no == key => {
-                            out.orders.insert(key.into(), Box::new(state));
-                        }
-                        Ok(_) | Err(_) => {
-                            out.unreadable += 1;
-                            tracing::warn!(
-                                partition,
-                                offset = m.offset(),
-                                "unreadable changelog record skipped"
-                            );
-                        }
-                    },
-                }
+            Some(Ok(m)) => m,
+        };
+        into.records += 1;
+        into.next_offset = m.offset() + 1;
+        let epoch = epoch_of(&m);
+        if let Some(t) = header(&m, FENCE_HEADER) {
+            if t == token.as_bytes() {
+                return Ok(());
             }
+            into.max_epoch = into.max_epoch.max(epoch);
+            continue;
+        }
+        if epoch < into.max_epoch {
+            into.fenced += 1;
+            tracing::warn!(
+                partition,
+                offset = m.offset(),
+                epoch,
+                fence_epoch = into.max_epoch,
+                "changelog record written after a newer owner's fence (a zombie's write): ignored"
+            );
+            continue;
+        }
+        into.max_epoch = epoch;
+        let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+            into.unreadable += 1;
+            continue;
+        };
+        if key == FENCE_KEY {
+            // A fence without its header: not state either way.
+            continue;
+        }
+        match m.payload() {
+            None => {
+                into.orders.remove(key);
+            }
+            Some(bytes) => match OrderState::from_record_bytes(bytes) {
+                Ok((no, state)) if no == key => {
+                    into.orders.insert(key.into(), Box::new(state));
+                }
+                Ok(_) | Err(_) => {
+                    into.unreadable += 1;
+                    tracing::warn!(
+                        partition,
+                        offset = m.offset(),
+                        "unreadable changelog record skipped"
+                    );
+                }
+            },
         }
     }
-    Ok(out)
 }

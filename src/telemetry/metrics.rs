@@ -38,7 +38,7 @@ pub const SIGNATURE_FAILURES: [&str; 7] = [
 ];
 
 /// Every metric family the service exports (histograms by their base name).
-pub const NAMES: [&str; 20] = [
+pub const NAMES: [&str; 21] = [
     "catering_sync_events_consumed_total",
     "catering_sync_events_ignored_total",
     "catering_sync_posts_total",
@@ -59,6 +59,7 @@ pub const NAMES: [&str; 20] = [
     "catering_sync_send_rate_limit",
     "catering_sync_last_poll_timestamp_seconds",
     "catering_sync_changelog_writes_total",
+    "catering_sync_fencing_events_total",
 ];
 
 /// The label value for an HTTP status.
@@ -120,6 +121,8 @@ pub struct Metrics {
     pub last_poll: IntGauge,
     /// Changelog records written (state and tombstones).
     pub changelog_writes: IntCounter,
+    /// Fencing events by kind.
+    pub fencing: IntCounterVec,
 }
 
 fn counter_vec(
@@ -294,6 +297,13 @@ impl Metrics {
                 "Unix time of the poll loop's last iteration",
             )?,
             changelog_writes,
+            fencing: counter_vec(
+                r,
+                "catering_sync_fencing_events_total",
+                "Ownership safety events: stale_record_ignored (a changelog record written after a newer owner's fence, skipped on restore), drain_aborted (tasks aborted at the drain bound), assignment_lost (revoked without a drain), unquiet_exit (exited rather than overlap with the next owner)",
+                "kind",
+                &["stale_record_ignored", "drain_aborted", "assignment_lost", "unquiet_exit"],
+            )?,
         })
     }
 
