@@ -64,13 +64,17 @@ impl Lease {
     }
 
     /// Start the watchdog thread: on a broken lease it logs and exits the process with code 1.
+    /// The thread ends when the lease is dropped (a service run in a test process ended).
     pub fn start_watchdog(self: &Arc<Self>) -> std::io::Result<()> {
-        let lease = self.clone();
-        lease.tick();
+        self.tick();
+        let weak = Arc::downgrade(self);
         std::thread::Builder::new()
             .name("lease-watchdog".into())
             .spawn(move || loop {
                 std::thread::sleep(Duration::from_millis(100));
+                let Some(lease) = weak.upgrade() else {
+                    return;
+                };
                 if !lease.tick() {
                     let msg = format!(
                         "process was suspended for longer than {} ms: its group membership may have expired and another member may own its partitions; exiting without sending anything more (crash-only)",

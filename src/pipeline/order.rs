@@ -268,22 +268,12 @@ async fn post(
             run.state.mark_acked(&body, now_ms as u64);
             // Debug, not info: the normal path, thousands a second per pod; the metrics count it.
             tracing::debug!(partition, out_order_no = %order, offset = group.last().map(|j| j.record.offset), status = %body.status, attempts, events = group.len(), "acknowledged by WeChat Pay");
-            // The acknowledged digest follows off the order's critical path: its state (and so
-            // every event of the group) is already durable.
-            let value = run.state.record_bytes(order);
-            let owned = run.owned.clone();
-            let mut cancel = run.cancel.clone();
-            let key: Box<str> = order.into();
-            tokio::spawn(async move {
-                if owned
-                    .sink
-                    .write_state(&key, &value, &mut cancel)
-                    .await
-                    .is_ok()
-                {
-                    crash_point(CrashPoint::BeforeCommit);
-                }
-            });
+            // The acknowledged digest follows off the order's critical path (its state, and so
+            // every event of the group, is already durable), queued now so that it precedes the
+            // order's next record in the partition.
+            run.owned
+                .sink
+                .queue_state(order, &run.state.record_bytes(order));
             run.done.extend(group.iter().map(|j| j.record.offset));
             true
         }

@@ -180,6 +180,41 @@ impl Sink {
         .map(|_| ())
     }
 
+    /// Queue an order's state record now, without waiting for its acknowledgement: it is written
+    /// after every record of this partition queued before it and before every one queued after
+    /// it. For the acknowledged digest, whose loss costs at most a duplicate post of the same
+    /// body, so it is never retried (a retry could land after a newer record of the order).
+    pub fn queue_state(&self, out_order_no: &str, value: &[u8]) {
+        let record = FutureRecord::to(&self.changelog_topic)
+            .partition(self.partition)
+            .key(out_order_no.as_bytes())
+            .payload(value)
+            .headers(self.epoch_headers());
+        match self.producer.send_result(record) {
+            Ok(delivery) => {
+                let metrics = self.metrics.clone();
+                let partition = self.partition;
+                tokio::spawn(async move {
+                    match delivery.await {
+                        Ok(Ok(_)) => {
+                            metrics.changelog_writes.inc();
+                            crate::pipeline::lease::crash_point(
+                                crate::pipeline::lease::CrashPoint::BeforeCommit,
+                            );
+                        }
+                        Ok(Err((e, _))) => {
+                            tracing::warn!(partition, error = %e, "acknowledged-digest record not written (costs a duplicate post of the same body after a restart)")
+                        }
+                        Err(_) => {}
+                    }
+                });
+            }
+            Err((e, _)) => {
+                tracing::warn!(partition = self.partition, error = %e, "acknowledged-digest record not queued (costs a duplicate post of the same body after a restart)")
+            }
+        }
+    }
+
     /// Write a tombstone for an order.
     pub async fn tombstone(
         &self,

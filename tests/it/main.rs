@@ -9,6 +9,7 @@ mod cli;
 mod demo;
 mod deploy;
 mod events;
+mod fencing;
 mod keys;
 mod merge;
 mod operations;

@@ -309,6 +309,14 @@ pub fn keys_path() -> PathBuf {
     keys_dir()
 }
 
+/// The service binary the child-process tests run: `$CATERING_SYNC_TEST_BIN` when set (to run a
+/// defect's test against another build, e.g. the previous release), else this build's.
+pub fn service_binary() -> PathBuf {
+    std::env::var_os("CATERING_SYNC_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_catering-sync")))
+}
+
 /// The `run` binary as a child process.
 pub struct ChildApp {
     child: std::process::Child,
@@ -322,14 +330,20 @@ impl ChildApp {
     }
 
     pub fn spawn_with_log_level(config_text: &str, level: &str) -> ChildApp {
+        Self::spawn_with_env(config_text, level, &[])
+    }
+
+    /// With extra environment variables (e.g. the test-only crash hook).
+    pub fn spawn_with_env(config_text: &str, level: &str, env: &[(&str, &str)]) -> ChildApp {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
         std::fs::write(&config, config_text).unwrap();
         let log = dir.path().join("service.log");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_catering-sync"))
+        let child = std::process::Command::new(service_binary())
             .args(["--log-format", "json", "run", "--config"])
             .arg(&config)
             .env("RUST_LOG", level)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
