@@ -185,18 +185,9 @@ async fn a_crash_after_a_coalesced_204_never_posts_an_older_snapshot() {
     sandbox.shutdown().await;
 }
 
-/// Mechanism 5 of issue 10. The changelog holds 60 orders' states written in one batch; tansu
-/// reports the partition's end as that batch's base offset + 1, so a restore that stops at the
-/// reported end restores one order and the updates of the other 59 are applied to nothing
-/// (`invalid_snapshot`). Reading up to the owner's own fence record restores all of them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_restore_is_complete_although_the_broker_misreports_the_end() {
-    let (broker, names, sandbox) = tansu_stack(1, Faults::default()).await;
-    broker.create_topic(&names.changelog, 1).await;
-    let orders: Vec<GenOrder> = (0..60)
-        .map(|i| growing_order(&format!("HW{}{i:03}", &names.group[6..10]), 1))
-        .collect();
-    let states: Vec<Outgoing> = orders
+/// Changelog records of `orders` after their first event, acknowledged.
+fn restored_states(orders: &[GenOrder]) -> Vec<Outgoing> {
+    orders
         .iter()
         .map(|o| {
             let mut s = OrderState::default();
@@ -208,8 +199,23 @@ async fn a_restore_is_complete_although_the_broker_misreports_the_end() {
             s.mark_acked(&body, 1_764_218_096_000);
             Outgoing::keyed(o.no.clone(), s.record_bytes(&o.no)).on_partition(0)
         })
+        .collect()
+}
+
+/// Mechanism 5 of issue 10: the changelog holds 60 orders' states written in one batch, on tansu,
+/// whose reported high watermark is the last batch's base offset + 1. The restore reads up to the
+/// owner's own fence record, not to the reported end, and restores all of them; every update is
+/// applied to its restored order and nothing is dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restore_is_complete_although_the_broker_misreports_the_end() {
+    let (broker, names, sandbox) = tansu_stack(1, Faults::default()).await;
+    broker.create_topic(&names.changelog, 1).await;
+    let orders: Vec<GenOrder> = (0..60)
+        .map(|i| growing_order(&format!("HW{}{i:03}", &names.group[6..10]), 1))
         .collect();
-    broker.produce_batch(&names.changelog, states).await;
+    broker
+        .produce_batch(&names.changelog, restored_states(&orders))
+        .await;
     let updates: Vec<Outgoing> = orders
         .iter()
         .map(|o| Outgoing::keyed(o.no.clone(), o.events[1].clone()))
@@ -230,11 +236,7 @@ async fn a_restore_is_complete_although_the_broker_misreports_the_end() {
                 == prefix_bodies(&o.events).pop()
         })
         .count();
-    assert_eq!(
-        (updated, dead.len()),
-        (orders.len(), 0),
-        "every update applied to its restored order, nothing dead-lettered"
-    );
+    assert_eq!((updated, dead.len()), (orders.len(), 0));
     drop(app);
     sandbox.shutdown().await;
 }
