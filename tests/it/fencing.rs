@@ -341,3 +341,125 @@ async fn a_zombies_write_after_a_newer_fence_is_ignored_by_the_next_restore() {
     );
     assert_eq!(r.fenced, 2, "the zombie's state record and tombstone");
 }
+
+/// Mechanism 6 of issue 10: paid orders past their retention are swept while new events for
+/// them arrive. The changelog leader answers after 40 ms, so tombstoning 200 orders one after
+/// another takes seconds. A tombstone written after an event's new state deletes that state: after
+/// a restart the next event of the order is applied to nothing (`invalid_snapshot`). A swept
+/// order counts as busy until its tombstone is acknowledged, so its new state always follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tombstone_never_deletes_state_written_after_the_sweep() {
+    let broker = MockBroker::start(3);
+    let names = Names::fresh();
+    for t in [&names.input, &names.changelog, &names.dlq] {
+        broker.create_topic(t, 1).await;
+    }
+    broker.partition_leader(&names.input, 0, 1);
+    broker.partition_leader(&names.dlq, 0, 1);
+    broker.partition_leader(&names.changelog, 0, 2);
+    let group = names.group.clone();
+    broker
+        .with_cluster(move |c| c.coordinator(MockCoordinator::Group(group), 1))
+        .unwrap();
+    let sandbox = sandbox_with(Faults::default()).await;
+    broker.broker_round_trip_time(2, Duration::from_millis(40));
+    let extra = "[state]\nfinal_retention_secs = 1\nsweep_interval_secs = 1";
+    let config = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), extra);
+    let tag = &names.group[6..10];
+    let orders = gen_orders(&format!("SW{tag}"), 600);
+    let mut delivered = broker
+        .produce_batch(&names.input, interleave(&orders, 0))
+        .await;
+    let app = ChildApp::spawn(&config);
+    let paid = eventually(Duration::from_secs(90), || async {
+        all_committed(&broker, &names, &ends(&delivered), 1).await
+    })
+    .await;
+    assert!(paid, "paid and committed: {}", app.log_text());
+    // The orders pass their retention one second after their payment was acknowledged; the
+    // sweep runs every second. A late full event for each order (a re-opened order: a complete
+    // CREATE_DEAL snapshot) arrives, spread over the seconds around the sweep.
+    let late = |o: &GenOrder, seq: u64, patch: Value| {
+        Outgoing::keyed(o.no.clone(), event(&o.no, seq, patch))
+    };
+    // A re-opened order is not final, so it is not swept again before its update.
+    let full = |o: &GenOrder| {
+        let v: Value = serde_json::from_slice(&o.events[0]).unwrap();
+        v["patch"].clone()
+    };
+    for chunk in orders.chunks(25) {
+        delivered.extend(
+            broker
+                .produce_batch(
+                    &names.input,
+                    chunk.iter().map(|o| late(o, 10, full(o))).collect(),
+                )
+                .await,
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reopened = eventually(Duration::from_secs(120), || async {
+        all_committed(&broker, &names, &ends(&delivered), 1).await
+    })
+    .await;
+    assert!(reopened, "late events committed: {}", app.log_text());
+    broker.broker_round_trip_time(2, Duration::ZERO);
+    app.sigkill();
+    // After a restart, an update of each re-opened order needs its state.
+    delivered.extend(
+        broker
+            .produce_batch(
+                &names.input,
+                orders
+                    .iter()
+                    .map(|o| late(o, 11, json!({"people_count": 7})))
+                    .collect(),
+            )
+            .await,
+    );
+    let app = ChildApp::spawn(&config);
+    let updated = eventually(Duration::from_secs(90), || async {
+        all_committed(&broker, &names, &ends(&delivered), 1).await
+    })
+    .await;
+    assert!(updated, "updates committed: {}", app.log_text());
+    // Orders re-opened after their sweep (a CREATE_DEAL accepted after the PAY_SUCCESS; a late
+    // event that came before the sweep is a status regression instead). An update applied to
+    // nothing makes a draft (no status): nothing is posted for it.
+    let reopened: Vec<&GenOrder> = orders
+        .iter()
+        .filter(|o| {
+            let statuses: Vec<Option<String>> =
+                sandbox.posts(&o.no).into_iter().map(|p| p.status).collect();
+            statuses
+                .iter()
+                .skip_while(|s| s.as_deref() != Some("PAY_SUCCESS"))
+                .any(|s| s.as_deref() == Some("CREATE_DEAL"))
+        })
+        .collect();
+    assert!(
+        reopened.len() >= orders.len() / 4,
+        "enough orders were re-opened after their sweep to show anything: {}",
+        reopened.len()
+    );
+    let lost: Vec<&str> = reopened
+        .iter()
+        .filter(|o| {
+            sandbox
+                .posts(&o.no)
+                .last()
+                .and_then(|p| p.body.clone())
+                .is_none_or(|b| b["people_count"] != 7)
+        })
+        .map(|o| o.no.as_str())
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} re-opened orders lost the state written after their sweep (their update was applied to nothing): {:?}",
+        lost.len(),
+        reopened.len(),
+        &lost[..lost.len().min(5)]
+    );
+    drop(app);
+    sandbox.shutdown().await;
+}
