@@ -35,8 +35,6 @@ struct Handle {
 enum Release {
     /// Revoked: stop at once, drain within the bound, commit what is done.
     Revoke,
-    /// Shutdown: finish what was received within this long, then as on revocation.
-    Shutdown(Duration),
     /// The assignment was lost (session timeout, poll interval exceeded): another member may own
     /// the partition already. Abort everything at once and commit nothing.
     Lost,
@@ -49,7 +47,15 @@ pub struct PollContext {
     partitions: Mutex<HashMap<i32, Handle>>,
     commits: std_mpsc::Sender<CommitRequest>,
     rebalances: std::sync::atomic::AtomicU64,
+    /// Shutting down: partitions assigned now are not started.
+    stopping: AtomicBool,
 }
+
+/// A worker that ended without a report (dropped) has nothing to commit.
+const NOTHING: Finished = Finished {
+    offset: None,
+    quiet: true,
+};
 
 impl ClientContext for PollContext {
     /// librdkafka statistics: consumer lag and committed offset per assigned partition.
@@ -124,6 +130,10 @@ impl ConsumerContext for PollContext {
                     .filter(|e| e.topic() == self.shared.input_topic)
                     .map(|e| e.partition())
                     .collect();
+                if self.stopping.load(Ordering::SeqCst) {
+                    tracing::info!(partitions = ?assigned, "partitions assigned while stopping: not started");
+                    return;
+                }
                 tracing::info!(partitions = ?assigned, "partitions assigned: restoring");
                 for p in assigned {
                     self.start_worker(p);
@@ -200,63 +210,47 @@ impl PollContext {
     /// can still land; when a worker cannot report that within the bound, the process exits
     /// (crash-only) instead of letting the next owner start beside it.
     fn drain(&self, consumer: &BaseConsumer<Self>, partitions: &[i32], how: Release) {
-        let mut handles: Vec<(i32, Handle)> = {
+        let handles: Vec<(i32, Handle)> = {
             let mut map = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
             partitions
                 .iter()
                 .filter_map(|p| map.remove(p).map(|h| (*p, h)))
                 .collect()
         };
-        let mut results: HashMap<i32, Finished> = HashMap::new();
-        if let Release::Shutdown(within) = how {
-            for (_, h) in &handles {
-                let _ = h.finish.send(true);
-            }
-            let deadline = Instant::now() + within;
-            for (p, h) in &mut handles {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if let Ok(r) = self
-                    .runtime
-                    .block_on(async { tokio::time::timeout(left, &mut h.finished).await })
-                {
-                    // A worker that ended without an answer (dropped) has nothing to commit.
-                    results.insert(
-                        *p,
-                        r.unwrap_or(Finished {
-                            offset: None,
-                            quiet: true,
-                        }),
-                    );
-                }
-            }
-        }
-        for (p, h) in &handles {
-            if !results.contains_key(p) {
-                let _ = h.stop.send(true);
-                if how == Release::Lost {
-                    let _ = h.abort.send(true);
-                }
+        for (_, h) in &handles {
+            let _ = h.stop.send(true);
+            if how == Release::Lost {
+                let _ = h.abort.send(true);
             }
         }
         // The worker keeps the drain bound itself (tasks, then writes); this is its margin.
         let deadline = Instant::now() + self.shared.settings.drain_timeout + Duration::from_secs(3);
-        let mut tpl = TopicPartitionList::new();
-        let mut unquiet = Vec::new();
-        for (p, mut h) in handles {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let finished = match results.remove(&p) {
-                Some(r) => Some(r),
-                None => self
+        let results = handles
+            .into_iter()
+            .map(|(p, mut h)| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let finished = self
                     .runtime
                     .block_on(async { tokio::time::timeout(left, &mut h.finished).await })
                     .ok()
-                    .map(|r| {
-                        r.unwrap_or(Finished {
-                            offset: None,
-                            quiet: true,
-                        })
-                    }),
-            };
+                    .map(|r| r.unwrap_or(NOTHING));
+                (p, finished)
+            })
+            .collect();
+        self.conclude(consumer, results, how);
+    }
+
+    /// Commit what released workers finished, forget the partitions, and exit (crash-only) when
+    /// one of them did not report a quiet end (`None`: no report within the bound).
+    fn conclude(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        results: Vec<(i32, Option<Finished>)>,
+        how: Release,
+    ) {
+        let mut tpl = TopicPartitionList::new();
+        let mut unquiet = Vec::new();
+        for (p, finished) in results {
             self.forget(p);
             match finished {
                 Some(f) if how == Release::Lost => {
@@ -279,6 +273,7 @@ impl PollContext {
                         );
                     }
                 }
+                None if how == Release::Lost => {}
                 None => unquiet.push(p),
             }
         }
@@ -305,6 +300,63 @@ impl PollContext {
             eprintln!("catering-sync: {msg}");
             std::process::exit(1);
         }
+    }
+
+    /// Shutdown: every worker finishes what it received within `within` while the poll thread
+    /// keeps serving the group (a rebalance meanwhile is not held up by this member); then what
+    /// is left is drained as on revocation.
+    fn shut_down(&self, consumer: &BaseConsumer<Self>, within: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for h in self
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            let _ = h.finish.send(true);
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let finished: Vec<(i32, Option<Finished>)> = {
+                let mut map = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+                let ended: Vec<(i32, Finished)> = map
+                    .iter_mut()
+                    .filter_map(|(p, h)| match h.finished.try_recv() {
+                        Ok(f) => Some((*p, f)),
+                        Err(oneshot::error::TryRecvError::Closed) => Some((*p, NOTHING)),
+                        Err(oneshot::error::TryRecvError::Empty) => None,
+                    })
+                    .collect();
+                for (p, _) in &ended {
+                    map.remove(p);
+                }
+                ended.into_iter().map(|(p, f)| (p, Some(f))).collect()
+            };
+            if !finished.is_empty() {
+                self.conclude(consumer, finished, Release::Revoke);
+            }
+            let left = self
+                .partitions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .len();
+            if left == 0 || Instant::now() >= deadline {
+                break;
+            }
+            // Records still delivered while paused come after everything received: the next
+            // owner reads them. Rebalance callbacks run in here.
+            if let Some(Err(e)) = consumer.poll(Duration::from_millis(50)) {
+                tracing::warn!(error = %e, "consumer error while shutting down");
+            }
+        }
+        let rest: Vec<i32> = self
+            .partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        self.drain(consumer, &rest, Release::Revoke);
     }
 
     /// Drop a released partition's health and metric entries.
@@ -342,6 +394,7 @@ impl PollLoop {
             partitions: Mutex::new(HashMap::new()),
             commits: commit_tx,
             rebalances: Default::default(),
+            stopping: AtomicBool::new(false),
         };
         let consumer: BaseConsumer<PollContext> = config.create_with_context(context)?;
         consumer.subscribe(&[&shared.input_topic])?;
@@ -478,15 +531,7 @@ impl PollLoop {
                 .map_or(0, |d| d.as_secs() as i64);
             self.ctx().shared.metrics.last_poll.set(now);
         }
-        tracing::info!("stopping: draining all partitions");
-        let all: Vec<i32> = self
-            .ctx()
-            .partitions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .copied()
-            .collect();
+        tracing::info!("stopping: finishing what was received, then draining");
         let _ = self
             .consumer
             .pause(&self.consumer.assignment().unwrap_or_default());
@@ -495,8 +540,7 @@ impl PollLoop {
         let finish_within = settings
             .shutdown_timeout
             .saturating_sub(settings.drain_timeout);
-        self.ctx()
-            .drain(&self.consumer, &all, Release::Shutdown(finish_within));
+        self.ctx().shut_down(&self.consumer, finish_within);
         self.consumer.unsubscribe();
         // Dropping the consumer closes it and leaves the group.
     }
