@@ -5,8 +5,8 @@
 //! pay_time/transaction_id/out_trade_no, and for some orders updates after payment; a few orders
 //! start at PAY_SUCCESS. `seq` increases per order. Some records are redelivered (the same value
 //! produced again later). A few bad records of every kind: malformed (not JSON, not an object),
-//! invalid_event (unknown patch field, missing event_id, no key), invalid_snapshot (negative
-//! amount), status_regression (CREATE_DEAL after PAY_SUCCESS). Orders are interleaved so many are
+//! invalid_event (unknown patch field, missing event_id, no key), invalid_snapshot (a required
+//! field removed), status_regression (CREATE_DEAL after PAY_SUCCESS). Orders are interleaved so many are
 //! in flight at once; records are keyed by out_order_no.
 
 #![allow(dead_code)]
@@ -278,7 +278,7 @@ pub fn generate(spec: &Spec) -> Stream {
                 3 => (json!({"out_order_no": no, "occurred_at": "2026-11-27T12:00:00+08:00",
                         "patch": {"out_table_no": id}}).to_string().into_bytes(), "invalid_event"),
                 4 => (json!({"event_id": id, "out_order_no": no, "occurred_at": "2026-11-27T12:00:00+08:00",
-                        "patch": {"total_amount": -100 - j as i64}}).to_string().into_bytes(), "invalid_snapshot"),
+                        "patch": {"out_shop_no": null}}).to_string().into_bytes(), "invalid_snapshot"),
                 _ => (json!({"event_id": id, "out_order_no": no, "occurred_at": "2026-11-27T13:00:00+08:00",
                         "patch": {"status": "CREATE_DEAL"}}).to_string().into_bytes(), "status_regression"),
             };

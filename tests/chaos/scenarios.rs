@@ -691,7 +691,7 @@ async fn crash_point(
     let limit = Duration::from_secs(profile.pick(12, 20));
     match run.services[0].wait_exit(limit).await {
         Some(status) => {
-            let name = run.services.remove(0).name;
+            let name = run.services.remove(0).name.clone();
             run.note(format!("{name} died at the hook {point}:{n}: {status}"));
         }
         None => {
