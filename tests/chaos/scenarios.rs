@@ -526,28 +526,32 @@ fn secs(r: &mut StdRng, lo: f64, hi: f64) -> Duration {
 
 pub async fn sigkill(profile: Profile) {
     let faults = Faults {
-        latency_ms: 5,
+        latency_ms: 20,
         jitter_ms: 20,
         ..Faults::default()
     };
     let mut run = Run::tansu("sigkill", profile, 6, faults).await;
     let (orders, kills) = profile.pick((700, 5), (2500, 8));
     let s = stream("SK", orders, run.seed);
-    let mut chunks = s.chunks(profile.pick(16, 30));
+    // Spread over the kills (a cycle takes ~10 s: the dead member holds the group until its
+    // session times out): a backlog builds up while the consumer is down, so the restarted one
+    // catches up with several events per order queued (coalesced posts).
+    let mut chunks = s.chunks(kills * 3 + 3);
     let first = chunks.remove(0);
     run.produce(first).await;
-    run.feed(chunks, Duration::from_millis(1500));
+    run.feed(chunks, Duration::from_secs(3));
     run.spawn(&[]);
     for k in 0..kills {
-        // Work is under way: some posts since the (re)start, then a random moment.
-        let target = run.sandbox.stats().accepted + run.rng.gen_range(20..120);
-        if !run.until_accepted(Duration::from_secs(60), target).await {
-            run.note("no progress within 60 s of the (re)start");
+        // Work is under way since the (re)start: some posts, then a random moment.
+        let target = run.sandbox.stats().accepted + run.rng.gen_range(10..200);
+        if !run.until_accepted(Duration::from_secs(30), target).await {
+            run.note("no progress within 30 s of the (re)start");
         }
-        let d = secs(&mut run.rng, 0.2, 3.0);
+        let d = secs(&mut run.rng, 0.0, 1.5);
         run.pause(d).await;
+        let accepted = run.sandbox.stats().accepted;
         run.sigkill(0);
-        run.note(format!("kill {} of {kills}", k + 1));
+        run.note(format!("kill {} of {kills} ({accepted} posts accepted so far)", k + 1));
         run.spawn(&[]);
     }
     let done = run.wait_done(Duration::from_secs(profile.pick(120, 300))).await;
