@@ -24,14 +24,24 @@ pub struct Logs {
 }
 
 impl Logs {
+    /// `CHAOS_KEEP_LOGS=1` keeps the directory of every run.
     pub fn new(scenario: &str) -> Logs {
         let dir = tempfile::Builder::new()
-            .prefix(&format!("catering-sync-chaos-{scenario}-"))
+            .prefix(&format!("catering-sync-chaos-{}-", scenario.replace('/', "-")))
             .tempdir()
             .expect("log dir");
         let path = dir.path().to_path_buf();
+        let keep = std::env::var_os("CHAOS_KEEP_LOGS").is_some();
+        if keep {
+            println!("chaos {scenario}: service logs in {}", path.display());
+        }
         Logs {
-            dir: Some(dir),
+            dir: if keep {
+                let _ = dir.keep();
+                None
+            } else {
+                Some(dir)
+            },
             path,
             files: std::sync::Mutex::new(Vec::new()),
         }

@@ -167,7 +167,12 @@ impl<B: Broker> Run<B> {
     }
 
     pub fn note(&mut self, what: impl AsRef<str>) {
-        let line = format!("[{}] {}", self.t(), what.as_ref());
+        let line = format!(
+            "[{} {} posts] {}",
+            self.t(),
+            self.sandbox.stats().accepted,
+            what.as_ref()
+        );
         println!("chaos {}: {line}", self.scenario);
         self.timeline.push(line);
     }
@@ -574,7 +579,7 @@ pub async fn slow_rebalance(profile: Profile) {
     let mut run = Run::tansu("slow_rebalance", profile, 6, Faults::default()).await;
     run.set_config("pipeline", "max_in_flight", "4");
     run.set_config("wechatpay", "request_timeout_ms", "3000");
-    let (orders, changes) = profile.pick((500, 4), (2000, 6));
+    let (orders, changes) = profile.pick((500, 3), (2000, 6));
     let s = stream("SR", orders, run.seed);
     // A backlog first, the rest while members change.
     let mut chunks = s.chunks(8);
@@ -600,7 +605,9 @@ pub async fn slow_rebalance(profile: Profile) {
         }
         run.spawn(&[]);
     }
-    run.pause(Duration::from_secs(8)).await;
+    // Still slow while the group settles after the last change: old owners' stragglers and the
+    // new owners post side by side.
+    run.pause(Duration::from_secs(20)).await;
     run.sandbox.set_faults(Faults::default());
     run.note("sandbox fast again: finish");
     let done = run.wait_done(Duration::from_secs(profile.pick(120, 300))).await;
