@@ -623,39 +623,71 @@ pub async fn slow_rebalance(profile: Profile) {
 
 pub async fn sigstop(profile: Profile) {
     let faults = Faults {
-        latency_ms: 30,
-        jitter_ms: 40,
+        latency_ms: 200,
+        jitter_ms: 100,
         ..Faults::default()
     };
     let mut run = Run::tansu("sigstop", profile, 6, faults).await;
+    run.set_config("pipeline", "max_in_flight", "8");
     let (orders, stops) = profile.pick((600, 2), (2000, 4));
     let s = stream("SS", orders, run.seed);
-    let mut chunks = s.chunks(profile.pick(16, 40));
-    let first = chunks.remove(0);
-    run.produce(first).await;
-    run.feed(chunks, Duration::from_millis(1500));
+    // One producer, in sequence with the faults: a chunk a second (each order's records keep
+    // their order), one right before each SIGSTOP so the stopped member has work queued.
+    let mut chunks: std::collections::VecDeque<Vec<Outgoing>> =
+        s.chunks(stops * 21 + 4).into();
+    for _ in 0..2 {
+        let c = chunks.pop_front().unwrap();
+        run.produce(c).await;
+    }
+    run.note("sandbox latency 200 ms (+0..100 ms), max_in_flight 8");
     run.spawn(&[]);
     run.spawn(&[]);
+    if !run.until_accepted(Duration::from_secs(30), 50).await {
+        run.note("no progress within 30 s");
+    }
     for k in 0..stops {
-        let target = run.sandbox.stats().accepted + run.rng.gen_range(50..150);
-        if !run.until_accepted(Duration::from_secs(60), target).await {
-            run.note("no progress within 60 s");
+        for _ in 0..2 {
+            if let Some(c) = chunks.pop_front() {
+                run.produce(c).await;
+            }
+            run.pause(Duration::from_secs(1)).await;
         }
-        let d = secs(&mut run.rng, 0.5, 2.5);
+        if let Some(c) = chunks.pop_front() {
+            run.produce(c).await;
+        }
+        let d = secs(&mut run.rng, 0.05, 0.4);
         run.pause(d).await;
         let i = run.rng.gen_range(0..run.services.len());
         let name = run.services[i].name.clone();
         run.services[i].stop();
         run.note(format!("SIGSTOP {name} ({} of {stops})", k + 1));
-        let d = secs(&mut run.rng, 11.0, 13.0);
-        run.pause(d).await;
+        let stopped = Instant::now();
+        let length = secs(&mut run.rng, 11.5, 13.0);
+        while stopped.elapsed() < length {
+            if let Some(c) = chunks.pop_front() {
+                run.produce(c).await;
+            }
+            let left = length.saturating_sub(stopped.elapsed()).min(Duration::from_secs(1));
+            run.pause(left).await;
+        }
         if let Some(s) = run.services.iter().find(|s| s.name == name) {
             s.cont();
         }
-        run.note(format!("SIGCONT {name}"));
-        // Let it notice (and maybe exit); revive() restarts it then.
-        run.pause(Duration::from_secs(6)).await;
+        run.note(format!("SIGCONT {name} (stopped {:.1}s)", stopped.elapsed().as_secs_f64()));
+        // Let it notice (and maybe exit: revive() restarts it then).
+        for _ in 0..6 {
+            if let Some(c) = chunks.pop_front() {
+                run.produce(c).await;
+            }
+            run.pause(Duration::from_secs(1)).await;
+        }
     }
+    let rest: Vec<Outgoing> = chunks.into_iter().flatten().collect();
+    if !rest.is_empty() {
+        run.produce(rest).await;
+    }
+    run.sandbox.set_faults(Faults::default());
+    run.note("sandbox fast again: finish");
     let done = run.wait_done(Duration::from_secs(profile.pick(120, 300))).await;
     let report = run.check().await;
     run.note(format!("delivered and committed: {done}"));
