@@ -725,24 +725,46 @@ async fn crash_point(
         _ => "CC",
     };
     let s = stream(tag, orders, run.seed);
-    let mut chunks = s.chunks(profile.pick(10, 20));
-    let first: Vec<Outgoing> = chunks.drain(..2).flatten().collect();
-    run.produce(first).await;
-    run.feed(chunks, Duration::from_secs(1));
+    // One producer in sequence with the fault: a chunk a second while the hooked process runs;
+    // if it has not died by `limit`, a burst of three chunks and a SIGKILL right after it (a
+    // backlog with several events per order queued: coalesced posts in flight).
+    let mut chunks: std::collections::VecDeque<Vec<Outgoing>> =
+        s.chunks(profile.pick(20, 30)).into();
+    for _ in 0..2 {
+        let c = chunks.pop_front().unwrap();
+        run.produce(c).await;
+    }
     let n = run.rng.gen_range(40..160);
     run.spawn(&[("CATERING_SYNC_CRASH_AT", format!("{point}:{n}"))]);
     let limit = Duration::from_secs(profile.pick(12, 20));
-    match run.services[0].wait_exit(limit).await {
-        Some(status) => {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = run.services[0].exited() {
             let name = run.services.remove(0).name.clone();
             run.note(format!("{name} died at the hook {point}:{n}: {status}"));
+            break;
         }
-        None => {
-            run.note(format!("the binary did not honour {point}:{n} within {limit:?}: SIGKILL"));
+        if Instant::now() > deadline {
+            let burst: Vec<Outgoing> = (0..3).filter_map(|_| chunks.pop_front()).flatten().collect();
+            run.produce(burst).await;
+            let d = secs(&mut run.rng, 0.1, 0.4);
+            run.pause(d).await;
+            run.note(format!(
+                "the binary did not honour {point}:{n} within {limit:?}: SIGKILL after a burst"
+            ));
             run.sigkill(0);
+            break;
         }
+        if let Some(c) = chunks.pop_front() {
+            run.produce(c).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
     }
     run.spawn(&[]);
+    let rest: Vec<Outgoing> = chunks.into_iter().flatten().collect();
+    if !rest.is_empty() {
+        run.produce(rest).await;
+    }
     run
 }
 
