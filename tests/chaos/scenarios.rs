@@ -815,8 +815,8 @@ async fn futures_join3<A, B, C>(
 
 pub async fn cooperative(profile: Profile) {
     let faults = Faults {
-        latency_ms: 15,
-        jitter_ms: 30,
+        latency_ms: 50,
+        jitter_ms: 50,
         ..Faults::default()
     };
     let mut run = Run::mock("cooperative", profile, 6, faults).await;
@@ -825,7 +825,7 @@ pub async fn cooperative(profile: Profile) {
         .replace("assignor = \"range\"", "assignor = \"cooperative-sticky\"");
     let (orders, changes) = profile.pick((600, 5), (2000, 10));
     let s = stream("CO", orders, run.seed);
-    let mut chunks = s.chunks(profile.pick(14, 30));
+    let mut chunks = s.chunks(profile.pick(20, 40));
     let first = chunks.remove(0);
     run.produce(first).await;
     run.feed(chunks, Duration::from_millis(1500));
