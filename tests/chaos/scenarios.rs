@@ -53,17 +53,23 @@ impl Profile {
     }
 }
 
-/// `CHAOS_SEED` or a random seed, mixed with the scenario's name.
-fn seed(scenario: &str) -> u64 {
-    let base: u64 = match std::env::var("CHAOS_SEED") {
+/// `CHAOS_SEED`, or one random seed for the whole test process.
+pub fn base_seed() -> u64 {
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| match std::env::var("CHAOS_SEED") {
         Ok(s) => s.parse().expect("CHAOS_SEED is a u64"),
         Err(_) => rand::random(),
-    };
+    })
+}
+
+/// The scenario's seed: the base seed mixed with its name (the stream and the fault schedule
+/// follow from it; the moments faults land relative to the service's progress do not).
+fn seed(scenario: &str) -> u64 {
     let mix = scenario
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    println!("chaos {scenario}: CHAOS_SEED={base}");
-    base ^ mix
+    println!("chaos {scenario}: CHAOS_SEED={}", base_seed());
+    base_seed() ^ mix
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -475,10 +481,10 @@ impl<B: Broker> Run<B> {
         }
         let _ = writeln!(
             text,
-            "chaos {}: profile {}, seed {}, {:.0} s, sandbox {:?}",
+            "chaos {}: profile {}, CHAOS_SEED={}, {:.0} s, sandbox {:?}",
             self.scenario,
             self.profile.name(),
-            self.seed,
+            base_seed(),
             elapsed.as_secs_f64(),
             self.sandbox.stats().responses_by_status
         );
