@@ -86,7 +86,10 @@ impl Stream {
     /// records keep their order).
     pub fn chunks(&self, n: usize) -> Vec<Vec<Outgoing>> {
         let size = self.records.len().div_ceil(n.max(1)).max(1);
-        self.records.chunks(size).map(<[Outgoing]>::to_vec).collect()
+        self.records
+            .chunks(size)
+            .map(<[Outgoing]>::to_vec)
+            .collect()
     }
 
     pub fn summary(&self) -> String {
@@ -133,7 +136,10 @@ fn dish_change(rng: &mut StdRng) -> Map<String, Value> {
 
 fn table_change(rng: &mut StdRng) -> Map<String, Value> {
     let mut m = Map::new();
-    m.insert("out_table_no".into(), json!(format!("B{:02}", rng.gen_range(0..40))));
+    m.insert(
+        "out_table_no".into(),
+        json!(format!("B{:02}", rng.gen_range(0..40))),
+    );
     m.insert("people_count".into(), json!(rng.gen_range(1..=8)));
     m
 }
@@ -167,7 +173,12 @@ impl OrderGen {
         };
         let before: Map<String, Value> = patch
             .keys()
-            .map(|k| (k.clone(), self.current.get(k).cloned().unwrap_or(Value::Null)))
+            .map(|k| {
+                (
+                    k.clone(),
+                    self.current.get(k).cloned().unwrap_or(Value::Null),
+                )
+            })
             .collect();
         let changes = patch.iter().any(|(k, v)| self.current.get(k) != Some(v));
         self.event(patch);
@@ -375,7 +386,11 @@ mod tests {
         assert_eq!(a.records, b.records, "same seed, same stream");
         assert_ne!(generate(&Spec::new("G", 400, 8)).records, a.records);
         println!("{}", a.summary());
-        assert!(a.reverts > 20 && a.after_payment > 20 && a.redeliveries > 50, "{}", a.summary());
+        assert!(
+            a.reverts > 20 && a.after_payment > 20 && a.redeliveries > 50,
+            "{}",
+            a.summary()
+        );
         assert_eq!(a.bad.len(), 14);
 
         // Per order, in produce order: what the pure core rejects is exactly the bad records.
@@ -408,11 +423,16 @@ mod tests {
         claimed.sort();
         rejected.sort();
         assert_eq!(claimed, rejected);
-        assert!(statuses["PAY_SUCCESS"] > 300 && statuses["CREATE_DEAL"] > 10, "{statuses:?}");
+        assert!(
+            statuses["PAY_SUCCESS"] > 300 && statuses["CREATE_DEAL"] > 10,
+            "{statuses:?}"
+        );
 
         // Many orders in flight at once: the first 200 records touch more than 40 orders.
-        let early: std::collections::BTreeSet<_> =
-            a.records[..200].iter().filter_map(|r| r.key.clone()).collect();
+        let early: std::collections::BTreeSet<_> = a.records[..200]
+            .iter()
+            .filter_map(|r| r.key.clone())
+            .collect();
         assert!(early.len() > 40, "{}", early.len());
     }
 }

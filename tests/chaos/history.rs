@@ -287,7 +287,12 @@ fn differing_fields(a: &Value, b: &Value) -> Vec<String> {
 /// The prefix trace of an order's posts for details: `1 3 3 2! 5` (`!` older, `?` unknown).
 fn trace(marks: &[String]) -> String {
     const MAX: usize = 24;
-    let mut s = marks.iter().take(MAX).cloned().collect::<Vec<_>>().join(" ");
+    let mut s = marks
+        .iter()
+        .take(MAX)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
     if marks.len() > MAX {
         let _ = write!(s, " …(+{})", marks.len() - MAX);
     }
@@ -311,7 +316,10 @@ pub fn check_order(
                 post: None,
                 before: None,
                 this: None,
-                detail: format!("no accepted post; {n} records, final status {:?}", exp.statuses[n]),
+                detail: format!(
+                    "no accepted post; {n} records, final status {:?}",
+                    exp.statuses[n]
+                ),
             });
         }
         return (0, 0);
@@ -396,9 +404,9 @@ pub fn check_order(
             .iter()
             .enumerate()
             .filter_map(|(j, m)| m.filter(|&p| p <= end).map(|p| (j, p)))
-            .last();
-        let ok = last_seen
-            .is_some_and(|(j, _)| posts[j].body.as_ref() == exp.prefixes[end].as_ref());
+            .next_back();
+        let ok =
+            last_seen.is_some_and(|(j, _)| posts[j].body.as_ref() == exp.prefixes[end].as_ref());
         if !ok {
             pending.push(Violation {
                 kind: "missing_status_snapshot",
@@ -439,6 +447,9 @@ pub fn check_order(
     (posts.len(), duplicates)
 }
 
+/// A dead letter's identity: the original record's key and value.
+type DlqKey = (Option<Vec<u8>>, Vec<u8>);
+
 /// Runs every check.
 pub fn check(input: &Input) -> Report {
     let mut report = Report {
@@ -448,12 +459,14 @@ pub fn check(input: &Input) -> Report {
         ..Report::default()
     };
     // Expected dead letters: (key, value) → reason, and whether it was seen.
-    let mut expected_dlq: HashMap<(Option<Vec<u8>>, Vec<u8>), (&'static str, bool)> =
-        HashMap::new();
+    let mut expected_dlq: HashMap<DlqKey, (&'static str, bool)> = HashMap::new();
     for o in &input.orders {
         let exp = expected(&o.values);
         for (value, reason) in &exp.bad {
-            expected_dlq.insert((Some(o.no.as_bytes().to_vec()), value.clone()), (reason, false));
+            expected_dlq.insert(
+                (Some(o.no.as_bytes().to_vec()), value.clone()),
+                (reason, false),
+            );
         }
         report.bad_events += exp.bad.len();
         let posts = input.posts.get(&o.no).map(Vec::as_slice).unwrap_or(&[]);
@@ -482,7 +495,10 @@ pub fn check(input: &Input) -> Report {
                         post: None,
                         before: None,
                         this: None,
-                        detail: format!("dead letter #{i}: reason {:?}, expected {reason}", dl.reason),
+                        detail: format!(
+                            "dead letter #{i}: reason {:?}, expected {reason}",
+                            dl.reason
+                        ),
                     });
                 }
             }
@@ -495,7 +511,10 @@ pub fn check(input: &Input) -> Report {
                 detail: format!(
                     "dead letter #{i} (reason {:?}) is no bad record: {}",
                     dl.reason,
-                    String::from_utf8_lossy(&key.1).chars().take(120).collect::<String>()
+                    String::from_utf8_lossy(&key.1)
+                        .chars()
+                        .take(120)
+                        .collect::<String>()
                 ),
             }),
         }
@@ -558,21 +577,41 @@ mod tests {
     }
 
     fn create(no: &str) -> Vec<u8> {
-        ev(no, "c", Some(1), json!({
+        ev(
+            no,
+            "c",
+            Some(1),
+            json!({
             "sp_mchid": "1900000001", "sp_appid": "wx8888888888888888", "sub_mchid": "1900000109",
             "openid": "oUser", "out_shop_no": "SHOP-1", "login_token": "LT", "order_entry": "pages/menu/index",
             "total_amount": 1000, "discount_amount": 0, "user_amount": 1000,
-            "status": "CREATE_DEAL", "dish_list": [dish(0, 1000)]}))
+            "status": "CREATE_DEAL", "dish_list": [dish(0, 1000)]}),
+        )
     }
     fn update(no: &str) -> Vec<u8> {
-        ev(no, "u", Some(2), json!({"total_amount": 3000, "user_amount": 3000, "dish_list": [dish(0, 1000), dish(1, 2000)]}))
+        ev(
+            no,
+            "u",
+            Some(2),
+            json!({"total_amount": 3000, "user_amount": 3000, "dish_list": [dish(0, 1000), dish(1, 2000)]}),
+        )
     }
     fn revert(no: &str) -> Vec<u8> {
-        ev(no, "r", Some(3), json!({"total_amount": 1000, "user_amount": 1000, "dish_list": [dish(0, 1000)]}))
+        ev(
+            no,
+            "r",
+            Some(3),
+            json!({"total_amount": 1000, "user_amount": 1000, "dish_list": [dish(0, 1000)]}),
+        )
     }
     fn pay(no: &str) -> Vec<u8> {
-        ev(no, "p", Some(4), json!({"status": "PAY_SUCCESS", "pay_time": "2026-11-27T12:40:01+08:00",
-            "transaction_id": "4200000000000001", "out_trade_no": "P1"}))
+        ev(
+            no,
+            "p",
+            Some(4),
+            json!({"status": "PAY_SUCCESS", "pay_time": "2026-11-27T12:40:01+08:00",
+            "transaction_id": "4200000000000001", "out_trade_no": "P1"}),
+        )
     }
     fn regression(no: &str) -> Vec<u8> {
         ev(no, "back", None, json!({"status": "CREATE_DEAL"}))
@@ -616,10 +655,26 @@ mod tests {
             unkeyed: vec![b"{\"x\":1}".to_vec()],
             posts: HashMap::from([(o.no.clone(), posts)]),
             dead_letters: vec![
-                DeadLetter { key: key.clone(), value: Some(negative(&o.no)), reason: Some("invalid_snapshot".into()) },
-                DeadLetter { key: key.clone(), value: Some(regression(&o.no)), reason: Some("status_regression".into()) },
-                DeadLetter { key, value: Some(b"{not json".to_vec()), reason: Some("malformed".into()) },
-                DeadLetter { key: None, value: Some(b"{\"x\":1}".to_vec()), reason: Some("invalid_event".into()) },
+                DeadLetter {
+                    key: key.clone(),
+                    value: Some(negative(&o.no)),
+                    reason: Some("invalid_snapshot".into()),
+                },
+                DeadLetter {
+                    key: key.clone(),
+                    value: Some(regression(&o.no)),
+                    reason: Some("status_regression".into()),
+                },
+                DeadLetter {
+                    key,
+                    value: Some(b"{not json".to_vec()),
+                    reason: Some("malformed".into()),
+                },
+                DeadLetter {
+                    key: None,
+                    value: Some(b"{\"x\":1}".to_vec()),
+                    reason: Some("invalid_event".into()),
+                },
             ],
             ends: BTreeMap::from([(0, 9)]),
             committed: BTreeMap::from([(0, Some(9))]),
@@ -644,7 +699,10 @@ mod tests {
         assert_eq!(exp.prefixes[8], exp.prefixes[5]);
         assert_eq!(exp.statuses[5].as_deref(), Some("PAY_SUCCESS"));
         let reasons: Vec<&str> = exp.bad.iter().map(|b| b.1).collect();
-        assert_eq!(reasons, ["invalid_snapshot", "status_regression", "malformed"]);
+        assert_eq!(
+            reasons,
+            ["invalid_snapshot", "status_regression", "malformed"]
+        );
         assert_eq!(exp.ignored, 1);
     }
 
@@ -670,7 +728,12 @@ mod tests {
         assert_eq!((v.post, v.before, v.this), (Some(3), Some(3), Some(2)));
         // A CREATE_DEAL body after PAY_SUCCESS: older, and the order's final body is wrong.
         let r = check(&input(&o, &[1, 2, 3, 5, 3]));
-        assert_eq!(kinds(&r), ["older_after_newer", "final_body"], "{}", r.details(10));
+        assert_eq!(
+            kinds(&r),
+            ["older_after_newer", "final_body"],
+            "{}",
+            r.details(10)
+        );
         println!("{}", r.line("unit"));
         println!("{}", r.details(10));
     }
@@ -702,7 +765,12 @@ mod tests {
     fn a_wrong_final_body_is_caught() {
         let o = order("H6");
         let r = check(&input(&o, &[1, 2, 3]));
-        assert_eq!(kinds(&r), ["missing_status_snapshot", "final_body"], "{}", r.details(10));
+        assert_eq!(
+            kinds(&r),
+            ["missing_status_snapshot", "final_body"],
+            "{}",
+            r.details(10)
+        );
     }
 
     #[test]
@@ -731,7 +799,11 @@ mod tests {
         k.sort_unstable();
         assert_eq!(
             k,
-            ["missing_dead_letter", "spurious_dead_letter", "wrong_dead_letter_reason"],
+            [
+                "missing_dead_letter",
+                "spurious_dead_letter",
+                "wrong_dead_letter_reason"
+            ],
             "{}",
             r.details(10)
         );
@@ -750,6 +822,11 @@ mod tests {
         i.committed.insert(0, Some(8));
         i.committed.insert(1, None);
         let r = check(&i);
-        assert_eq!(kinds(&r), ["uncommitted", "uncommitted"], "{}", r.details(10));
+        assert_eq!(
+            kinds(&r),
+            ["uncommitted", "uncommitted"],
+            "{}",
+            r.details(10)
+        );
     }
 }

@@ -12,13 +12,11 @@
 //! The scenarios run one at a time (a global lock: the machine has 2 cores and tansu's group
 //! joins get slow when starved); `CHAOS_PARALLEL=1` lets them overlap.
 
-#[allow(dead_code)]
 #[path = "../it/broker.rs"]
 mod broker;
 #[allow(dead_code)]
 #[path = "../it/harness.rs"]
 mod harness;
-#[allow(dead_code)]
 #[path = "../it/stack.rs"]
 mod stack;
 

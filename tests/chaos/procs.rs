@@ -27,7 +27,10 @@ impl Logs {
     /// `CHAOS_KEEP_LOGS=1` keeps the directory of every run.
     pub fn new(scenario: &str) -> Logs {
         let dir = tempfile::Builder::new()
-            .prefix(&format!("catering-sync-chaos-{}-", scenario.replace('/', "-")))
+            .prefix(&format!(
+                "catering-sync-chaos-{}-",
+                scenario.replace('/', "-")
+            ))
             .tempdir()
             .expect("log dir");
         let path = dir.path().to_path_buf();
@@ -172,7 +175,10 @@ impl Service {
         match self.wait_exit(limit).await {
             Some(s) => Some(s),
             None => {
-                eprintln!("{} did not exit within {limit:?} of SIGTERM: SIGKILL", self.name);
+                eprintln!(
+                    "{} did not exit within {limit:?} of SIGTERM: SIGKILL",
+                    self.name
+                );
                 self.kill()
             }
         }

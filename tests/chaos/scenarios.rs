@@ -65,9 +65,9 @@ pub fn base_seed() -> u64 {
 /// The scenario's seed: the base seed mixed with its name (the stream and the fault schedule
 /// follow from it; the moments faults land relative to the service's progress do not).
 fn seed(scenario: &str) -> u64 {
-    let mix = scenario
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let mix = scenario.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     println!("chaos {scenario}: CHAOS_SEED={}", base_seed());
     base_seed() ^ mix
 }
@@ -86,6 +86,12 @@ impl Broker for Bootstrap {
 // ---------------------------------------------------------------------------------------------
 // One scenario's run.
 
+/// Records with the (partition, offset) each was delivered to.
+pub type Produced = Vec<(Outgoing, (i32, i64))>;
+
+/// An order's records: where each landed and its value.
+type Placed = Vec<((i32, i64), Vec<u8>)>;
+
 pub struct Run<B: Broker> {
     pub scenario: String,
     pub profile: Profile,
@@ -100,8 +106,8 @@ pub struct Run<B: Broker> {
     pub leaving: Vec<Service>,
     spawned: usize,
     /// Every record produced, with its (partition, offset).
-    pub produced: Vec<(Outgoing, (i32, i64))>,
-    feeder: Option<tokio::task::JoinHandle<Vec<(Outgoing, (i32, i64))>>>,
+    pub produced: Produced,
+    feeder: Option<tokio::task::JoinHandle<Produced>>,
     pub started: Instant,
     /// Fault timeline.
     pub timeline: Vec<String>,
@@ -125,7 +131,11 @@ impl Run<MockBroker> {
     pub async fn mock(scenario: &str, profile: Profile, partitions: i32, faults: Faults) -> Self {
         let broker = MockBroker::start(3);
         let names = Names::fresh();
-        for topic in [names.input.clone(), names.changelog.clone(), names.dlq.clone()] {
+        for topic in [
+            names.input.clone(),
+            names.changelog.clone(),
+            names.dlq.clone(),
+        ] {
             broker
                 .with_cluster(move |c| c.create_topic(&topic, partitions, 1))
                 .expect("mock topic");
@@ -233,14 +243,22 @@ impl<B: Broker> Run<B> {
     pub fn sigkill(&mut self, i: usize) {
         let mut s = self.services.remove(i);
         s.kill();
-        self.note(format!("SIGKILL {} (up {:.1}s)", s.name, s.started.elapsed().as_secs_f64()));
+        self.note(format!(
+            "SIGKILL {} (up {:.1}s)",
+            s.name,
+            s.started.elapsed().as_secs_f64()
+        ));
     }
 
     /// SIGTERM service `i`; it keeps draining among `leaving`.
     pub fn sigterm(&mut self, i: usize) {
         let s = self.services.remove(i);
         s.term();
-        self.note(format!("SIGTERM {} (up {:.1}s)", s.name, s.started.elapsed().as_secs_f64()));
+        self.note(format!(
+            "SIGTERM {} (up {:.1}s)",
+            s.name,
+            s.started.elapsed().as_secs_f64()
+        ));
         self.leaving.push(s);
     }
 
@@ -250,7 +268,10 @@ impl<B: Broker> Run<B> {
         let mut restart = 0;
         self.services.retain_mut(|s| match s.exited() {
             Some(status) => {
-                notes.push(format!("{} exited by itself ({status}): restarting", s.name));
+                notes.push(format!(
+                    "{} exited by itself ({status}): restarting",
+                    s.name
+                ));
                 restart += 1;
                 false
             }
@@ -277,7 +298,10 @@ impl<B: Broker> Run<B> {
 
     /// Produces `records` now (waits for every delivery).
     pub async fn produce(&mut self, records: Vec<Outgoing>) {
-        let delivered = self.broker.produce_batch(&self.names.input, records.clone()).await;
+        let delivered = self
+            .broker
+            .produce_batch(&self.names.input, records.clone())
+            .await;
         self.produced.extend(records.into_iter().zip(delivered));
     }
 
@@ -333,7 +357,7 @@ impl<B: Broker> Run<B> {
 
     /// The checker's orders: records grouped by key, in partition offset order; unkeyed values.
     fn orders(&self) -> (Vec<OrderRecords>, Vec<Vec<u8>>) {
-        let mut by_key: BTreeMap<Vec<u8>, Vec<((i32, i64), Vec<u8>)>> = BTreeMap::new();
+        let mut by_key: BTreeMap<Vec<u8>, Placed> = BTreeMap::new();
         let mut unkeyed = Vec::new();
         for (r, at) in &self.produced {
             let value = r.value.clone().unwrap_or_default();
@@ -373,7 +397,12 @@ impl<B: Broker> Run<B> {
         let (orders, _) = self.orders();
         let finals: Vec<(String, Option<Value>)> = orders
             .iter()
-            .map(|o| (o.no.clone(), history::expected(&o.values).prefixes.pop().flatten()))
+            .map(|o| {
+                (
+                    o.no.clone(),
+                    history::expected(&o.values).prefixes.pop().flatten(),
+                )
+            })
             .collect();
         let ends = self.ends();
         let quiet = Duration::from_secs(10);
@@ -392,7 +421,8 @@ impl<B: Broker> Run<B> {
             let undelivered = finals
                 .iter()
                 .filter(|(no, f)| {
-                    f.is_some() && self.sandbox.posts(no).last().and_then(|p| p.body.as_ref()) != f.as_ref()
+                    f.is_some()
+                        && self.sandbox.posts(no).last().and_then(|p| p.body.as_ref()) != f.as_ref()
                 })
                 .count();
             let accepted = self.sandbox.stats().accepted;
@@ -400,7 +430,9 @@ impl<B: Broker> Run<B> {
                 last_accepted = (accepted, Instant::now());
             }
             if undelivered == 0 && all_committed {
-                self.note(format!("delivered and committed ({accepted} posts accepted)"));
+                self.note(format!(
+                    "delivered and committed ({accepted} posts accepted)"
+                ));
                 return true;
             }
             if all_committed && last_accepted.1.elapsed() > quiet {
@@ -433,7 +465,12 @@ impl<B: Broker> Run<B> {
         let (orders, unkeyed) = self.orders();
         let posts: HashMap<String, Vec<Post>> = orders
             .iter()
-            .map(|o| (o.no.clone(), self.sandbox.posts(&o.no).iter().map(Post::from).collect()))
+            .map(|o| {
+                (
+                    o.no.clone(),
+                    self.sandbox.posts(&o.no).iter().map(Post::from).collect(),
+                )
+            })
             .collect();
         let dead_letters = if self.broker.partition_count(&self.names.dlq).await.is_some() {
             self.broker
@@ -493,7 +530,11 @@ impl<B: Broker> Run<B> {
         }
         println!("{text}");
         if let Ok(path) = std::env::var("CHAOS_REPORT") {
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
                 let _ = writeln!(f, "{text}");
             }
         }
@@ -562,10 +603,15 @@ pub async fn sigkill(profile: Profile) {
         run.pause(d).await;
         let accepted = run.sandbox.stats().accepted;
         run.sigkill(0);
-        run.note(format!("kill {} of {kills} ({accepted} posts accepted so far)", k + 1));
+        run.note(format!(
+            "kill {} of {kills} ({accepted} posts accepted so far)",
+            k + 1
+        ));
         run.spawn(&[]);
     }
-    let done = run.wait_done(Duration::from_secs(profile.pick(120, 300))).await;
+    let done = run
+        .wait_done(Duration::from_secs(profile.pick(120, 300)))
+        .await;
     let report = run.check().await;
     run.note(format!("delivered and committed: {done}"));
     run.finish(vec![("sigkill".into(), report)]).await;
@@ -616,7 +662,9 @@ pub async fn slow_rebalance(profile: Profile) {
     run.pause(Duration::from_secs(20)).await;
     run.sandbox.set_faults(Faults::default());
     run.note("sandbox fast again: finish");
-    let done = run.wait_done(Duration::from_secs(profile.pick(120, 300))).await;
+    let done = run
+        .wait_done(Duration::from_secs(profile.pick(120, 300)))
+        .await;
     let report = run.check().await;
     run.note(format!("delivered and committed: {done}"));
     run.finish(vec![("slow_rebalance".into(), report)]).await;
@@ -639,8 +687,7 @@ pub async fn sigstop(profile: Profile) {
     let s = stream("SS", orders, run.seed);
     // One producer, in sequence with the faults: a chunk a second (each order's records keep
     // their order), one right before each SIGSTOP so the stopped member has work queued.
-    let mut chunks: std::collections::VecDeque<Vec<Outgoing>> =
-        s.chunks(stops * 21 + 4).into();
+    let mut chunks: std::collections::VecDeque<Vec<Outgoing>> = s.chunks(stops * 21 + 4).into();
     for _ in 0..2 {
         let c = chunks.pop_front().unwrap();
         run.produce(c).await;
@@ -673,13 +720,18 @@ pub async fn sigstop(profile: Profile) {
             if let Some(c) = chunks.pop_front() {
                 run.produce(c).await;
             }
-            let left = length.saturating_sub(stopped.elapsed()).min(Duration::from_secs(1));
+            let left = length
+                .saturating_sub(stopped.elapsed())
+                .min(Duration::from_secs(1));
             run.pause(left).await;
         }
         if let Some(s) = run.services.iter().find(|s| s.name == name) {
             s.cont();
         }
-        run.note(format!("SIGCONT {name} (stopped {:.1}s)", stopped.elapsed().as_secs_f64()));
+        run.note(format!(
+            "SIGCONT {name} (stopped {:.1}s)",
+            stopped.elapsed().as_secs_f64()
+        ));
         // Let it notice (and maybe exit: revive() restarts it then).
         for _ in 0..6 {
             if let Some(c) = chunks.pop_front() {
@@ -694,7 +746,9 @@ pub async fn sigstop(profile: Profile) {
     }
     run.sandbox.set_faults(Faults::default());
     run.note("sandbox fast again: finish");
-    let done = run.wait_done(Duration::from_secs(profile.pick(120, 300))).await;
+    let done = run
+        .wait_done(Duration::from_secs(profile.pick(120, 300)))
+        .await;
     let report = run.check().await;
     run.note(format!("delivered and committed: {done}"));
     run.finish(vec![("sigstop".into(), report)]).await;
@@ -710,11 +764,7 @@ pub async fn sigstop(profile: Profile) {
 
 pub const CRASH_POINTS: [&str; 3] = ["before_post", "after_ack", "before_commit"];
 
-async fn crash_point(
-    profile: Profile,
-    broker: &TestBroker,
-    point: &'static str,
-) -> Run<Bootstrap> {
+async fn crash_point(profile: Profile, broker: &TestBroker, point: &'static str) -> Run<Bootstrap> {
     let names = Names::fresh();
     broker.create_topic(&names.input, 4).await;
     let faults = Faults {
@@ -723,7 +773,15 @@ async fn crash_point(
         ..Faults::default()
     };
     let scenario = format!("crash_points/{point}");
-    let mut run = Run::new(&scenario, profile, Bootstrap(broker.bootstrap()), names, 4, faults).await;
+    let mut run = Run::new(
+        &scenario,
+        profile,
+        Bootstrap(broker.bootstrap()),
+        names,
+        4,
+        faults,
+    )
+    .await;
     let orders = profile.pick(250, 700);
     let tag = match point {
         "before_post" => "CP",
@@ -751,7 +809,10 @@ async fn crash_point(
             break;
         }
         if Instant::now() > deadline {
-            let burst: Vec<Outgoing> = (0..3).filter_map(|_| chunks.pop_front()).flatten().collect();
+            let burst: Vec<Outgoing> = (0..3)
+                .filter_map(|_| chunks.pop_front())
+                .flatten()
+                .collect();
             run.produce(burst).await;
             let d = secs(&mut run.rng, 0.1, 0.4);
             run.pause(d).await;
@@ -786,7 +847,9 @@ pub async fn crash_points(profile: Profile) {
     let mut finished = Vec::new();
     let (a, b, c) = runs;
     for mut run in [a, b, c] {
-        let done = run.wait_done(Duration::from_secs(profile.pick(90, 240))).await;
+        let done = run
+            .wait_done(Duration::from_secs(profile.pick(90, 240)))
+            .await;
         run.note(format!("delivered and committed: {done}"));
         let report = run.check().await;
         reports.push((run.scenario.clone(), report));
@@ -804,7 +867,11 @@ pub async fn crash_points(profile: Profile) {
         }
     }
     drop(broker);
-    assert!(failed.is_empty(), "crash points with violations:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "crash points with violations:\n{}",
+        failed.join("\n")
+    );
 }
 
 async fn futures_join3<A, B, C>(
@@ -859,7 +926,9 @@ pub async fn cooperative(profile: Profile) {
             }
         }
     }
-    let done = run.wait_done(Duration::from_secs(profile.pick(120, 300))).await;
+    let done = run
+        .wait_done(Duration::from_secs(profile.pick(120, 300)))
+        .await;
     let report = run.check().await;
     run.note(format!("delivered and committed: {done}"));
     run.finish(vec![("cooperative".into(), report)]).await;
