@@ -409,6 +409,10 @@ impl<B: Broker> Run<B> {
         let deadline = Instant::now() + limit;
         let mut last_accepted = (self.sandbox.stats().accepted, Instant::now());
         let mut last_progress = Instant::now();
+        // A stall (no post accepted, no commit moved) this long ends the wait: a liveness failure
+        // shows as undelivered orders and uncommitted partitions instead of a long timeout.
+        let stall = Duration::from_secs(self.profile.pick(30, 60));
+        let mut last_change: (Option<BTreeMap<i32, Option<i64>>>, Instant) = (None, Instant::now());
         loop {
             self.revive();
             let committed = self
@@ -434,6 +438,16 @@ impl<B: Broker> Run<B> {
                     "delivered and committed ({accepted} posts accepted)"
                 ));
                 return true;
+            }
+            if last_change.0.as_ref() != Some(&committed) {
+                last_change = (Some(committed.clone()), Instant::now());
+            }
+            let idle = last_accepted.1.elapsed().min(last_change.1.elapsed());
+            if !all_committed && idle > stall {
+                self.note(format!(
+                    "stalled: no post accepted and no commit moved for {stall:?}; {undelivered} orders undelivered, committed {committed:?} of ends {ends:?}"
+                ));
+                return false;
             }
             if all_committed && last_accepted.1.elapsed() > quiet {
                 self.note(format!(
@@ -782,7 +796,7 @@ async fn crash_point(profile: Profile, broker: &TestBroker, point: &'static str)
         faults,
     )
     .await;
-    let orders = profile.pick(250, 700);
+    let orders = profile.pick(250, 2000);
     let tag = match point {
         "before_post" => "CP",
         "after_ack" => "CA",
