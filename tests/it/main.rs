@@ -2,6 +2,9 @@
 //! test on a free port), real HTTP throughout.
 
 mod harness;
+#[allow(dead_code)]
+#[path = "../chaos/history.rs"]
+mod history;
 
 mod bench;
 mod broker;

@@ -225,9 +225,35 @@ pub fn interleave(orders: &[GenOrder], dup_every: usize) -> Vec<Outgoing> {
     out
 }
 
+/// The order-history checker (`tests/chaos/history.rs`) on each order: every accepted body is the
+/// snapshot of a prefix of the order's events and that prefix never shrinks, every status run
+/// ends with its last snapshot accepted, and the final body is the full merge.
+pub fn check_history(sandbox: &SandboxHandle, orders: &[GenOrder]) -> Result<(), String> {
+    let mut violations = Vec::new();
+    for o in orders {
+        let posts: Vec<crate::history::Post> =
+            sandbox.posts(&o.no).iter().map(Into::into).collect();
+        crate::history::check_order(
+            &o.no,
+            &crate::history::expected(&o.events),
+            &posts,
+            &mut violations,
+        );
+    }
+    match violations.first() {
+        None => Ok(()),
+        Some(v) => Err(format!(
+            "{} history violations, the first: {v}",
+            violations.len()
+        )),
+    }
+}
+
 /// Every order's statuses at the sandbox are in order (CREATE_DEAL… then PAY_SUCCESS…) and
-/// complete, and its last accepted body equals the expected merge.
+/// complete, its last accepted body equals the expected merge, and its whole history passes the
+/// order-history checker.
 pub fn check_delivered(sandbox: &SandboxHandle, orders: &[GenOrder]) -> Result<(), String> {
+    check_history(sandbox, orders)?;
     for o in orders {
         let posts = sandbox.posts(&o.no);
         let statuses: Vec<&str> = posts
