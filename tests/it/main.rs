@@ -2,7 +2,6 @@
 //! test on a free port), real HTTP throughout.
 
 mod harness;
-#[allow(dead_code)]
 #[path = "../chaos/history.rs"]
 mod history;
 
