@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::Producer;
 use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError};
@@ -151,9 +151,7 @@ pub async fn run(
         Duration::from_millis(p.drain_timeout_ms),
         Duration::from_millis(config.wechatpay.request_timeout_ms),
     );
-    // Fail at start-up, not at the first assignment, when the producer cannot be configured.
-    let _: FutureProducer = producer_config
-        .create()
+    let producer = crate::state::producer(&producer_config)
         .map_err(|e| AppError::Runtime(format!("producer: {e}")))?;
     let shared = Arc::new(Shared {
         group: config.kafka.group_id.clone(),
@@ -165,7 +163,8 @@ pub async fn run(
             ..Default::default()
         },
         dlq_topic: config.kafka.dlq_topic.clone(),
-        producer_config,
+        producer: producer.clone(),
+        lease: lease.clone(),
         delivery,
         health: health.clone(),
         metrics: metrics.clone(),
@@ -220,11 +219,20 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutdown requested");
     stop.store(true, Ordering::Relaxed);
-    let deadline = Duration::from_millis(config.pipeline.shutdown_timeout_ms + 5_000);
+    // Finishing, a revocation while finishing, then the final drain, each with its margin.
+    let deadline = Duration::from_millis(
+        config.pipeline.shutdown_timeout_ms + config.pipeline.drain_timeout_ms + 10_000,
+    );
     let joined = tokio::task::spawn_blocking(move || thread.join());
     if tokio::time::timeout(deadline, joined).await.is_err() {
-        tracing::error!("shutdown deadline passed before the poll thread finished");
+        // Returning would drop the runtime under a live poll thread: tasks aborted mid-request
+        // while the consumer then leaves the group. Crash-only instead.
+        let msg = "shutdown deadline passed before the poll thread finished: exiting without leaving the group";
+        tracing::error!("{msg}");
+        eprintln!("catering-sync: {msg}");
+        std::process::exit(1);
     }
+    let _ = producer.flush(Duration::from_secs(5));
     let _ = http_stop.send(true);
     let _ = http.await;
     tracing::info!("stopped");

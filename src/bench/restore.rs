@@ -94,9 +94,15 @@ pub async fn restore(bed: &Bed, orders: usize) -> anyhow::Result<RestoreResult> 
     let metrics = crate::telemetry::metrics::Metrics::new(&prometheus::Registry::new())?;
     let mut tokens = Vec::new();
     for p in 0..PARTITIONS {
-        let producer: rdkafka::producer::FutureProducer = fence_config.create()?;
-        let sink =
-            crate::state::Sink::new(producer, topic.clone(), topic.clone(), p, metrics.clone());
+        let producer = crate::state::producer(&fence_config)?;
+        let sink = crate::state::Sink::new(
+            producer,
+            topic.clone(),
+            topic.clone(),
+            p,
+            metrics.clone(),
+            None,
+        );
         let token = format!("bench-{p}");
         let (_keep, mut never) = tokio::sync::watch::channel(false);
         sink.fence(1, &token, &mut never)
@@ -118,7 +124,11 @@ pub async fn restore(bed: &Bed, orders: usize) -> anyhow::Result<RestoreResult> 
                     &config,
                     &topic,
                     p,
-                    &token,
+                    &crate::state::Owner {
+                        tokens: vec![token],
+                        first_fence: i64::MAX,
+                        epoch: 1,
+                    },
                     &mut into,
                     Duration::from_secs(600),
                     &std::sync::atomic::AtomicBool::new(false),

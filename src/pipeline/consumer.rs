@@ -51,10 +51,11 @@ pub struct PollContext {
     stopping: AtomicBool,
 }
 
-/// A worker that ended without a report (dropped) has nothing to commit.
+/// A worker that ended without a report (it panicked, or the runtime is going away) has nothing
+/// to commit, and nothing says its requests and writes are over: not quiet.
 const NOTHING: Finished = Finished {
     offset: None,
-    quiet: true,
+    quiet: false,
 };
 
 impl ClientContext for PollContext {
@@ -121,7 +122,7 @@ impl ConsumerContext for PollContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let assigned: Vec<i32> = tpl
@@ -131,7 +132,8 @@ impl ConsumerContext for PollContext {
                     .map(|e| e.partition())
                     .collect();
                 if self.stopping.load(Ordering::SeqCst) {
-                    tracing::info!(partitions = ?assigned, "partitions assigned while stopping: not started");
+                    tracing::info!(partitions = ?assigned, "partitions assigned while stopping: not started, paused");
+                    let _ = consumer.pause(tpl);
                     return;
                 }
                 tracing::info!(partitions = ?assigned, "partitions assigned: restoring");

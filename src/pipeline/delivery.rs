@@ -76,6 +76,45 @@ pub struct Delivery {
     paused: watch::Sender<bool>,
 }
 
+/// An admitted attempt whose outcome is not recorded yet: dropped armed, it abandons.
+struct Admitted<'a> {
+    breaker: &'a Mutex<CircuitBreaker>,
+    armed: bool,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.breaker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .on_abandoned();
+        }
+    }
+}
+
+/// A request on the wire: counted for its partition and in the gauge until it ends or its task
+/// is aborted.
+struct OnWire<'a> {
+    count: &'a AtomicUsize,
+    metrics: &'a Metrics,
+}
+
+impl<'a> OnWire<'a> {
+    fn new(count: &'a AtomicUsize, metrics: &'a Metrics) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        metrics.posts_in_flight.inc();
+        Self { count, metrics }
+    }
+}
+
+impl Drop for OnWire<'_> {
+    fn drop(&mut self) {
+        self.metrics.posts_in_flight.dec();
+        self.count.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Sleep for `d` unless cancelled first; true when cancelled.
 async fn sleep_or_cancel(d: Duration, cancel: &mut watch::Receiver<bool>) -> bool {
     if *cancel.borrow() {
@@ -202,32 +241,30 @@ impl Delivery {
                 return Delivered::Cancelled;
             }
             let closed_before = self.breaker_state() == BreakerState::Closed;
+            // Admitted: until an outcome is recorded, giving up (cancellation, or the task being
+            // aborted at the drain bound) must release a half-open probe, or the breaker would
+            // stay half-open with no probe for good.
+            let mut admitted = Admitted {
+                breaker: &self.breaker,
+                armed: true,
+            };
             // The wait for a permit races cancellation: a revoked partition sends nothing more.
             let permit = tokio::select! {
                 p = self.permits.acquire() => p,
-                _ = cancel.wait_for(|c| *c) => {
-                    self.breaker.lock().unwrap_or_else(|p| p.into_inner()).on_abandoned();
-                    return Delivered::Cancelled;
-                }
+                _ = cancel.wait_for(|c| *c) => return Delivered::Cancelled,
             };
             // Last check before the request exists: still ours, and not suspended past the lease.
             if *cancel.borrow() || !self.lease.holds() {
-                drop(permit);
-                self.breaker
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .on_abandoned();
                 return Delivered::Cancelled;
             }
             let attempt = {
-                on_wire.fetch_add(1, Ordering::SeqCst);
-                self.metrics.posts_in_flight.inc();
+                let _on_wire = OnWire::new(on_wire, &self.metrics);
                 let a = self.client.sync_status(body.bytes.clone()).await;
-                self.metrics.posts_in_flight.dec();
-                on_wire.fetch_sub(1, Ordering::SeqCst);
                 drop(permit);
                 a
             };
+            // Every branch below records the outcome with the breaker.
+            admitted.armed = false;
             attempts += 1;
             self.metrics
                 .post_duration

@@ -57,8 +57,10 @@ pub struct Shared {
     pub limits: DecodeLimits,
     /// Dead-letter topic.
     pub dlq_topic: String,
-    /// Configuration of each partition's producer (changelog and dead-letter writes).
-    pub producer_config: rdkafka::ClientConfig,
+    /// The producer of changelog records and dead letters (each partition counts its own).
+    pub producer: crate::state::SharedProducer,
+    /// Whether this process may still act (see [`lease`]).
+    pub lease: Arc<lease::Lease>,
     /// Posts to WeChat Pay.
     pub delivery: delivery::Delivery,
     /// Health.

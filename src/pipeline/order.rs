@@ -313,7 +313,20 @@ async fn post(
 
 /// A post ends in dead letters: the state before the group is durable again (so a replayed dead
 /// letter still applies) before the group's offsets are done.
+///
+/// When the verdict arrives while the partition is being given up, the previous state is still
+/// queued (ordered behind the write-ahead record, answered within the drain bound) but nothing is
+/// dead-lettered: the next owner restores the previous state and redoes the events.
 async fn undo(run: &mut Run<'_>, order: &str, before: OrderState, changed: bool) -> bool {
     run.state = before;
-    !changed || run.write_state(order).await
+    if !changed {
+        return true;
+    }
+    if *run.cancel.borrow() {
+        run.owned
+            .sink
+            .queue_state(order, &run.state.record_bytes(order));
+        return false;
+    }
+    run.write_state(order).await
 }

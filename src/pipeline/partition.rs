@@ -4,7 +4,8 @@
 //!
 //! On stop (revocation or shutdown): dispatch nothing more; retries and permit waits end at once;
 //! requests already on the wire get the drain bound to answer. At the bound every task of the
-//! partition is aborted and its producer's unanswered writes purged. The worker then reports the
+//! partition is aborted; its writes get what is left of the bound to be answered (the producer's
+//! timeouts are derived from it). The worker then reports the
 //! committable offset and whether the drain was *quiet*: no request of the partition was on the
 //! wire and no write of it could still land. A drain that was not quiet makes the process exit
 //! (crash-only) rather than overlap with the next owner.
@@ -14,7 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rdkafka::producer::FutureProducer;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
@@ -25,7 +25,7 @@ use super::Shared;
 use crate::dead_letter::{Failure, Reason};
 use crate::event::{decode, DecodeReason};
 use crate::snapshot::OrderState;
-use crate::state::{Restored, Sink};
+use crate::state::{Owner, Restored, Sink};
 
 /// A commit request for the poll thread: (partition, offset).
 pub type CommitRequest = (i32, i64);
@@ -131,25 +131,15 @@ impl PartitionWorker {
         commits: std::sync::mpsc::Sender<CommitRequest>,
         finished: oneshot::Sender<Finished>,
     ) {
-        let producer: FutureProducer = match self.shared.producer_config.create() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(partition = self.partition, error = %e, "cannot create the partition's producer");
-                let _ = finished.send(Finished {
-                    offset: None,
-                    quiet: true,
-                });
-                return;
-            }
-        };
         let owned = Arc::new(Owned {
             partition: self.partition,
             sink: Sink::new(
-                producer,
+                self.shared.producer.clone(),
                 self.shared.changelog_topic.clone(),
                 self.shared.dlq_topic.clone(),
                 self.partition,
                 self.shared.metrics.clone(),
+                Some(self.shared.lease.clone()),
             ),
             requests: AtomicUsize::new(0),
         });
@@ -205,32 +195,30 @@ impl PartitionWorker {
         });
     }
 
-    /// Wait (within the drain bound from `since`) until every write of the partition is answered,
-    /// then purge what is left. True when nothing was left.
+    /// Wait (within the drain bound from `since`) until every write of the partition is
+    /// answered. True when none is left; after a lost assignment, at once (the next owner may
+    /// run already: waiting changes nothing, and its fence makes our late writes ignored).
     async fn settle(&self, owned: &Arc<Owned>, since: Instant) -> bool {
         let left = self
             .shared
             .settings
             .drain_timeout
             .saturating_sub(since.elapsed());
-        let aborted = *self.abort.borrow();
+        if *self.abort.borrow() {
+            return true;
+        }
         let o = owned.clone();
         let partition = self.partition;
         tokio::task::spawn_blocking(move || {
-            if !aborted && o.sink.flush(left) {
-                return true;
-            }
-            let purged = o.sink.purge();
-            if purged > 0 {
+            let settled = o.sink.flush(left);
+            if !settled {
                 tracing::warn!(
                     partition,
-                    purged,
-                    "unanswered writes of the partition purged"
+                    unanswered = o.sink.in_flight(),
+                    "writes of the partition still unanswered at the drain bound"
                 );
             }
-            // Writes that were never sent cannot land; an unanswered one on the wire might, but
-            // it carries this owner's epoch and is ignored by the next owner's restore.
-            purged == 0 || aborted
+            settled
         })
         .await
         .unwrap_or(false)
@@ -298,22 +286,31 @@ impl PartitionWorker {
         let mut restored = Restored::default();
         let mut epoch = now_ms().max(1);
         let mut stop = self.stop.clone();
+        let mut owner = Owner {
+            tokens: Vec::new(),
+            first_fence: i64::MAX,
+            epoch,
+        };
         loop {
             let token = token();
-            if owned.sink.fence(epoch, &token, &mut stop).await.is_err() {
-                return false;
+            match owned.sink.fence(epoch, &token, &mut stop).await {
+                Ok(offset) => owner.first_fence = owner.first_fence.min(offset),
+                Err(_) => return false,
             }
+            owner.tokens.push(token);
+            owner.epoch = epoch;
             let cancelled = Arc::new(AtomicBool::new(false));
             let read = {
                 let s = shared.clone();
                 let cancelled = cancelled.clone();
                 let mut into = std::mem::take(&mut restored);
+                let owner = owner.clone();
                 tokio::task::spawn_blocking(move || {
                     let r = crate::state::restore_partition(
                         &s.restore_config,
                         &s.changelog_topic,
                         partition,
-                        &token,
+                        &owner,
                         &mut into,
                         Duration::from_secs(600),
                         &cancelled,
@@ -329,6 +326,15 @@ impl PartitionWorker {
                 }
             };
             match result {
+                Ok((Ok(()), into)) if into.superseded => {
+                    // A newer owner fenced after us: we lost the partition while restoring.
+                    tracing::warn!(
+                        partition,
+                        epoch,
+                        "a newer owner fenced the partition during the restore: not processing it"
+                    );
+                    return false;
+                }
                 Ok((Ok(()), into)) if into.max_epoch >= epoch => {
                     // A previous owner's clock was ahead of ours: fence again above it.
                     tracing::info!(
@@ -343,6 +349,9 @@ impl PartitionWorker {
                 }
                 Ok((Ok(()), into)) => {
                     owned.sink.set_epoch(epoch);
+                    if !self.repair(owned, &into, &mut stop).await {
+                        return false;
+                    }
                     if into.fenced > 0 {
                         shared
                             .metrics
@@ -383,6 +392,38 @@ impl PartitionWorker {
                 _ = stop.wait_for(|s| *s) => return false,
             }
         }
+    }
+
+    /// Write again, with this owner's epoch, every order whose latest record was a zombie's:
+    /// compaction keeps a key's latest record whatever its epoch, so the good one must be later.
+    async fn repair(
+        &self,
+        owned: &Arc<Owned>,
+        restored: &Restored,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        for key in &restored.stale_keys {
+            let written = match restored.orders.get(key) {
+                Some(state) => {
+                    owned
+                        .sink
+                        .write_state(key, &state.record_bytes(key), stop)
+                        .await
+                }
+                None => owned.sink.tombstone(key, stop).await,
+            };
+            if written.is_err() {
+                return false;
+            }
+        }
+        if !restored.stale_keys.is_empty() {
+            tracing::warn!(
+                partition = self.partition,
+                orders = restored.stale_keys.len(),
+                "orders whose latest changelog record was a zombie's written again"
+            );
+        }
+        true
     }
 
     fn accept(&mut self, record: InRecord, owned: &Arc<Owned>) {

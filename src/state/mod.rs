@@ -5,5 +5,5 @@
 mod restore;
 mod sink;
 
-pub use restore::{restore_partition, ReadToEndContext, Restored};
-pub use sink::{Cancelled, Sink, EPOCH_HEADER, FENCE_HEADER, FENCE_KEY};
+pub use restore::{restore_partition, Owner, ReadToEndContext, Restored};
+pub use sink::{producer, Cancelled, SharedProducer, Sink, EPOCH_HEADER, FENCE_HEADER, FENCE_KEY};

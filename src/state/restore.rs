@@ -43,6 +43,23 @@ pub struct Restored {
     pub max_epoch: u64,
     /// The offset after the barrier: where a further read would continue.
     pub next_offset: i64,
+    /// A newer owner fenced the partition after this owner's first fence: it must not process.
+    pub superseded: bool,
+    /// Orders whose latest record read was a zombie's (ignored): the owner writes them again, so
+    /// that compaction, which keeps the latest record of a key, cannot drop the good one.
+    pub stale_keys: std::collections::HashSet<Box<str>>,
+}
+
+/// Who is reading: the tokens of the fences this owner wrote, the offset of its first one, and
+/// its epoch.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// Every fence token this owner wrote for this assignment.
+    pub tokens: Vec<String>,
+    /// The offset of the first of them.
+    pub first_fence: i64,
+    /// The epoch of its latest fence.
+    pub epoch: u64,
 }
 
 /// The context of readers that read partitions to their end: the end is expected, not an error.
@@ -75,12 +92,14 @@ fn epoch_of(m: &impl Message) -> u64 {
 }
 
 /// Read changelog partition `partition` of `topic` from `into.next_offset` until the fence record
-/// carrying `token` (blocking; run on a blocking thread), applying what it reads to `into`.
+/// carrying `owner`'s newest token (blocking; run on a blocking thread), applying what it reads
+/// to `into`. Stops early with `into.superseded` when a newer owner's fence or record follows
+/// `owner`'s first fence.
 pub fn restore_partition(
     config: &ClientConfig,
     topic: &str,
     partition: i32,
-    token: &str,
+    owner: &Owner,
     into: &mut Restored,
     deadline: Duration,
     cancelled: &AtomicBool,
@@ -112,15 +131,31 @@ pub fn restore_partition(
         into.records += 1;
         into.next_offset = m.offset() + 1;
         let epoch = epoch_of(&m);
+        let after_own_fence = m.offset() > owner.first_fence;
         if let Some(t) = header(&m, FENCE_HEADER) {
-            if t == token.as_bytes() {
+            let own = owner.tokens.iter().any(|o| o.as_bytes() == t);
+            if own && owner.tokens.last().is_some_and(|l| l.as_bytes() == t) {
                 return Ok(());
             }
-            into.max_epoch = into.max_epoch.max(epoch);
+            if !own && after_own_fence {
+                into.superseded = true;
+                return Ok(());
+            }
+            if !own {
+                into.max_epoch = into.max_epoch.max(epoch);
+            }
             continue;
         }
+        if after_own_fence && epoch > owner.epoch {
+            into.superseded = true;
+            return Ok(());
+        }
+        let key = m.key().and_then(|k| std::str::from_utf8(k).ok());
         if epoch < into.max_epoch {
             into.fenced += 1;
+            if let Some(k) = key.filter(|k| *k != FENCE_KEY) {
+                into.stale_keys.insert(k.into());
+            }
             tracing::warn!(
                 partition,
                 offset = m.offset(),
@@ -131,10 +166,11 @@ pub fn restore_partition(
             continue;
         }
         into.max_epoch = epoch;
-        let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+        let Some(key) = key else {
             into.unreadable += 1;
             continue;
         };
+        into.stale_keys.remove(key);
         if key == FENCE_KEY {
             // A fence without its header: not state either way.
             continue;

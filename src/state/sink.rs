@@ -1,22 +1,60 @@
 //! Writes that must be acknowledged by the broker (acks=all) before an offset may be committed:
 //! changelog records, tombstones, fence records and dead letters.
 //!
-//! Each assigned partition has a sink of its own, with its own idempotent producer: at
-//! revocation the partition's writes can then be flushed, counted and purged without touching
-//! any other partition's (librdkafka purges and counts per producer instance). Every changelog
-//! record carries the writer's owner epoch in the `catering-sync.epoch` header; a restore ignores
-//! records whose epoch is below a fence already read (see [`super::restore`]).
+//! One idempotent producer serves the process (records of all partitions share its batches);
+//! each assigned partition has a [`Sink`] over it that counts the partition's unanswered writes
+//! (a delivery report decrements the count), so a revocation can wait until no write of the
+//! partition can still land. Every changelog record carries the writer's owner epoch in the
+//! `catering-sync.epoch` header; a restore ignores records whose epoch is below a fence already
+//! read (see [`super::restore`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::util::Timeout;
-use tokio::sync::watch;
+use rdkafka::client::ClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use tokio::sync::{oneshot, watch};
 
 use crate::dead_letter::DeadLetter;
+use crate::pipeline::lease::Lease;
 use crate::telemetry::metrics::Metrics;
+
+/// One write waiting for its delivery report.
+pub struct Pending {
+    unanswered: Arc<AtomicI64>,
+    answer: Option<oneshot::Sender<Result<i64, KafkaError>>>,
+}
+
+/// The producer's context: a delivery report answers its write and counts it answered.
+pub struct Reports;
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        let answer = match result {
+            Ok(m) => Ok(m.offset()),
+            Err((e, _)) => Err(e.clone()),
+        };
+        pending.unanswered.fetch_sub(1, Ordering::SeqCst);
+        if let Some(tx) = pending.answer {
+            let _ = tx.send(answer);
+        }
+    }
+}
+
+/// The process's producer of changelog records and dead letters.
+pub type SharedProducer = Arc<ThreadedProducer<Reports>>;
+
+/// Create the shared producer.
+pub fn producer(config: &rdkafka::ClientConfig) -> rdkafka::error::KafkaResult<SharedProducer> {
+    config.create_with_context(Reports).map(Arc::new)
+}
 
 /// Header of every changelog record: the owner epoch of the writer (decimal).
 pub const EPOCH_HEADER: &str = "catering-sync.epoch";
@@ -29,12 +67,15 @@ pub const FENCE_KEY: &str =
 
 /// The producer side of one partition.
 pub struct Sink {
-    producer: FutureProducer,
+    producer: SharedProducer,
     changelog_topic: String,
     dlq_topic: String,
     partition: i32,
     epoch: AtomicU64,
     metrics: Metrics,
+    lease: Option<Arc<Lease>>,
+    /// Writes of this partition queued or on the wire, not yet answered.
+    unanswered: Arc<AtomicI64>,
 }
 
 /// A write that did not happen because the partition is being given up.
@@ -61,13 +102,15 @@ impl Kind {
 }
 
 impl Sink {
-    /// A sink of `partition` writing to these topics through its own `producer`.
+    /// A sink of `partition` writing to these topics through `producer`. With a `lease`,
+    /// nothing is queued once the lease is broken (the process is about to exit).
     pub fn new(
-        producer: FutureProducer,
+        producer: SharedProducer,
         changelog_topic: String,
         dlq_topic: String,
         partition: i32,
         metrics: Metrics,
+        lease: Option<Arc<Lease>>,
     ) -> Self {
         Self {
             producer,
@@ -76,7 +119,39 @@ impl Sink {
             partition,
             epoch: AtomicU64::new(0),
             metrics,
+            lease,
+            unanswered: Arc::new(AtomicI64::new(0)),
         }
+    }
+
+    fn lease_holds(&self) -> bool {
+        self.lease.as_ref().is_none_or(|l| l.holds())
+    }
+
+    /// Queue a record; its answer comes on the returned receiver (when `answered`).
+    #[allow(clippy::result_large_err)]
+    fn queue(
+        &self,
+        record: BaseRecord<'_, [u8], [u8], Box<Pending>>,
+    ) -> Result<oneshot::Receiver<Result<i64, KafkaError>>, KafkaError> {
+        let (tx, rx) = oneshot::channel();
+        let mut record = record;
+        record.delivery_opaque.answer = Some(tx);
+        self.unanswered.fetch_add(1, Ordering::SeqCst);
+        match self.producer.send(record) {
+            Ok(()) => Ok(rx),
+            Err((e, _)) => {
+                self.unanswered.fetch_sub(1, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
+    fn pending(&self) -> Box<Pending> {
+        Box::new(Pending {
+            unanswered: self.unanswered.clone(),
+            answer: None,
+        })
     }
 
     /// The owner epoch written with every changelog record from now on.
@@ -89,25 +164,20 @@ impl Sink {
         self.epoch.load(Ordering::SeqCst)
     }
 
-    /// Writes queued or on the wire, not yet answered.
-    pub fn in_flight(&self) -> i32 {
-        self.producer.in_flight_count()
+    /// Writes of this partition queued or on the wire, not yet answered.
+    pub fn in_flight(&self) -> i64 {
+        self.unanswered.load(Ordering::SeqCst)
     }
 
-    /// Wait (blocking, up to `within`) until every write is answered; true when none is left.
+    /// Wait (blocking, up to `within`) until every write of this partition is answered; true
+    /// when none is left. The producer's timeouts are derived from the drain bound, so every
+    /// write is answered (delivered or failed) within it.
     pub fn flush(&self, within: Duration) -> bool {
-        self.producer.flush(within).is_ok() && self.producer.in_flight_count() == 0
-    }
-
-    /// Drop every write not yet answered (queued or in flight); returns how many there were.
-    pub fn purge(&self) -> i32 {
-        let n = self.producer.in_flight_count();
-        if n > 0 {
-            self.producer
-                .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
-            let _ = self.producer.flush(Duration::from_millis(100));
+        let deadline = Instant::now() + within;
+        while self.in_flight() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
         }
-        n
+        self.in_flight() == 0
     }
 
     /// Send until acknowledged; a failed send is retried (after a pause) until it succeeds or
@@ -115,26 +185,29 @@ impl Sink {
     async fn send_acked<'a>(
         &'a self,
         kind: Kind,
-        record: impl Fn() -> FutureRecord<'a, [u8], [u8]>,
+        record: impl Fn() -> BaseRecord<'a, [u8], [u8], Box<Pending>>,
         cancel: &mut watch::Receiver<bool>,
     ) -> Result<i64, Cancelled> {
         let mut delay = Duration::from_millis(100);
         loop {
-            if *cancel.borrow() {
+            if *cancel.borrow() || !self.lease_holds() {
                 return Err(Cancelled);
             }
-            match self
-                .producer
-                .send(record(), Timeout::After(Duration::from_secs(5)))
-                .await
-            {
-                Ok(delivery) => {
+            let answer = match self.queue(record()) {
+                Ok(rx) => rx.await.unwrap_or(Err(KafkaError::Canceled)),
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(offset) => {
                     if kind != Kind::DeadLetter {
                         self.metrics.changelog_writes.inc();
                     }
-                    return Ok(delivery.offset);
+                    return Ok(offset);
                 }
-                Err((e, _)) => {
+                Err(KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e) => {
                     tracing::error!(error = %e, what = kind.label(), partition = self.partition, "write to Kafka failed; retrying (offsets are not committed past it)");
                     if *cancel.borrow() {
                         return Err(Cancelled);
@@ -168,7 +241,7 @@ impl Sink {
         self.send_acked(
             Kind::State,
             || {
-                FutureRecord::to(&self.changelog_topic)
+                BaseRecord::with_opaque_to(&self.changelog_topic, self.pending())
                     .partition(self.partition)
                     .key(key)
                     .payload(value)
@@ -185,12 +258,15 @@ impl Sink {
     /// it. For the acknowledged digest, whose loss costs at most a duplicate post of the same
     /// body, so it is never retried (a retry could land after a newer record of the order).
     pub fn queue_state(&self, out_order_no: &str, value: &[u8]) {
-        let record = FutureRecord::to(&self.changelog_topic)
+        let record = BaseRecord::with_opaque_to(&self.changelog_topic, self.pending())
             .partition(self.partition)
             .key(out_order_no.as_bytes())
             .payload(value)
             .headers(self.epoch_headers());
-        match self.producer.send_result(record) {
+        if !self.lease_holds() {
+            return;
+        }
+        match self.queue(record) {
             Ok(delivery) => {
                 let metrics = self.metrics.clone();
                 let partition = self.partition;
@@ -202,15 +278,15 @@ impl Sink {
                                 crate::pipeline::lease::CrashPoint::BeforeCommit,
                             );
                         }
-                        Ok(Err((e, _))) => {
-                            tracing::warn!(partition, error = %e, "acknowledged-digest record not written (costs a duplicate post of the same body after a restart)")
+                        Ok(Err(e)) => {
+                            tracing::warn!(partition, error = %e, "changelog record not written (costs a duplicate post of the same body after a restart)")
                         }
                         Err(_) => {}
                     }
                 });
             }
-            Err((e, _)) => {
-                tracing::warn!(partition = self.partition, error = %e, "acknowledged-digest record not queued (costs a duplicate post of the same body after a restart)")
+            Err(e) => {
+                tracing::warn!(partition = self.partition, error = %e, "changelog record not queued (costs a duplicate post of the same body after a restart)")
             }
         }
     }
@@ -224,10 +300,13 @@ impl Sink {
         self.send_acked(
             Kind::Tombstone,
             || {
-                FutureRecord::<[u8], [u8]>::to(&self.changelog_topic)
-                    .partition(self.partition)
-                    .key(out_order_no.as_bytes())
-                    .headers(self.epoch_headers())
+                BaseRecord::<[u8], [u8], Box<Pending>>::with_opaque_to(
+                    &self.changelog_topic,
+                    self.pending(),
+                )
+                .partition(self.partition)
+                .key(out_order_no.as_bytes())
+                .headers(self.epoch_headers())
             },
             cancel,
         )
@@ -251,7 +330,7 @@ impl Sink {
         self.send_acked(
             Kind::Fence,
             || {
-                FutureRecord::to(&self.changelog_topic)
+                BaseRecord::with_opaque_to(&self.changelog_topic, self.pending())
                     .partition(self.partition)
                     .key(FENCE_KEY.as_bytes())
                     .payload(value.as_bytes())
@@ -292,7 +371,8 @@ impl Sink {
         self.send_acked(
             Kind::DeadLetter,
             || {
-                let mut r = FutureRecord::to(&self.dlq_topic).headers(headers());
+                let mut r =
+                    BaseRecord::with_opaque_to(&self.dlq_topic, self.pending()).headers(headers());
                 if let Some(k) = &dl.key {
                     r = r.key(k.as_slice());
                 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use catering_sync::event::{decode, DecodeLimits};
 use catering_sync::sandbox::{Faults, SandboxHandle};
 use catering_sync::snapshot::{Defaults, OrderState};
-use catering_sync::state::{restore_partition, Restored, Sink};
+use catering_sync::state::{restore_partition, Owner, Restored, Sink};
 use rdkafka::mocking::MockCoordinator;
 use serde_json::{json, Value};
 
@@ -207,6 +207,23 @@ async fn a_restore_is_complete_although_the_broker_misreports_the_end() {
     sandbox.shutdown().await;
 }
 
+fn restore_config_for(broker: &TestBroker, topic: &str) -> rdkafka::ClientConfig {
+    let cfg = catering_sync::config::Config::from_toml(
+        &config_text(
+            &broker.bootstrap(),
+            &Names {
+                changelog: topic.into(),
+                ..Names::fresh()
+            },
+            "http://127.0.0.1:1",
+            "",
+        ),
+        std::iter::empty(),
+    )
+    .unwrap();
+    catering_sync::pipeline::kafka::restore_config(&cfg.kafka)
+}
+
 fn restore(broker: &TestBroker, topic: &str, token: &str) -> Restored {
     let cfg = catering_sync::config::Config::from_toml(
         &config_text(
@@ -227,7 +244,11 @@ fn restore(broker: &TestBroker, topic: &str, token: &str) -> Restored {
         &config,
         topic,
         0,
-        token,
+        &Owner {
+            tokens: vec![token.to_string()],
+            first_fence: i64::MAX,
+            epoch: u64::MAX,
+        },
         &mut into,
         Duration::from_secs(30),
         &AtomicBool::new(false),
@@ -237,13 +258,13 @@ fn restore(broker: &TestBroker, topic: &str, token: &str) -> Restored {
 }
 
 fn sink(broker: &TestBroker, topic: &str) -> Sink {
-    let producer = crate::broker::producer_config(&broker.bootstrap())
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
+    let producer = catering_sync::state::producer(
+        crate::broker::producer_config(&broker.bootstrap()).set("enable.idempotence", "true"),
+    )
+    .unwrap();
     let metrics =
         catering_sync::telemetry::metrics::Metrics::new(&prometheus::Registry::new()).unwrap();
-    Sink::new(producer, topic.into(), topic.into(), 0, metrics)
+    Sink::new(producer, topic.into(), topic.into(), 0, metrics, None)
 }
 
 /// Fencing: a previous owner that lost its assignment without knowing it (a zombie) writes an
@@ -306,6 +327,35 @@ async fn a_zombies_write_after_a_newer_fence_is_ignored_by_the_next_restore() {
         "the zombie's tombstone is ignored"
     );
     assert_eq!(r.fenced, 2, "the zombie's state record and tombstone");
+    let mut stale: Vec<&str> = r.stale_keys.iter().map(|k| &**k).collect();
+    stale.sort();
+    assert_eq!(
+        stale,
+        ["OTHER1", "ZOMBIE1"],
+        "both orders' latest records are the zombie's: the owner writes them again"
+    );
+    // A zombie that fences again after a newer owner's fence never out-fences it: reading from
+    // its first fence it meets the newer owner's fence and stops, superseded.
+    let zombie_first = old_owner.fence(150, "old-again", &mut never).await.unwrap();
+    third.fence(300, "third-again", &mut never).await.unwrap();
+    old_owner.fence(301, "old-third", &mut never).await.unwrap();
+    let mut into = Restored::default();
+    let cfg = restore_config_for(&broker, &topic);
+    restore_partition(
+        &cfg,
+        &topic,
+        0,
+        &Owner {
+            tokens: vec!["old-again".into(), "old-third".into()],
+            first_fence: zombie_first,
+            epoch: 301,
+        },
+        &mut into,
+        Duration::from_secs(30),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert!(into.superseded, "the zombie learns it was superseded");
 }
 
 /// Mechanism 6 of issue 10: paid orders past their retention are swept while new events for
