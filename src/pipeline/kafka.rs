@@ -234,6 +234,9 @@ pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<i32, TopicError> {
                 TopicReplication::Fixed(cfg.changelog_replication.max(1)),
             )
             .set("cleanup.policy", "compact")
+            // A zombie's late record is repaired at the next restore (state/restore.rs); until
+            // then compaction must not drop the good record under it.
+            .set("min.compaction.lag.ms", "86400000")
             .set(
                 "min.insync.replicas",
                 if replication == "1" { "1" } else { "2" },
