@@ -101,6 +101,16 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// The write-ahead record: the state about to be posted, its acknowledged digest unknown.
+    async fn write_ahead(&mut self, order: &str) -> bool {
+        let value = self.state.write_ahead_bytes(order);
+        self.owned
+            .sink
+            .write_state(order, &value, &mut self.cancel)
+            .await
+            .is_ok()
+    }
+
     async fn write_state(&mut self, order: &str) -> bool {
         let value = self.state.record_bytes(order);
         self.owned
@@ -250,8 +260,9 @@ async fn post(
             true
         };
     }
-    // Write-ahead: the state this post reports is durable before the request exists.
-    if changed && !run.write_state(order).await {
+    // Write-ahead: the state this post reports is durable before the request exists. Also when
+    // nothing changed (a restored body posted again): the durable digest must become unknown.
+    if !run.write_ahead(order).await {
         return false;
     }
     crash_point(CrashPoint::BeforePost);

@@ -82,13 +82,25 @@ impl OrderState {
     /// The changelog record of this order as JSON bytes: the same bytes as serialising
     /// [`Self::to_record`], without cloning the snapshot (written after every acknowledged post).
     pub fn record_bytes(&self, out_order_no: &str) -> Vec<u8> {
+        self.encode(out_order_no, self.acked_digest.as_ref())
+    }
+
+    /// The write-ahead record of this order: its state as [`Self::record_bytes`], but with no
+    /// acknowledged digest. The post about to go on the wire may or may not be acknowledged
+    /// before a crash, so after a restore WeChat Pay may hold either body: the digest is unknown
+    /// and every body is posted again (a reverted update that returns to the older body included).
+    pub fn write_ahead_bytes(&self, out_order_no: &str) -> Vec<u8> {
+        self.encode(out_order_no, None)
+    }
+
+    fn encode(&self, out_order_no: &str, acked_digest: Option<&[u8; 32]>) -> Vec<u8> {
         let record = RecordOut {
             version: RECORD_VERSION,
             out_order_no,
             snapshot: &self.snapshot,
             applied_event_ids: self.applied.iter().map(|f| hex(&f.to_be_bytes())).collect(),
             last_seq: self.last_seq,
-            acked_digest: self.acked_digest.as_ref().map(|d| hex(d)),
+            acked_digest: acked_digest.map(|d| hex(d)),
             final_acked_at_ms: self.final_acked_at_ms,
         };
         // Plain data serialises to a Vec without failing.

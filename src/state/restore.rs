@@ -93,8 +93,9 @@ fn epoch_of(m: &impl Message) -> u64 {
 
 /// Read changelog partition `partition` of `topic` from `into.next_offset` until the fence record
 /// carrying `owner`'s newest token (blocking; run on a blocking thread), applying what it reads
-/// to `into`. Stops early with `into.superseded` when a newer owner's fence or record follows
-/// `owner`'s first fence.
+/// to `into`. Stops early with `into.superseded` when another owner's fence follows `owner`'s
+/// first fence (a newer owner writes its fence before any record). A record with a higher epoch
+/// than `owner`'s (a previous owner whose clock was ahead) makes the caller fence again above it.
 pub fn restore_partition(
     config: &ClientConfig,
     topic: &str,
@@ -145,10 +146,6 @@ pub fn restore_partition(
                 into.max_epoch = into.max_epoch.max(epoch);
             }
             continue;
-        }
-        if after_own_fence && epoch > owner.epoch {
-            into.superseded = true;
-            return Ok(());
         }
         let key = m.key().and_then(|k| std::str::from_utf8(k).ok());
         if epoch < into.max_epoch {

@@ -471,6 +471,14 @@ pub fn check(input: &Input) -> Report {
         report.bad_events += exp.bad.len();
         let posts = input.posts.get(&o.no).map(Vec::as_slice).unwrap_or(&[]);
         let (p, d) = check_order(&o.no, &exp, posts, &mut report.violations);
+        if std::env::var("CHAOS_DUMP").ok().as_deref() == Some(o.no.as_str()) {
+            for v in &o.values {
+                eprintln!("DUMP record {}", String::from_utf8_lossy(v));
+            }
+            for p in posts {
+                eprintln!("DUMP post {:?}", p.body);
+            }
+        }
         report.posts += p;
         report.duplicates += d;
     }

@@ -7,6 +7,7 @@
 //! cargo test --test chaos -- --nocapture                      # short profile, all five
 //! CHAOS_PROFILE=full cargo test --test chaos sigkill -- --nocapture
 //! CHAOS_SEED=42 CHAOS_REPORT=/tmp/chaos.txt cargo test --test chaos -- --nocapture
+//! CHAOS_DUMP=SK000250 …   # print one order's records and accepted posts after the check
 //! ```
 //!
 //! The scenarios run one at a time (a global lock: the machine has 2 cores and tansu's group
