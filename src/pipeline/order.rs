@@ -104,18 +104,18 @@ impl Run<'_> {
     /// The write-ahead record: the state about to be posted, its acknowledged digest unknown.
     async fn write_ahead(&mut self, order: &str) -> bool {
         let value = self.state.write_ahead_bytes(order);
-        self.owned
-            .sink
-            .write_state(order, &value, &mut self.cancel)
-            .await
-            .is_ok()
+        self.write(order, &value).await
     }
 
     async fn write_state(&mut self, order: &str) -> bool {
         let value = self.state.record_bytes(order);
+        self.write(order, &value).await
+    }
+
+    async fn write(&mut self, order: &str, value: &[u8]) -> bool {
         self.owned
             .sink
-            .write_state(order, &value, &mut self.cancel)
+            .write_state(order, value, &mut self.cancel)
             .await
             .is_ok()
     }

@@ -225,20 +225,7 @@ fn restore_config_for(broker: &TestBroker, topic: &str) -> rdkafka::ClientConfig
 }
 
 fn restore(broker: &TestBroker, topic: &str, token: &str) -> Restored {
-    let cfg = catering_sync::config::Config::from_toml(
-        &config_text(
-            &broker.bootstrap(),
-            &Names {
-                changelog: topic.into(),
-                ..Names::fresh()
-            },
-            "http://127.0.0.1:1",
-            "",
-        ),
-        std::iter::empty(),
-    )
-    .unwrap();
-    let config = catering_sync::pipeline::kafka::restore_config(&cfg.kafka);
+    let config = restore_config_for(broker, topic);
     let mut into = Restored::default();
     restore_partition(
         &config,
