@@ -57,7 +57,7 @@ pub enum BreakerState {
     Closed,
     /// WeChat Pay looks down: consumption paused, nothing dead-lettered for transient errors.
     Open,
-    /// One probe at a time decides.
+    /// The cooldown is over: one probe decides.
     HalfOpen,
 }
 
@@ -72,24 +72,102 @@ impl BreakerState {
     }
 }
 
-/// Opens after `threshold` consecutive transient failures; after `cooldown` lets one probe
-/// through; closes on a success.
+/// When the breaker opens: at least `min_failures` failures within `window`, and failures at
+/// least `failure_rate` of the outcomes there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerPolicy {
+    /// Failures in the window before the rate is trusted.
+    pub min_failures: u32,
+    /// Share of failures in the window that opens the breaker, in `(0, 1]`.
+    pub failure_rate: f64,
+    /// How far back outcomes count.
+    pub window: Duration,
+    /// How long the breaker stays open before a probe.
+    pub cooldown: Duration,
+}
+
+/// Outcomes in a sliding window of `BUCKETS` buckets.
+#[derive(Debug, Clone)]
+struct Window {
+    bucket: Duration,
+    start: Instant,
+    /// `(bucket index, successes, failures)`, oldest first.
+    buckets: std::collections::VecDeque<(u64, u32, u32)>,
+}
+
+const BUCKETS: u32 = 10;
+
+impl Window {
+    fn new(window: Duration, now: Instant) -> Self {
+        Self {
+            bucket: (window / BUCKETS).max(Duration::from_millis(1)),
+            start: now,
+            buckets: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn index(&self, now: Instant) -> u64 {
+        (now.saturating_duration_since(self.start).as_nanos() / self.bucket.as_nanos()) as u64
+    }
+
+    fn prune(&mut self, now: Instant) {
+        let current = self.index(now);
+        while self
+            .buckets
+            .front()
+            .is_some_and(|(i, _, _)| current.saturating_sub(*i) >= u64::from(BUCKETS))
+        {
+            self.buckets.pop_front();
+        }
+    }
+
+    fn record(&mut self, now: Instant, success: bool) {
+        self.prune(now);
+        let i = self.index(now);
+        if self.buckets.back().is_none_or(|(b, _, _)| *b != i) {
+            self.buckets.push_back((i, 0, 0));
+        }
+        if let Some((_, s, f)) = self.buckets.back_mut() {
+            if success {
+                *s = s.saturating_add(1);
+            } else {
+                *f = f.saturating_add(1);
+            }
+        }
+    }
+
+    /// `(successes, failures)` within the window at `now`.
+    fn counts(&mut self, now: Instant) -> (u64, u64) {
+        self.prune(now);
+        self.buckets.iter().fold((0, 0), |(s, f), (_, bs, bf)| {
+            (s + u64::from(*bs), f + u64::from(*bf))
+        })
+    }
+}
+
+/// A half-open probe slot, held by whoever sends the probe; returned with its outcome.
+#[derive(Debug)]
+#[must_use = "a probe must end with success, failure or abandon"]
+pub struct ProbeSlot(());
+
+/// A breaker over the failure rate of a sliding window (not consecutive failures: during a
+/// brownout every success would close that one, and events could spend their retry budget one
+/// flap at a time). Open → after `cooldown` half-open → one probe; its success closes the breaker
+/// (the window keeps its evidence, so a brownout reopens it at the next failure).
 #[derive(Debug, Clone)]
 pub struct CircuitBreaker {
-    threshold: u32,
-    cooldown: Duration,
-    consecutive_failures: u32,
+    policy: BreakerPolicy,
+    window: Window,
     opened_at: Option<Instant>,
     probe_in_flight: bool,
 }
 
 impl CircuitBreaker {
     /// A closed breaker.
-    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+    pub fn new(policy: BreakerPolicy, now: Instant) -> Self {
         Self {
-            threshold: threshold.max(1),
-            cooldown,
-            consecutive_failures: 0,
+            policy,
+            window: Window::new(policy.window, now),
             opened_at: None,
             probe_in_flight: false,
         }
@@ -99,49 +177,91 @@ impl CircuitBreaker {
     pub fn state(&self, now: Instant) -> BreakerState {
         match self.opened_at {
             None => BreakerState::Closed,
-            Some(t) if now.duration_since(t) >= self.cooldown => BreakerState::HalfOpen,
+            Some(t) if now.saturating_duration_since(t) >= self.policy.cooldown => {
+                BreakerState::HalfOpen
+            }
             Some(_) => BreakerState::Open,
         }
     }
 
-    /// May a request be sent now? In half-open, only one probe at a time.
-    pub fn try_acquire(&mut self, now: Instant) -> bool {
-        match self.state(now) {
-            BreakerState::Closed => true,
-            BreakerState::Open => false,
-            BreakerState::HalfOpen if self.probe_in_flight => false,
-            BreakerState::HalfOpen => {
-                self.probe_in_flight = true;
-                true
-            }
+    /// Since when the breaker has been open (or half-open), if it is.
+    pub fn opened_at(&self) -> Option<Instant> {
+        self.opened_at
+    }
+
+    /// Requests other than probes may be sent only while closed.
+    pub fn allows(&self, now: Instant) -> bool {
+        self.state(now) == BreakerState::Closed
+    }
+
+    /// The half-open probe slot, if the breaker is half-open and nobody holds it.
+    pub fn try_probe(&mut self, now: Instant) -> Option<ProbeSlot> {
+        if self.state(now) != BreakerState::HalfOpen || self.probe_in_flight {
+            return None;
         }
+        self.probe_in_flight = true;
+        Some(ProbeSlot(()))
     }
 
-    /// A request was delivered (or rejected for its own content: WeChat Pay is up).
-    pub fn on_success(&mut self) {
-        self.consecutive_failures = 0;
+    /// WeChat Pay answered (delivered, or refused a body for its content): closes the breaker.
+    pub fn on_success(&mut self, now: Instant) {
+        self.window.record(now, true);
         self.opened_at = None;
-        self.probe_in_flight = false;
     }
 
-    /// A request failed transiently.
+    /// A request failed transiently (5xx, timeout, connection).
     pub fn on_failure(&mut self, now: Instant) {
-        self.probe_in_flight = false;
-        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-        if self.opened_at.is_some() || self.consecutive_failures >= self.threshold {
+        self.window.record(now, false);
+        if self.opened_at.is_some() {
+            return;
+        }
+        if self.failing(now) {
             self.opened_at = Some(now);
         }
     }
 
-    /// A request was abandoned without an answer (e.g. its partition was revoked).
-    pub fn on_abandoned(&mut self) {
+    /// The probe ended: its outcome moves the breaker, and the slot is free again.
+    pub fn end_probe(&mut self, slot: ProbeSlot, now: Instant, success: bool) {
+        let ProbeSlot(()) = slot;
         self.probe_in_flight = false;
+        if success {
+            self.on_success(now);
+        } else {
+            self.window.record(now, false);
+            self.opened_at = Some(now);
+        }
+    }
+
+    /// The probe was abandoned without an answer.
+    pub fn abandon_probe(&mut self, slot: ProbeSlot) {
+        let ProbeSlot(()) = slot;
+        self.probe_in_flight = false;
+    }
+
+    fn failing(&mut self, now: Instant) -> bool {
+        let (s, f) = self.window.counts(now);
+        f >= u64::from(self.policy.min_failures.max(1))
+            && f as f64 >= self.policy.failure_rate * (s + f) as f64
+    }
+
+    /// Does a transient failure recorded just now count toward its event's retry budget? Only
+    /// when other requests demonstrably succeed: the breaker is closed and successes outnumber
+    /// failures in the window by the policy's rate (SPEC §7: dead-letter only what keeps
+    /// failing while other requests succeed).
+    pub fn counts_toward_budget(&mut self, now: Instant) -> bool {
+        if self.opened_at.is_some() {
+            return false;
+        }
+        let (s, f) = self.window.counts(now);
+        s > 0 && (f as f64) < self.policy.failure_rate * (s + f) as f64
     }
 }
 
-/// Send-rate limiter: a token bucket whose rate halves on a 429 and recovers by 5 % of the
-/// configured rate per second without one (AIMD). A configured rate of 0 means unlimited until
-/// the first 429, which starts limiting at `floor_on_429`.
+/// Send-rate limiter: a token bucket whose rate halves on a 429 — at most once per
+/// `HALVING_INTERVAL`, so a burst of concurrent 429s (one per request in flight) is one signal,
+/// not hundreds — and recovers by 5 % of the configured rate per second without one (AIMD). A
+/// configured rate of 0 means unlimited until the first 429, which starts limiting at
+/// `floor_on_429`.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
     configured: f64,
@@ -149,8 +269,12 @@ pub struct RateLimiter {
     tokens: f64,
     last: Instant,
     last_throttle: Option<Instant>,
+    last_halving: Option<Instant>,
     floor_on_429: f64,
 }
+
+/// The least time between two halvings of the send rate.
+pub const HALVING_INTERVAL: Duration = Duration::from_secs(1);
 
 impl RateLimiter {
     /// `per_second` 0 = unlimited.
@@ -161,6 +285,7 @@ impl RateLimiter {
             tokens: per_second.max(1.0),
             last: now,
             last_throttle: None,
+            last_halving: None,
             floor_on_429: 50.0,
         }
     }
@@ -210,9 +335,18 @@ impl RateLimiter {
         Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
     }
 
-    /// WeChat Pay answered 429: halve the rate.
-    pub fn on_throttled(&mut self, now: Instant) {
+    /// WeChat Pay answered 429: halve the rate, unless it was halved less than
+    /// `HALVING_INTERVAL` ago (the 429s of one burst are one signal). True when it was halved.
+    pub fn on_throttled(&mut self, now: Instant) -> bool {
         self.refill(now);
+        self.last_throttle = Some(now);
+        if self
+            .last_halving
+            .is_some_and(|t| now.saturating_duration_since(t) < HALVING_INTERVAL)
+        {
+            return false;
+        }
+        self.last_halving = Some(now);
         let base = if self.rate > 0.0 {
             self.rate
         } else {
@@ -220,7 +354,7 @@ impl RateLimiter {
         };
         self.rate = (base / 2.0).max(1.0);
         self.tokens = self.tokens.min(1.0);
-        self.last_throttle = Some(now);
+        true
     }
 }
 
@@ -255,36 +389,116 @@ mod tests {
         );
     }
 
-    #[test]
-    fn breaker_opens_after_threshold_probes_after_cooldown_and_closes_on_success() {
-        let t0 = Instant::now();
-        let mut b = CircuitBreaker::new(3, Duration::from_secs(2));
-        for _ in 0..2 {
-            b.on_failure(t0);
+    fn policy() -> BreakerPolicy {
+        BreakerPolicy {
+            min_failures: 3,
+            failure_rate: 0.5,
+            window: Duration::from_secs(10),
+            cooldown: Duration::from_secs(2),
         }
-        assert_eq!(b.state(t0), BreakerState::Closed);
+    }
+
+    #[test]
+    fn breaker_opens_on_the_failure_rate_probes_after_cooldown_and_closes_on_success() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(policy(), t0);
+        b.on_failure(t0);
+        b.on_failure(t0);
+        assert_eq!(b.state(t0), BreakerState::Closed, "below min_failures");
         b.on_failure(t0);
         assert_eq!(b.state(t0), BreakerState::Open);
-        assert!(!b.try_acquire(t0 + Duration::from_secs(1)));
+        assert!(!b.allows(t0) && b.try_probe(t0 + Duration::from_secs(1)).is_none());
         let t2 = t0 + Duration::from_secs(2);
         assert_eq!(b.state(t2), BreakerState::HalfOpen);
-        assert!(b.try_acquire(t2));
-        assert!(!b.try_acquire(t2), "one probe at a time");
-        b.on_failure(t2);
+        let probe = b.try_probe(t2).expect("half-open: one probe");
+        assert!(b.try_probe(t2).is_none(), "one probe at a time");
+        assert!(!b.allows(t2), "only the probe is sent while half-open");
+        b.end_probe(probe, t2, false);
         assert_eq!(b.state(t2), BreakerState::Open, "a failed probe reopens");
         let t4 = t2 + Duration::from_secs(2);
-        assert!(b.try_acquire(t4));
-        b.on_success();
+        let probe = b.try_probe(t4).unwrap();
+        b.end_probe(probe, t4, true);
         assert_eq!(b.state(t4), BreakerState::Closed);
+        assert!(!b.counts_toward_budget(t4), "the window still remembers the outage");
+        b.on_failure(t4);
+        assert_eq!(b.state(t4), BreakerState::Open, "the rate is still high");
+    }
+
+    #[test]
+    fn only_the_slot_holder_can_release_a_probe() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(policy(), t0);
+        (0..3).for_each(|_| b.on_failure(t0));
+        let t2 = t0 + Duration::from_secs(2);
+        let probe = b.try_probe(t2).unwrap();
+        // Anyone else's success or failure does not free the slot (the old `on_abandoned` of a
+        // cancelled task did).
+        b.on_failure(t2);
+        assert!(b.try_probe(t2 + Duration::from_secs(5)).is_none());
+        b.abandon_probe(probe);
+        assert!(b.try_probe(t2 + Duration::from_secs(5)).is_some());
+    }
+
+    #[test]
+    fn a_brownout_never_counts_toward_a_budget_and_flapping_does_not_reset_the_evidence() {
+        // 80 % failures, one success in five, over a minute: the breaker may close on a success,
+        // but no failure ever counts toward an event's budget.
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(policy(), t0);
+        let mut counted = 0;
+        for i in 0..6_000u64 {
+            let now = t0 + Duration::from_millis(10 * i);
+            if i % 5 == 0 {
+                b.on_success(now);
+            } else {
+                b.on_failure(now);
+                counted += u32::from(b.counts_toward_budget(now));
+            }
+        }
+        assert_eq!(counted, 0);
+    }
+
+    #[test]
+    fn a_lone_failing_body_counts_while_others_succeed() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(policy(), t0);
+        let mut counted = 0;
+        for i in 0..100u64 {
+            let now = t0 + Duration::from_millis(100 * i);
+            if i % 10 == 0 {
+                b.on_failure(now);
+                counted += u32::from(b.counts_toward_budget(now));
+            } else {
+                b.on_success(now);
+            }
+        }
+        assert_eq!(b.state(t0 + Duration::from_secs(10)), BreakerState::Closed);
+        assert_eq!(counted, 9, "every failure but the first (no success seen yet) counts");
+    }
+
+    #[test]
+    fn old_outcomes_leave_the_window() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::new(policy(), t0);
+        b.on_failure(t0);
+        b.on_failure(t0);
+        let later = t0 + Duration::from_secs(11);
+        b.on_failure(later);
+        assert_eq!(b.state(later), BreakerState::Closed, "two of the three aged out");
     }
 
     #[test]
     fn rate_limiter_halves_on_429_and_recovers() {
         let t0 = Instant::now();
         let mut r = RateLimiter::new(100.0, t0);
-        r.on_throttled(t0);
+        assert!(r.on_throttled(t0));
         assert_eq!(r.rate(), 50.0);
-        r.on_throttled(t0);
+        // A storm: 256 concurrent 429s within the interval halve the rate once.
+        for i in 0..256u64 {
+            assert!(!r.on_throttled(t0 + Duration::from_millis(i)));
+        }
+        assert_eq!(r.rate(), 50.0);
+        assert!(r.on_throttled(t0 + HALVING_INTERVAL));
         assert_eq!(r.rate(), 25.0);
         let later = t0 + Duration::from_secs(11);
         let _ = r.try_take(later);

@@ -1,21 +1,30 @@
 //! Delivering one body to WeChat Pay: a fresh signature per attempt, retries with exponential
-//! backoff and full jitter (`Retry-After` honoured), a circuit breaker shared by every request
-//! (while it is open nothing counts toward the retry budget, so an outage never produces dead
-//! letters), a send-rate limiter that backs off on 429, a global bound on posts in flight, and
-//! configuration faults (401) that pause everything until WeChat Pay accepts us again.
+//! backoff and full jitter (`Retry-After` honoured), a circuit breaker over the failure rate of a
+//! sliding window shared by every request (a failure counts toward an event's retry budget only
+//! while other requests succeed, so neither an outage nor a brownout produces dead letters), a
+//! send-rate limiter that backs off on 429 (once per interval), a global bound on posts in
+//! flight, and deployment faults (401, 403 `NO_AUTH`, 404/405, header-level 400) that pause
+//! everything until WeChat Pay accepts us again.
+//!
+//! Probing never depends on a pending event: a background prober sends the half-open probe of
+//! the breaker, and the deployment-fault probe while no body waits, as a deliberately empty
+//! body (`{}`) that WeChat Pay can only answer with 400 `PARAM_ERROR` once it is up and accepts
+//! our signature; it never changes any order. While bodies wait in a deployment fault, one of
+//! them at a time is the probe (a fault of one sub-merchant shows only on its own orders).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::{watch, Semaphore};
 
 use super::lease::Lease;
-use crate::retry::{Backoff, BreakerState, CircuitBreaker, RateLimiter};
+use crate::retry::{Backoff, BreakerPolicy, BreakerState, CircuitBreaker, ProbeSlot, RateLimiter};
 use crate::snapshot::Body;
 use crate::telemetry::metrics::{status_label, Metrics};
 use crate::telemetry::Health;
-use crate::wechatpay::{Disposition, Rejection, Transient, WechatPayClient};
+use crate::wechatpay::{Disposition, Rejection, Transient, TransientCause, WechatPayClient};
 
 /// How a delivery ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +41,7 @@ pub enum Delivered {
         /// Attempts made.
         attempts: u32,
     },
-    /// Transient failures past the budget while the breaker was closed: `retries_exhausted`.
+    /// Transient failures past the budget while other requests succeeded: `retries_exhausted`.
     Exhausted {
         /// The last failure.
         last: Transient,
@@ -48,19 +57,21 @@ pub enum Delivered {
 pub struct DeliverySettings {
     /// Backoff between attempts.
     pub backoff: Backoff,
-    /// Attempts (while the breaker is closed) before `retries_exhausted`.
+    /// Counted attempts (failures while other requests succeed) before `retries_exhausted`.
     pub max_attempts: u32,
-    /// Retry interval during a configuration fault.
+    /// Probe interval during a deployment fault.
     pub config_fault_retry: Duration,
-    /// Consecutive failures that open the breaker.
-    pub breaker_threshold: u32,
-    /// Breaker cooldown.
-    pub breaker_cooldown: Duration,
+    /// When the breaker opens, and its cooldown.
+    pub breaker: BreakerPolicy,
     /// Posts in flight at once.
     pub max_in_flight: usize,
     /// Send-rate limit (0 = none until a 429).
     pub max_rate_per_second: f64,
 }
+
+/// The body of a probe: WeChat Pay answers it 400 `PARAM_ERROR` when it is up and accepts our
+/// signature, and it can never change an order.
+pub const PROBE_BODY: &[u8] = b"{}";
 
 /// Shared by every partition of the process.
 pub struct Delivery {
@@ -72,25 +83,12 @@ pub struct Delivery {
     health: Arc<Health>,
     metrics: Metrics,
     lease: Arc<Lease>,
-    /// True while consumption should be paused (breaker not closed, or a configuration fault).
+    /// True while consumption should be paused (breaker not closed, or a deployment fault).
     paused: watch::Sender<bool>,
-}
-
-/// An admitted attempt whose outcome is not recorded yet: dropped armed, it abandons.
-struct Admitted<'a> {
-    breaker: &'a Mutex<CircuitBreaker>,
-    armed: bool,
-}
-
-impl Drop for Admitted<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.breaker
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .on_abandoned();
-        }
-    }
+    /// During a deployment fault: when the next probe may go.
+    next_fault_probe: Mutex<Instant>,
+    /// Bodies waiting for a deployment fault to end.
+    waiting_in_fault: AtomicUsize,
 }
 
 /// A request on the wire: counted for its partition and in the gauge until it ends or its task
@@ -115,6 +113,49 @@ impl Drop for OnWire<'_> {
     }
 }
 
+/// The breaker's half-open probe slot while the prober holds it: dropped without an outcome (the
+/// prober's task aborted), it is released, so the breaker can never stay half-open unprobed.
+struct HeldProbe<'a> {
+    breaker: &'a Mutex<CircuitBreaker>,
+    slot: Option<ProbeSlot>,
+}
+
+impl HeldProbe<'_> {
+    fn end(mut self, success: bool) {
+        if let Some(slot) = self.slot.take() {
+            lock(self.breaker).end_probe(slot, Instant::now(), success);
+        }
+    }
+}
+
+impl Drop for HeldProbe<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            lock(self.breaker).abandon_probe(slot);
+        }
+    }
+}
+
+/// Counts a body waiting for a deployment fault to end.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Self(n)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Sleep for `d` unless cancelled first; true when cancelled.
 async fn sleep_or_cancel(d: Duration, cancel: &mut watch::Receiver<bool>) -> bool {
     if *cancel.borrow() {
@@ -126,21 +167,38 @@ async fn sleep_or_cancel(d: Duration, cancel: &mut watch::Receiver<bool>) -> boo
     }
 }
 
+/// What a body must wait for before its next attempt.
+enum Gate {
+    /// Send now.
+    Go,
+    /// The breaker is open or half-open: wait until it closes.
+    Breaker,
+    /// A deployment fault: wait until it ends or this body's turn to probe comes.
+    Fault(Duration),
+    /// The rate limiter has no token yet.
+    Rate(Duration),
+}
+
+/// What one attempt's outcome means for the body's loop.
+enum Step {
+    Done(Delivered),
+    Retry(Duration),
+    /// A deployment fault: wait in the gate.
+    Fault,
+}
+
 impl Delivery {
-    /// The delivery machinery over `client`.
-    pub fn new(
+    /// The delivery machinery over `client`, with its prober running.
+    pub fn start(
         client: WechatPayClient,
         settings: DeliverySettings,
         health: Arc<Health>,
         metrics: Metrics,
         lease: Arc<Lease>,
-    ) -> Self {
+    ) -> Arc<Self> {
         let now = Instant::now();
-        Self {
-            breaker: Mutex::new(CircuitBreaker::new(
-                settings.breaker_threshold,
-                settings.breaker_cooldown,
-            )),
+        let delivery = Arc::new(Self {
+            breaker: Mutex::new(CircuitBreaker::new(settings.breaker, now)),
             limiter: Mutex::new(RateLimiter::new(settings.max_rate_per_second, now)),
             permits: Semaphore::new(settings.max_in_flight.max(1)),
             client,
@@ -149,7 +207,11 @@ impl Delivery {
             metrics,
             lease,
             paused: watch::channel(false).0,
-        }
+            next_fault_probe: Mutex::new(now),
+            waiting_in_fault: AtomicUsize::new(0),
+        });
+        tokio::spawn(probe_loop(Arc::downgrade(&delivery)));
+        delivery
     }
 
     /// Watch whether consumption should be paused.
@@ -159,65 +221,99 @@ impl Delivery {
 
     /// Current breaker state.
     pub fn breaker_state(&self) -> BreakerState {
-        self.breaker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .state(Instant::now())
+        lock(&self.breaker).state(Instant::now())
     }
 
     fn update_paused(&self) {
-        let state = self.breaker_state();
+        let now = Instant::now();
+        let (state, opened_at) = {
+            let b = lock(&self.breaker);
+            (b.state(now), b.opened_at())
+        };
         self.metrics.breaker_state.set(state.as_gauge());
-        self.metrics
-            .config_fault
-            .set(i64::from(self.health.config_fault()));
-        let paused = self.health.config_fault() || state != BreakerState::Closed;
+        self.metrics.breaker_open_seconds.set(
+            opened_at.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64()),
+        );
+        let fault = self.health.config_fault();
+        self.metrics.config_fault.set(i64::from(fault));
+        let paused = fault || state != BreakerState::Closed;
         self.paused
             .send_if_modified(|p| std::mem::replace(p, paused) != paused);
     }
 
-    /// WeChat Pay accepted our signature and answered about the body: the breaker closes and any
-    /// configuration fault is over.
+    /// WeChat Pay accepted our signature and answered about a body: the breaker closes and any
+    /// deployment fault is over.
     fn wechatpay_answered(&self) {
-        self.breaker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .on_success();
+        lock(&self.breaker).on_success(Instant::now());
+        self.fault_over();
+    }
+
+    fn fault_over(&self) {
+        if self.health.config_fault() {
+            tracing::info!("WeChat Pay accepts our requests again: deployment fault over, resuming");
+        }
         self.health.set_config_fault(false);
         self.update_paused();
     }
 
-    /// Wait until the breaker lets a request through and the rate limiter has a token.
+    /// A deployment fault: pause everything, not ready, probe at the retry interval.
+    fn enter_fault(&self, r: &Rejection) {
+        if !self.health.config_fault() {
+            tracing::error!(status = r.status, code = ?r.error.as_ref().map(|e| &e.code), request_id = ?r.request_id, "WeChat Pay refused the deployment (key, serial, mchid, clock, permission, IP allow-list, URL or headers): pausing all partitions, not ready, probing every {:?}", self.settings.config_fault_retry);
+        }
+        *lock(&self.next_fault_probe) = Instant::now() + self.settings.config_fault_retry;
+        self.health.set_config_fault(true);
+        self.update_paused();
+    }
+
+    /// Take this body's turn to probe a deployment fault, if it is due.
+    fn take_fault_probe(&self, now: Instant) -> Result<(), Duration> {
+        let mut next = lock(&self.next_fault_probe);
+        if *next > now {
+            return Err(*next - now);
+        }
+        *next = now + self.settings.config_fault_retry;
+        Ok(())
+    }
+
+    fn gate(&self, now: Instant) -> Gate {
+        if self.health.config_fault() {
+            return match self.take_fault_probe(now) {
+                Ok(()) => Gate::Go,
+                Err(wait) => Gate::Fault(wait),
+            };
+        }
+        if !lock(&self.breaker).allows(now) {
+            return Gate::Breaker;
+        }
+        match lock(&self.limiter).try_take(now) {
+            Ok(()) => Gate::Go,
+            Err(w) => Gate::Rate(w.max(Duration::from_millis(1))),
+        }
+    }
+
+    /// Wait until this body may be sent; false when cancelled.
     async fn admit(&self, cancel: &mut watch::Receiver<bool>) -> bool {
         loop {
-            let wait = {
-                let now = Instant::now();
-                let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
-                if !breaker.try_acquire(now) {
-                    Some(Duration::from_millis(100))
-                } else {
-                    match self
-                        .limiter
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .try_take(now)
-                    {
-                        Ok(()) => None,
-                        Err(w) => {
-                            breaker.on_abandoned();
-                            Some(w.max(Duration::from_millis(1)))
-                        }
-                    }
-                }
+            let wait = match self.gate(Instant::now()) {
+                Gate::Go => return true,
+                Gate::Rate(w) => w,
+                Gate::Breaker => Duration::from_secs(1),
+                Gate::Fault(w) => w,
             };
-            match wait {
-                None => return true,
-                Some(w) => {
-                    self.update_paused();
-                    if sleep_or_cancel(w, cancel).await {
-                        return false;
-                    }
-                }
+            if *cancel.borrow() {
+                return false;
+            }
+            let _waiting = self
+                .health
+                .config_fault()
+                .then(|| Waiting::new(&self.waiting_in_fault));
+            // The prober moves the breaker and ends a fault; wake on that, or when the wait is up.
+            let mut paused = self.paused.subscribe();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = paused.wait_for(|p| !*p) => {}
+                _ = cancel.wait_for(|c| *c) => return false,
             }
         }
     }
@@ -232,22 +328,11 @@ impl Delivery {
     ) -> Delivered {
         let mut attempts = 0u32;
         let mut counted = 0u32;
+        let mut uncounted = 0u32;
         loop {
             if *cancel.borrow() || !self.admit(cancel).await {
-                self.breaker
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .on_abandoned();
                 return Delivered::Cancelled;
             }
-            let closed_before = self.breaker_state() == BreakerState::Closed;
-            // Admitted: until an outcome is recorded, giving up (cancellation, or the task being
-            // aborted at the drain bound) must release a half-open probe, or the breaker would
-            // stay half-open with no probe for good.
-            let mut admitted = Admitted {
-                breaker: &self.breaker,
-                armed: true,
-            };
             // The wait for a permit races cancellation: a revoked partition sends nothing more.
             let permit = tokio::select! {
                 p = self.permits.acquire() => p,
@@ -263,8 +348,6 @@ impl Delivery {
                 drop(permit);
                 a
             };
-            // Every branch below records the outcome with the breaker.
-            admitted.armed = false;
             attempts += 1;
             self.metrics
                 .post_duration
@@ -273,83 +356,173 @@ impl Delivery {
                 .posts
                 .with_label_values(&[attempt.disposition.label(), status_label(attempt.status)])
                 .inc();
-            let now = Instant::now();
-            match attempt.disposition {
-                Disposition::Delivered => {
-                    self.wechatpay_answered();
-                    return Delivered::Acknowledged { attempts };
-                }
-                Disposition::Permanent(rejection) => {
-                    // A refusal of this body: WeChat Pay itself works.
-                    self.wechatpay_answered();
-                    return Delivered::Rejected {
-                        rejection,
-                        attempts,
-                    };
-                }
-                Disposition::ConfigFault(r) => {
-                    self.breaker
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .on_abandoned();
-                    if !self.health.config_fault() {
-                        tracing::error!(status = r.status, code = ?r.error.as_ref().map(|e| &e.code), "WeChat Pay refused our signature: configuration fault (key, serial, mchid, clock or URL); pausing all partitions, not ready, retrying slowly");
-                    }
-                    self.health.set_config_fault(true);
-                    self.update_paused();
-                    if sleep_or_cancel(self.settings.config_fault_retry, cancel).await {
-                        return Delivered::Cancelled;
-                    }
-                }
-                Disposition::Transient(t) => {
-                    if let crate::wechatpay::TransientCause::Unverified(e) = &t.cause {
-                        self.metrics
-                            .signature_failures
-                            .with_label_values(&[e.label()])
-                            .inc();
-                        if *e != crate::wechatpay::VerifyError::SignTestProbe {
-                            tracing::warn!(reason = e.label(), error = %e, "2xx response whose signature did not verify: retrying (possible tampering)");
-                        }
-                    }
-                    {
-                        let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
-                        breaker.on_failure(now);
-                    }
-                    if t.cause == crate::wechatpay::TransientCause::Throttled {
-                        let mut limiter = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-                        limiter.on_throttled(now);
-                        self.metrics
-                            .send_rate_limit
-                            .set(limiter.rate().round() as i64);
-                        tracing::warn!(
-                            rate = limiter.rate(),
-                            "WeChat Pay answered 429: send rate lowered"
-                        );
-                    }
-                    self.update_paused();
-                    if closed_before {
-                        counted += 1;
-                    }
-                    if counted >= self.settings.max_attempts
-                        && self.breaker_state() == BreakerState::Closed
-                    {
-                        return Delivered::Exhausted { last: t, attempts };
-                    }
-                    let delay = self.settings.backoff.delay(
-                        counted,
-                        t.retry_after,
-                        &mut rand::thread_rng(),
-                    );
-                    self.metrics
-                        .retries
-                        .with_label_values(&[t.cause.label()])
-                        .inc();
-                    tracing::debug!(cause = t.cause.label(), status = ?t.status, attempts, delay_ms = delay.as_millis() as u64, "retrying");
+            let step = self.judge(attempt.disposition, attempts, &mut counted, &mut uncounted);
+            match step {
+                Step::Done(d) => return d,
+                Step::Fault => {}
+                Step::Retry(delay) => {
                     if sleep_or_cancel(delay, cancel).await {
                         return Delivered::Cancelled;
                     }
                 }
             }
         }
+    }
+
+    /// What an attempt's outcome means: record it with the breaker, the limiter and the
+    /// budget.
+    fn judge(
+        &self,
+        disposition: Disposition,
+        attempts: u32,
+        counted: &mut u32,
+        uncounted: &mut u32,
+    ) -> Step {
+        match disposition {
+            Disposition::Delivered => {
+                self.wechatpay_answered();
+                Step::Done(Delivered::Acknowledged { attempts })
+            }
+            Disposition::Permanent(rejection) => {
+                // A refusal of this body: WeChat Pay itself works.
+                self.wechatpay_answered();
+                Step::Done(Delivered::Rejected {
+                    rejection,
+                    attempts,
+                })
+            }
+            Disposition::ConfigFault(r) => {
+                self.enter_fault(&r);
+                Step::Fault
+            }
+            Disposition::Transient(t) => self.transient(t, attempts, counted, uncounted),
+        }
+    }
+
+    fn transient(&self, t: Transient, attempts: u32, counted: &mut u32, uncounted: &mut u32) -> Step {
+        let now = Instant::now();
+        self.note_unverified(&t.cause);
+        let counts = if t.cause == TransientCause::Throttled {
+            // WeChat Pay is up and asks us to slow down: neither an outage nor this body's
+            // fault, so it moves the send rate, not the breaker or the budget.
+            self.throttled(now);
+            false
+        } else {
+            let mut breaker = lock(&self.breaker);
+            breaker.on_failure(now);
+            breaker.counts_toward_budget(now)
+        };
+        self.update_paused();
+        if counts {
+            *counted += 1;
+        } else {
+            *uncounted = uncounted.saturating_add(1);
+        }
+        if *counted >= self.settings.max_attempts {
+            return Step::Done(Delivered::Exhausted { last: t, attempts });
+        }
+        // Failures that did not count raise the backoff a little (the breaker already keeps
+        // them from hammering), so a body retries soon after an outage ends.
+        let exponent = *counted + (*uncounted).min(3);
+        let delay = self
+            .settings
+            .backoff
+            .delay(exponent, t.retry_after, &mut rand::thread_rng());
+        self.metrics
+            .retries
+            .with_label_values(&[t.cause.label()])
+            .inc();
+        tracing::debug!(cause = t.cause.label(), status = ?t.status, attempts, counted = *counted, delay_ms = delay.as_millis() as u64, "retrying");
+        Step::Retry(delay)
+    }
+
+    fn note_unverified(&self, cause: &TransientCause) {
+        if let TransientCause::Unverified(e) = cause {
+            self.metrics
+                .signature_failures
+                .with_label_values(&[e.label()])
+                .inc();
+            if *e != crate::wechatpay::VerifyError::SignTestProbe {
+                tracing::warn!(reason = e.label(), error = %e, "2xx response whose signature did not verify: retrying (possible tampering)");
+            }
+        }
+    }
+
+    fn throttled(&self, now: Instant) {
+        let mut limiter = lock(&self.limiter);
+        if limiter.on_throttled(now) {
+            self.metrics
+                .send_rate_limit
+                .set(limiter.rate().round() as i64);
+            tracing::warn!(
+                rate = limiter.rate(),
+                "WeChat Pay answered 429: send rate lowered"
+            );
+        }
+    }
+
+    /// One probe, if one is due and nothing else can probe: the breaker's half-open probe
+    /// always; a deployment fault's only while no body waits to probe it.
+    async fn probe_if_due(&self) {
+        let now = Instant::now();
+        let slot = lock(&self.breaker).try_probe(now);
+        if let Some(slot) = slot {
+            let held = HeldProbe {
+                breaker: &self.breaker,
+                slot: Some(slot),
+            };
+            let answered = self.probe("breaker").await;
+            held.end(answered);
+            self.update_paused();
+            return;
+        }
+        let idle_fault = self.health.config_fault()
+            && self.waiting_in_fault.load(Ordering::SeqCst) == 0
+            && self.take_fault_probe(now).is_ok();
+        if idle_fault && self.probe("deployment_fault").await {
+            lock(&self.breaker).on_success(Instant::now());
+            self.update_paused();
+        }
+    }
+
+    /// Send the probe body; true when WeChat Pay answered (up, whatever it said of the body).
+    async fn probe(&self, what: &'static str) -> bool {
+        let attempt = self.client.sync_status(Bytes::from_static(PROBE_BODY)).await;
+        let (outcome, answered) = match &attempt.disposition {
+            Disposition::Delivered | Disposition::Permanent(_) => {
+                self.fault_over();
+                ("answered", true)
+            }
+            Disposition::ConfigFault(r) => {
+                self.enter_fault(r);
+                ("deployment_fault", true)
+            }
+            Disposition::Transient(t) if t.cause == TransientCause::Throttled => {
+                ("throttled", true)
+            }
+            Disposition::Transient(_) => ("failed", false),
+        };
+        self.metrics
+            .probes
+            .with_label_values(&[what, outcome])
+            .inc();
+        tracing::info!(probe = what, outcome, status = ?attempt.status, "WeChat Pay probed");
+        answered
+    }
+}
+
+/// Keeps the breaker's gauges fresh and sends the probes nothing else would; ends with the
+/// delivery machinery.
+async fn probe_loop(delivery: Weak<Delivery>) {
+    let tick = match delivery.upgrade() {
+        Some(d) => (d.settings.breaker.cooldown.min(d.settings.config_fault_retry) / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1)),
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(tick).await;
+        let Some(d) = delivery.upgrade() else { return };
+        d.update_paused();
+        d.probe_if_due().await;
     }
 }

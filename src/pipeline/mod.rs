@@ -62,7 +62,7 @@ pub struct Shared {
     /// Whether this process may still act (see [`lease`]).
     pub lease: Arc<lease::Lease>,
     /// Posts to WeChat Pay.
-    pub delivery: delivery::Delivery,
+    pub delivery: Arc<delivery::Delivery>,
     /// Health.
     pub health: Arc<Health>,
     /// Metrics.

@@ -17,6 +17,21 @@ pub enum OutageKind {
     Drop,
 }
 
+/// A fault of the deployment, answered to every request (after the rate faults' draw and
+/// outages, like `unauthorized`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentFault {
+    /// 403 `NO_AUTH`: API not enabled, IP not allow-listed.
+    NoAuth,
+    /// 404: wrong base URL or path.
+    NotFound,
+    /// 405: wrong method or path.
+    MethodNotAllowed,
+    /// 400 `INVALID_REQUEST` about a header (Accept, User-Agent).
+    InvalidRequest,
+}
+
 /// A window, relative to when the faults were installed, during which every request fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,6 +112,13 @@ pub struct Faults {
     /// Answer 401 SIGN_ERROR to everything (a wrong key, as WeChat Pay would see it).
     #[arg(long, default_value_t = false)]
     pub unauthorized: bool,
+    /// Answer every request with a deployment fault (403 NO_AUTH, 404, 405, 400 INVALID_REQUEST).
+    #[arg(long)]
+    pub deployment_fault: Option<DeploymentFault>,
+    /// Answer 500 SYSTEM_ERROR to every request for this `out_order_no` (a body WeChat Pay keeps
+    /// failing on while it answers everything else), repeatable.
+    #[arg(long = "fail-order", value_name = "OUT_ORDER_NO")]
+    pub fail_orders: Vec<String>,
     /// Outage windows, `START_MS:DURATION_MS[:drop]`, repeatable.
     #[arg(long = "outage", value_name = "START_MS:DURATION_MS[:KIND]")]
     pub outages: Vec<Outage>,
@@ -117,6 +139,8 @@ impl Default for Faults {
             rate_bad_signature: 0.0,
             rate_signtest: 0.0,
             unauthorized: false,
+            deployment_fault: None,
+            fail_orders: Vec::new(),
             outages: Vec::new(),
         }
     }
@@ -133,6 +157,8 @@ pub enum Injected {
     Drop,
     /// 401 SIGN_ERROR.
     Unauthorized,
+    /// A deployment fault's answer.
+    Deployment(DeploymentFault),
 }
 
 /// How a 204 is signed.
@@ -192,6 +218,9 @@ impl Faults {
         if self.unauthorized {
             return Some(Injected::Unauthorized);
         }
+        if let Some(f) = self.deployment_fault {
+            return Some(Injected::Deployment(f));
+        }
         let table = [
             (self.rate_500, Injected::Status(500)),
             (self.rate_503, Injected::Status(503)),
@@ -206,6 +235,19 @@ impl Faults {
             .into_iter()
             .find(|(rate, _)| *rate > 0.0 && rng.gen_bool(*rate))
             .map(|(_, f)| f)
+    }
+
+    /// Does this body name an order that always fails?
+    pub fn fails_order(&self, body: &[u8]) -> bool {
+        if self.fail_orders.is_empty() {
+            return false;
+        }
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return false;
+        };
+        v.get("out_order_no")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|o| self.fail_orders.iter().any(|f| f == o))
     }
 
     /// How to sign an accepted request's 204.

@@ -32,7 +32,7 @@ use crate::keygen::{files, GeneratedKeys};
 use crate::wechatpay::keys::decode_pem;
 
 pub use auth::MerchantIdentity;
-pub use faults::{Faults, Outage, OutageKind};
+pub use faults::{DeploymentFault, Faults, Outage, OutageKind};
 pub use store::{RecordedPost, Stats};
 
 /// Everything the sandbox needs to start.

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::faults::{Faults, Injected, SignatureFault};
+use super::faults::{DeploymentFault, Faults, Injected, SignatureFault};
 use super::respond::request_id;
 use super::store::RecordedPost;
 use super::State;
@@ -185,7 +185,7 @@ async fn sync_status(
                     StatusCode::BAD_REQUEST,
                     "INVALID_REQUEST",
                     "request body too large or unreadable",
-                    None,
+                    Some(json!({ "location": "body" })),
                 ),
             ))
         }
@@ -208,6 +208,9 @@ async fn sync_status(
     }
     if let Some(fault) = injected {
         return inject(state, fault, faults.retry_after_secs).await;
+    }
+    if faults.fails_order(&body) {
+        return inject(state, Injected::Status(500), faults.retry_after_secs).await;
     }
     let response = match accept(state, &parts.headers, &body) {
         Ok((out_order_no, value)) => {
@@ -278,6 +281,10 @@ async fn inject(
                 ),
             ))
         }
+        Injected::Deployment(f) => {
+            state.store.count_fault("deployment");
+            Ok(respond(state, deployment_answer(f)))
+        }
         Injected::Status(code) => {
             state.store.count_fault(&code.to_string());
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -310,6 +317,25 @@ async fn inject(
     }
 }
 
+fn deployment_answer(f: DeploymentFault) -> Response<Body> {
+    match f {
+        DeploymentFault::NoAuth => error(
+            StatusCode::FORBIDDEN,
+            "NO_AUTH",
+            "the merchant has no permission for this API (injected)",
+            None,
+        ),
+        DeploymentFault::NotFound => empty(StatusCode::NOT_FOUND),
+        DeploymentFault::MethodNotAllowed => empty(StatusCode::METHOD_NOT_ALLOWED),
+        DeploymentFault::InvalidRequest => error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "User-Agent header is required (injected)",
+            Some(json!({ "location": "header", "field": "User-Agent" })),
+        ),
+    }
+}
+
 /// Authenticate and validate; `Ok` carries the order number and the parsed body.
 fn accept(
     state: &State,
@@ -335,7 +361,7 @@ fn accept(
             StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",
             "Accept header must allow application/json",
-            None,
+            Some(json!({ "location": "header", "field": "Accept" })),
         )));
     }
     if text(header::USER_AGENT).is_none_or(str::is_empty) {
@@ -343,7 +369,7 @@ fn accept(
             StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",
             "User-Agent header is required",
-            None,
+            Some(json!({ "location": "header", "field": "User-Agent" })),
         )));
     }
     if text(header::CONTENT_TYPE)
@@ -353,7 +379,7 @@ fn accept(
             StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",
             "Content-Type must be application/json",
-            None,
+            Some(json!({ "location": "header", "field": "Content-Type" })),
         )));
     }
     let n = state.verify_counter.fetch_add(1, Ordering::Relaxed);
@@ -381,7 +407,7 @@ fn accept(
             StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",
             &format!("body is not valid JSON: {e}"),
-            None,
+            Some(json!({ "location": "body" })),
         )
     })?;
     let violations = rules::validate(&value, Mode::Full);

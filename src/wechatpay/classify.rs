@@ -68,6 +68,8 @@ pub enum TransientCause {
     Unverified(VerifyError),
     /// 429: slow down.
     Throttled,
+    /// 202 ("accepted, not processed yet: repeat the request") or a 2xx other than 200/204.
+    NotProcessed(u16),
     /// 408 or 5xx.
     Server(u16),
     /// No answer in time.
@@ -82,6 +84,7 @@ impl TransientCause {
         match self {
             Self::Unverified(_) => "unverified",
             Self::Throttled => "throttled",
+            Self::NotProcessed(_) => "not_processed",
             Self::Server(_) => "server_error",
             Self::Timeout => "timeout",
             Self::Connection => "connection",
@@ -111,8 +114,10 @@ pub enum Disposition {
     Transient(Transient),
     /// The request itself is wrong: dead-letter as `rejected`, then commit.
     Permanent(Rejection),
-    /// 401 (or a redirect): key, serial, mchid, clock or URL is wrong. Never dead-letter; pause
-    /// everything, report not ready, retry slowly.
+    /// A fault of the deployment, not of one order: 401 (key, serial, mchid, clock), 403
+    /// `NO_AUTH` (API not enabled, IP not allow-listed), 404/405 or a redirect (wrong base URL or
+    /// path), a header-level 400 `INVALID_REQUEST` (Accept, User-Agent). Never dead-letter; pause
+    /// everything, report not ready, probe slowly.
     ConfigFault(Rejection),
 }
 
@@ -159,7 +164,14 @@ pub fn classify(exchange: &Exchange<'_>, now: SystemTime) -> Disposition {
     };
     match status {
         200..=299 => match verified {
-            Ok(()) => Disposition::Delivered,
+            // Only 204 (and a verified 200) mean "synced"; 202 is "not processed yet, repeat".
+            Ok(()) if matches!(status, 200 | 204) => Disposition::Delivered,
+            Ok(()) => transient(
+                TransientCause::NotProcessed(status),
+                retry_after,
+                Some(status),
+                None,
+            ),
             Err(e) => transient(
                 TransientCause::Unverified(e.clone()),
                 None,
@@ -167,7 +179,8 @@ pub fn classify(exchange: &Exchange<'_>, now: SystemTime) -> Disposition {
                 None,
             ),
         },
-        401 | 300..=399 => Disposition::ConfigFault(rejection()),
+        401 | 404 | 405 | 300..=399 => Disposition::ConfigFault(rejection()),
+        400 | 403 if deployment_fault(status, body) => Disposition::ConfigFault(rejection()),
         408 => transient(
             TransientCause::Server(status),
             retry_after,
@@ -189,6 +202,26 @@ pub fn classify(exchange: &Exchange<'_>, now: SystemTime) -> Disposition {
         ),
         // 1xx as a final status, or a code outside the standard range: the peer is not WeChat Pay.
         _ => transient(TransientCause::Server(status), None, Some(status), None),
+    }
+}
+
+/// A 400 or 403 that is the deployment's fault rather than the body's: 403 `NO_AUTH` (or a 403
+/// without WeChat Pay's error body: a proxy or allow-list in front of it), and 400
+/// `INVALID_REQUEST` unless its detail places the problem in the body. A body-level
+/// `PARAM_ERROR` stays a per-event rejection.
+fn deployment_fault(status: u16, body: &[u8]) -> bool {
+    let error = ApiError::parse(body);
+    match status {
+        403 => error.is_none_or(|e| e.code == "NO_AUTH"),
+        400 => error.is_some_and(|e| {
+            e.code == "INVALID_REQUEST"
+                && e.detail
+                    .as_ref()
+                    .and_then(|d| d.get("location"))
+                    .and_then(serde_json::Value::as_str)
+                    != Some("body")
+        }),
+        _ => false,
     }
 }
 
@@ -249,9 +282,28 @@ mod tests {
             Option<u64>,
         );
         let rows: Vec<Row> = vec![
-            // 204 (or any 2xx) with a valid response signature: done.
+            // 204 (or a 200) with a valid response signature: done.
             (204, ok(), None, vec![], "delivered", None, None),
             (200, ok(), None, vec![], "delivered", None, None),
+            // 202 "accepted, not processed yet: repeat the request", and any other 2xx: retry.
+            (
+                202,
+                ok(),
+                None,
+                vec![],
+                "transient",
+                Some(C::NotProcessed(202)),
+                None,
+            ),
+            (
+                201,
+                ok(),
+                None,
+                vec![],
+                "transient",
+                Some(C::NotProcessed(201)),
+                None,
+            ),
             // 2xx with a missing or invalid signature: retry (possible tampering).
             (
                 204,
@@ -282,27 +334,21 @@ mod tests {
                 ))),
                 None,
             ),
-            // 400 PARAM_ERROR / INVALID_REQUEST, 403, 404, other 4xx: dead-letter (rejected).
+            // 400 PARAM_ERROR (a body rule), body-level INVALID_REQUEST, 403 other than NO_AUTH,
+            // other 4xx: dead-letter (rejected).
             (400, bad(), None, err("PARAM_ERROR"), "rejected", None, None),
             (
                 400,
                 ok(),
                 None,
-                err("INVALID_REQUEST"),
+                br#"{"code":"INVALID_REQUEST","message":"m","detail":{"location":"body"}}"#
+                    .to_vec(),
                 "rejected",
                 None,
                 None,
             ),
-            (403, ok(), None, err("NO_AUTH"), "rejected", None, None),
-            (
-                404,
-                ok(),
-                None,
-                err("RESOURCE_NOT_EXISTS"),
-                "rejected",
-                None,
-                None,
-            ),
+            (400, ok(), None, b"not json".to_vec(), "rejected", None, None),
+            (403, ok(), None, err("RULE_LIMIT"), "rejected", None, None),
             (409, ok(), None, vec![], "rejected", None, None),
             (
                 422,
@@ -313,6 +359,40 @@ mod tests {
                 None,
                 None,
             ),
+            // Deployment faults: header-level 400 INVALID_REQUEST, 403 NO_AUTH (or a bare 403),
+            // 404/405 (wrong base URL or path).
+            (
+                400,
+                ok(),
+                None,
+                err("INVALID_REQUEST"),
+                "config_fault",
+                None,
+                None,
+            ),
+            (
+                400,
+                ok(),
+                None,
+                br#"{"code":"INVALID_REQUEST","message":"m","detail":{"location":"header"}}"#
+                    .to_vec(),
+                "config_fault",
+                None,
+                None,
+            ),
+            (403, ok(), None, err("NO_AUTH"), "config_fault", None, None),
+            (403, ok(), None, b"<html>".to_vec(), "config_fault", None, None),
+            (
+                404,
+                ok(),
+                None,
+                err("RESOURCE_NOT_EXISTS"),
+                "config_fault",
+                None,
+                None,
+            ),
+            (404, ok(), None, vec![], "config_fault", None, None),
+            (405, ok(), None, vec![], "config_fault", None, None),
             // 401 SIGN_ERROR: configuration fault. So is a redirect (wrong base URL).
             (
                 401,

@@ -13,6 +13,7 @@ mod deploy;
 mod events;
 mod fencing;
 mod keys;
+mod liveness;
 mod merge;
 mod operations;
 mod pipeline;
