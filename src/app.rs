@@ -116,8 +116,12 @@ pub async fn run(
         })?,
         max_attempts: r.max_attempts,
         config_fault_retry: Duration::from_millis(r.config_fault_retry_ms),
-        breaker_threshold: r.breaker_threshold,
-        breaker_cooldown: Duration::from_millis(r.breaker_cooldown_ms),
+        breaker: crate::retry::BreakerPolicy {
+            min_failures: r.breaker_threshold,
+            failure_rate: r.breaker_failure_rate,
+            window: Duration::from_millis(r.breaker_window_ms),
+            cooldown: Duration::from_millis(r.breaker_cooldown_ms),
+        },
         max_in_flight: config.pipeline.max_in_flight,
         max_rate_per_second: config.wechatpay.max_rate_per_second,
     };
@@ -127,7 +131,7 @@ pub async fn run(
     // A gap of half the session timeout between watchdog ticks means the process was suspended
     // long enough that the group may have expelled it (pipeline::lease).
     let lease = Lease::new(Duration::from_millis(config.kafka.session_timeout_ms / 2));
-    let delivery = Delivery::new(
+    let delivery = Delivery::start(
         client,
         settings,
         health.clone(),

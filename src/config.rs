@@ -219,9 +219,16 @@ pub struct RetryConfig {
     /// Retry interval while WeChat Pay answers 401 (configuration fault).
     #[serde(default = "d::config_fault_retry_ms")]
     pub config_fault_retry_ms: u64,
-    /// Consecutive transient failures that open the circuit breaker.
+    /// Transient failures within `breaker_window_ms` before the breaker may open.
     #[serde(default = "d::breaker_threshold")]
     pub breaker_threshold: u32,
+    /// Share of failed requests within the window that opens the breaker; a failure counts
+    /// toward an event's budget only below it (other requests succeed).
+    #[serde(default = "d::breaker_failure_rate")]
+    pub breaker_failure_rate: f64,
+    /// The breaker's sliding window.
+    #[serde(default = "d::breaker_window_ms")]
+    pub breaker_window_ms: u64,
     /// How long the breaker stays open before a probe.
     #[serde(default = "d::breaker_cooldown_ms")]
     pub breaker_cooldown_ms: u64,
@@ -341,6 +348,12 @@ mod d {
     }
     pub fn breaker_threshold() -> u32 {
         5
+    }
+    pub fn breaker_failure_rate() -> f64 {
+        0.5
+    }
+    pub fn breaker_window_ms() -> u64 {
+        30_000
     }
     pub fn breaker_cooldown_ms() -> u64 {
         5_000
@@ -586,6 +599,18 @@ impl Config {
         .map_err(|e| err("retry.initial_backoff_ms", e.to_string()))?;
         if r.max_attempts == 0 {
             return Err(err("retry.max_attempts", "must be ≥ 1"));
+        }
+        if !(r.breaker_failure_rate > 0.0 && r.breaker_failure_rate <= 1.0) {
+            return Err(err(
+                "retry.breaker_failure_rate",
+                "must be within (0, 1]: the share of failed requests that opens the breaker",
+            ));
+        }
+        if r.breaker_window_ms < 1_000 || r.breaker_window_ms < r.breaker_cooldown_ms {
+            return Err(err(
+                "retry.breaker_window_ms",
+                "must be ≥ 1000 and ≥ retry.breaker_cooldown_ms, so a probe's evidence outlives the cooldown",
+            ));
         }
         if r.breaker_threshold == 0 || r.breaker_threshold >= r.max_attempts {
             return Err(err(

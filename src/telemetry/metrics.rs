@@ -38,7 +38,7 @@ pub const SIGNATURE_FAILURES: [&str; 7] = [
 ];
 
 /// Every metric family the service exports (histograms by their base name).
-pub const NAMES: [&str; 21] = [
+pub const NAMES: &[&str] = &[
     "catering_sync_events_consumed_total",
     "catering_sync_events_ignored_total",
     "catering_sync_posts_total",
@@ -57,6 +57,8 @@ pub const NAMES: [&str; 21] = [
     "catering_sync_response_signature_failures_total",
     "catering_sync_config_fault",
     "catering_sync_send_rate_limit",
+    "catering_sync_circuit_breaker_open_seconds",
+    "catering_sync_probes_total",
     "catering_sync_last_poll_timestamp_seconds",
     "catering_sync_changelog_writes_total",
     "catering_sync_fencing_events_total",
@@ -117,6 +119,10 @@ pub struct Metrics {
     pub config_fault: IntGauge,
     /// Current send-rate limit in posts/s (0 = unlimited).
     pub send_rate_limit: IntGauge,
+    /// How long the breaker has been open or half-open (0 while closed).
+    pub breaker_open_seconds: prometheus::Gauge,
+    /// Probes of WeChat Pay sent by the prober, by what they probe and outcome.
+    pub probes: IntCounterVec,
     /// Unix time of the poll loop's last iteration.
     pub last_poll: IntGauge,
     /// Changelog records written (state and tombstones).
@@ -291,6 +297,25 @@ impl Metrics {
                 "catering_sync_send_rate_limit",
                 "Current send-rate limit in posts per second (0 = unlimited)",
             )?,
+            breaker_open_seconds: {
+                let g = prometheus::Gauge::new(
+                    "catering_sync_circuit_breaker_open_seconds",
+                    "How long the circuit breaker has been open or half-open (0 while closed)",
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            probes: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "catering_sync_probes_total",
+                        "Probes of WeChat Pay sent while nothing else could probe, by probe (breaker, deployment_fault) and outcome (answered, deployment_fault, throttled, failed)",
+                    ),
+                    &["probe", "outcome"],
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
             last_poll: gauge(
                 r,
                 "catering_sync_last_poll_timestamp_seconds",
