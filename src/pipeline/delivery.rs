@@ -83,8 +83,10 @@ pub struct Delivery {
     health: Arc<Health>,
     metrics: Metrics,
     lease: Arc<Lease>,
-    /// True while consumption should be paused (breaker not closed, or a deployment fault).
+    /// True while consumption should be paused (a deployment fault).
     paused: watch::Sender<bool>,
+    /// True while the breaker is not closed: bodies wait on it.
+    held_back: watch::Sender<bool>,
     /// During a deployment fault: when the next probe may go.
     next_fault_probe: Mutex<Instant>,
     /// Bodies waiting for a deployment fault to end.
@@ -207,6 +209,7 @@ impl Delivery {
             metrics,
             lease,
             paused: watch::channel(false).0,
+            held_back: watch::channel(false).0,
             next_fault_probe: Mutex::new(now),
             waiting_in_fault: AtomicUsize::new(0),
         });
@@ -236,7 +239,15 @@ impl Delivery {
         );
         let fault = self.health.config_fault();
         self.metrics.config_fault.set(i64::from(fault));
-        let paused = fault || state != BreakerState::Closed;
+        // An open breaker holds back sending, not fetching: each partition keeps fetching until
+        // its bounded buffer is full (backpressure pauses it then), so events that arrive
+        // during an outage — after a rebalance too — are there to go the moment a probe
+        // closes the breaker, and a lone failing body cannot keep every other order from being
+        // read. A deployment fault pauses consumption.
+        let paused = fault;
+        let held_back = state != BreakerState::Closed;
+        self.held_back
+            .send_if_modified(|h| std::mem::replace(h, held_back) != held_back);
         self.paused
             .send_if_modified(|p| std::mem::replace(p, paused) != paused);
     }
@@ -295,11 +306,16 @@ impl Delivery {
     /// Wait until this body may be sent; false when cancelled.
     async fn admit(&self, cancel: &mut watch::Receiver<bool>) -> bool {
         loop {
-            let wait = match self.gate(Instant::now()) {
+            let (wait, mut until) = match self.gate(Instant::now()) {
                 Gate::Go => return true,
-                Gate::Rate(w) => w,
-                Gate::Breaker => Duration::from_secs(1),
-                Gate::Fault(w) => w,
+                Gate::Rate(w) => {
+                    if sleep_or_cancel(w, cancel).await {
+                        return false;
+                    }
+                    continue;
+                }
+                Gate::Breaker => (Duration::from_secs(1), self.held_back.subscribe()),
+                Gate::Fault(w) => (w, self.paused.subscribe()),
             };
             if *cancel.borrow() {
                 return false;
@@ -308,11 +324,11 @@ impl Delivery {
                 .health
                 .config_fault()
                 .then(|| Waiting::new(&self.waiting_in_fault));
-            // The prober moves the breaker and ends a fault; wake on that, or when the wait is up.
-            let mut paused = self.paused.subscribe();
+            // The prober closes the breaker and ends a fault; wake on that, or when the wait is
+            // up.
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = paused.wait_for(|p| !*p) => {}
+                _ = until.wait_for(|held| !*held) => {}
                 _ = cancel.wait_for(|c| *c) => return false,
             }
         }
