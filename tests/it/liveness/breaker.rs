@@ -164,16 +164,20 @@ async fn a_brownout_dead_letters_nothing_and_catches_up() {
     let ends = ends(&delivered);
     let config = config(&broker, &names, &sandbox).replace("max_attempts = 10", "max_attempts = 4");
     let app = RunningApp::start(&config).await;
-    // Long enough for many flaps of the breaker: until 1,500 answers were 500s.
-    let browned = eventually(Duration::from_secs(120), || async {
-        status_count(&sandbox, 500) >= 1_500
+    // Long enough for many flaps of the breaker: until 1,500 answers were 500s (or the first
+    // dead letter).
+    let browned = eventually(Duration::from_secs(180), || async {
+        status_count(&sandbox, 500) >= 1_500 || !dead_letters(&broker, &names).await.is_empty()
     })
     .await;
-    assert!(browned, "the brownout is hit: {:?}", sandbox.stats());
+    let during = dead_letters(&broker, &names).await;
     assert!(
-        dead_letters(&broker, &names).await.is_empty(),
-        "a brownout dead-letters nothing (during)"
+        during.is_empty(),
+        "a brownout dead-letters nothing: {} dead letters after {:?}",
+        during.len(),
+        sandbox.stats()
     );
+    assert!(browned, "the brownout is hit: {:?}", sandbox.stats());
     sandbox.set_faults(Faults::default());
     let done = delivered_and_committed(
         &broker,

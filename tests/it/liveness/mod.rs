@@ -2,3 +2,4 @@
 //! making progress while looking healthy, or flood the dead-letter topic, and asserts progress
 //! resumes (or the documented exit) with no spurious dead letters.
 mod breaker;
+mod figures;
