@@ -259,9 +259,10 @@ impl CircuitBreaker {
 
 /// Send-rate limiter: a token bucket whose rate halves on a 429 — at most once per
 /// `HALVING_INTERVAL`, so a burst of concurrent 429s (one per request in flight) is one signal,
-/// not hundreds — and recovers by 5 % of the configured rate per second without one (AIMD). A
-/// configured rate of 0 means unlimited until the first 429, which starts limiting at
-/// `floor_on_429`.
+/// not hundreds — and, a second after the last 429, recovers additively by 5 % per second of its
+/// reference: the configured rate, or, when unlimited (0), the send rate measured when the first
+/// 429 of the episode arrived (so a 429 at 1,800 posts/s halves to 900/s, not to a fixed floor,
+/// and the limit is lifted again once the rate is back there).
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
     configured: f64,
@@ -270,11 +271,19 @@ pub struct RateLimiter {
     last: Instant,
     last_throttle: Option<Instant>,
     last_halving: Option<Instant>,
-    floor_on_429: f64,
+    /// What recovery steps are a share of, and where an unlimited limiter is lifted again.
+    reference: f64,
+    /// Sends counted since `counting_since`, and the rate measured over the previous second.
+    sent: u32,
+    counting_since: Instant,
+    measured: f64,
 }
 
 /// The least time between two halvings of the send rate.
 pub const HALVING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The first limit of an unlimited limiter when no send rate was measured yet.
+const FLOOR_ON_429: f64 = 50.0;
 
 impl RateLimiter {
     /// `per_second` 0 = unlimited.
@@ -286,7 +295,10 @@ impl RateLimiter {
             last: now,
             last_throttle: None,
             last_halving: None,
-            floor_on_429: 50.0,
+            reference: per_second,
+            sent: 0,
+            counting_since: now,
+            measured: 0.0,
         }
     }
 
@@ -295,41 +307,59 @@ impl RateLimiter {
         self.rate
     }
 
+    fn count_send(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.counting_since);
+        if elapsed >= Duration::from_secs(1) {
+            self.measured = f64::from(self.sent) / elapsed.as_secs_f64();
+            self.sent = 0;
+            self.counting_since = now;
+        }
+        self.sent = self.sent.saturating_add(1);
+    }
+
+    /// The send rate of about the last second.
+    fn measured_rate(&self, now: Instant) -> f64 {
+        let elapsed = now
+            .saturating_duration_since(self.counting_since)
+            .max(Duration::from_secs(1));
+        self.measured
+            .max(f64::from(self.sent) / elapsed.as_secs_f64())
+    }
+
     fn refill(&mut self, now: Instant) {
         let dt = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
-        if self.rate > 0.0 {
+        if self.rate == 0.0 {
+            return;
+        }
+        let recovering = self
+            .last_throttle
+            .is_some_and(|t| now.saturating_duration_since(t) > HALVING_INTERVAL);
+        if recovering {
             let target = if self.configured > 0.0 {
                 self.configured
             } else {
-                f64::INFINITY
+                self.reference
             };
-            if self
-                .last_throttle
-                .is_some_and(|t| now.duration_since(t) > Duration::from_secs(1))
-            {
-                let step = if self.configured > 0.0 {
-                    self.configured * 0.05
-                } else {
-                    self.rate * 0.05
-                };
-                self.rate = (self.rate + step * dt).min(target);
-                if self.configured == 0.0 && self.rate > 10_000.0 {
-                    self.rate = 0.0;
-                }
+            self.rate = (self.rate + self.reference * 0.05 * dt).min(target);
+            if self.configured == 0.0 && self.rate >= self.reference {
+                self.rate = 0.0;
+                return;
             }
-            self.tokens = (self.tokens + self.rate * dt).min(self.rate.max(1.0));
         }
+        self.tokens = (self.tokens + self.rate * dt).min(self.rate.max(1.0));
     }
 
     /// Take a token; `Err(wait)` says how long until one is available.
     pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
         self.refill(now);
         if self.rate == 0.0 {
+            self.count_send(now);
             return Ok(());
         }
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
+            self.count_send(now);
             return Ok(());
         }
         Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
@@ -350,7 +380,10 @@ impl RateLimiter {
         let base = if self.rate > 0.0 {
             self.rate
         } else {
-            self.floor_on_429 * 2.0
+            // Unlimited: start from what was actually sent.
+            let base = self.measured_rate(now).max(FLOOR_ON_429 * 2.0);
+            self.reference = base;
+            base
         };
         self.rate = (base / 2.0).max(1.0);
         self.tokens = self.tokens.min(1.0);
@@ -504,10 +537,18 @@ mod tests {
         let _ = r.try_take(later);
         assert!(r.rate() > 25.0 && r.rate() <= 100.0, "{}", r.rate());
         let mut unlimited = RateLimiter::new(0.0, t0);
-        assert!((0..10_000).all(|_| unlimited.try_take(t0).is_ok()));
+        assert!((0..2_000).all(|_| unlimited.try_take(t0).is_ok()));
         unlimited.on_throttled(t0);
-        assert_eq!(unlimited.rate(), 50.0);
+        assert_eq!(unlimited.rate(), 1_000.0, "half of the 2,000/s measured");
         assert!(unlimited.try_take(t0).is_ok());
         assert!(unlimited.try_take(t0).is_err(), "limited after a 429");
+        // Without another 429 it recovers by 5 % of 2,000/s per second and is lifted at 2,000/s.
+        let _ = unlimited.try_take(t0 + Duration::from_secs(5));
+        assert!(unlimited.rate() > 1_000.0, "{}", unlimited.rate());
+        let _ = unlimited.try_take(t0 + Duration::from_secs(30));
+        assert_eq!(unlimited.rate(), 0.0, "unlimited again");
+        let mut fresh = RateLimiter::new(0.0, t0);
+        fresh.on_throttled(t0);
+        assert_eq!(fresh.rate(), 50.0, "nothing measured yet: the floor");
     }
 }
