@@ -1,6 +1,6 @@
 //! The poll loop, on a dedicated thread that owns the group consumer: it routes records to
-//! partition workers, pauses partitions whose buffer is full (and every partition while the
-//! breaker is open or a configuration fault is active), commits the offsets workers report done
+//! partition workers, pauses partitions whose buffer is full (and every partition while a
+//! deployment fault is active; an open breaker holds back sending only), commits the offsets workers report done
 //! for partitions it still owns, and handles rebalances: a revoked partition is drained within
 //! the drain bound and its done offsets committed before the partition is released; an assigned
 //! one gets a worker that restores its state before processing.
