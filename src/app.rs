@@ -154,8 +154,13 @@ pub async fn run(
         &config.kafka,
         Duration::from_millis(p.drain_timeout_ms),
         Duration::from_millis(config.wechatpay.request_timeout_ms),
+        p.max_event_bytes,
     );
-    let producer = crate::state::producer(&producer_config)
+    let producer = crate::state::producer_reporting(
+        &producer_config,
+        Some(health.clone()),
+        Duration::from_millis(p.produce_fault_exit_ms),
+    )
         .map_err(|e| AppError::Runtime(format!("producer: {e}")))?;
     let shared = Arc::new(Shared {
         group: config.kafka.group_id.clone(),

@@ -198,6 +198,10 @@ pub struct PipelineConfig {
     /// Shutdown deadline after SIGTERM.
     #[serde(default = "d::shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
+    /// How long Kafka may refuse the service's writes permanently (topic missing, ACL, fatal
+    /// producer error) — the pod not ready meanwhile — before the process exits 1.
+    #[serde(default = "d::produce_fault_exit_ms")]
+    pub produce_fault_exit_ms: u64,
     /// Process one event at a time per partition (no key-level concurrency; for comparison).
     #[serde(default)]
     pub sequential: bool,
@@ -331,6 +335,9 @@ mod d {
     pub fn commit_interval_ms() -> u64 {
         1_000
     }
+    pub fn produce_fault_exit_ms() -> u64 {
+        60_000
+    }
     pub fn shutdown_timeout_ms() -> u64 {
         20_000
     }
@@ -384,10 +391,20 @@ mod d {
 const PASS_THROUGH: [&str; 3] = ["common", "consumer", "producer"];
 
 /// Apply `CATERING_SYNC__…` overrides from `vars` to `table`.
+/// One environment override: where it goes, its variable and its raw text.
+struct Override {
+    path: Vec<String>,
+    name: String,
+    raw: String,
+    /// Inserted as a string (the key's type said so, or it never looked like anything else).
+    as_string: bool,
+}
+
 fn apply_env(
     table: &mut toml::Table,
     vars: impl Iterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<Override>, ConfigError> {
+    let mut applied = Vec::new();
     for (name, value) in vars {
         let Some(path) = name.strip_prefix(ENV_PREFIX) else {
             continue;
@@ -401,36 +418,57 @@ fn apply_env(
         if pass_through {
             parts[2] = parts[2].replace('_', ".");
         }
-        let leaf = parts.pop().unwrap_or_default();
-        let mut t = &mut *table;
-        for p in &parts {
-            let entry = t
-                .entry(p.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            t = entry.as_table_mut().ok_or_else(|| {
-                err(
-                    &parts.join("."),
-                    format!("{name} overrides a key that is not a table"),
-                )
-            })?;
-        }
+        // A first guess from the text; `from_toml` turns it into a string where the key's type
+        // is a string (a numeric mchid, group id or password).
         let v = if pass_through {
-            toml::Value::String(value)
+            toml::Value::String(value.clone())
         } else {
             value
                 .parse::<i64>()
                 .map(toml::Value::Integer)
                 .or_else(|_| value.parse::<f64>().map(toml::Value::Float))
                 .or_else(|_| value.parse::<bool>().map(toml::Value::Boolean))
-                .unwrap_or(toml::Value::String(value))
+                .unwrap_or(toml::Value::String(value.clone()))
         };
-        t.insert(leaf, v);
+        let as_string = v.is_str();
+        set_path(table, &parts, v, &name)?;
+        applied.push(Override {
+            path: parts,
+            name,
+            raw: value,
+            as_string,
+        });
     }
+    Ok(applied)
+}
+
+fn set_path(
+    table: &mut toml::Table,
+    parts: &[String],
+    v: toml::Value,
+    name: &str,
+) -> Result<(), ConfigError> {
+    let (leaf, tables) = parts.split_last().expect("a non-empty path");
+    let mut t = &mut *table;
+    for p in tables {
+        let entry = t
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = entry.as_table_mut().ok_or_else(|| {
+            err(
+                &tables.join("."),
+                format!("{name} overrides a key that is not a table"),
+            )
+        })?;
+    }
+    t.insert(leaf.clone(), v);
     Ok(())
 }
 
 impl Config {
-    /// Parse TOML text with overrides from `vars`, then validate.
+    /// Parse TOML text with overrides from `vars`, then validate. Each override is parsed by the
+    /// type of its key: one that looked numeric but lands on a string key is retried as the
+    /// string it was.
     pub fn from_toml(
         text: &str,
         vars: impl Iterator<Item = (String, String)>,
@@ -438,15 +476,35 @@ impl Config {
         let mut table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| err("", e.message().to_string()))?;
-        apply_env(&mut table, vars)?;
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let key = e.path().to_string();
-                err(
-                    if key == "." { "" } else { &key },
-                    e.into_inner().to_string(),
-                )
-            })?;
+        let mut overrides = apply_env(&mut table, vars)?;
+        let config = loop {
+            let e = match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(
+                table.clone(),
+            )) {
+                Ok(c) => break c,
+                Err(e) => e,
+            };
+            let key = e.path().to_string();
+            let o = overrides.iter_mut().find(|o| o.path.join(".") == key);
+            match o {
+                Some(o) if !o.as_string => {
+                    o.as_string = true;
+                    set_path(&mut table, &o.path, toml::Value::String(o.raw.clone()), &o.name)?;
+                }
+                Some(o) => {
+                    return Err(err(
+                        &key,
+                        format!("{} = {:?}: {}", o.name, o.raw, e.into_inner()),
+                    ))
+                }
+                None => {
+                    return Err(err(
+                        if key == "." { "" } else { &key },
+                        e.into_inner().to_string(),
+                    ))
+                }
+            }
+        };
         config.validate()?;
         Ok(config)
     }
@@ -458,8 +516,57 @@ impl Config {
         Self::from_toml(&text, std::env::vars())
     }
 
+    /// Every key that is a duration, a rate or a size, with the bounds outside which the
+    /// service would stall, spin or never act: `(key, value, min, max)`.
+    fn bounded_keys(&self) -> [(&'static str, f64, f64, f64); 19] {
+        let (k, w, p, r, s) = (
+            &self.kafka,
+            &self.wechatpay,
+            &self.pipeline,
+            &self.retry,
+            &self.state,
+        );
+        const HOUR_MS: f64 = 3_600_000.0;
+        const DAY_S: f64 = 86_400.0;
+        [
+            ("kafka.session_timeout_ms", k.session_timeout_ms as f64, 1_000.0, HOUR_MS),
+            ("wechatpay.request_timeout_ms", w.request_timeout_ms as f64, 100.0, 120_000.0),
+            ("wechatpay.connect_timeout_ms", w.connect_timeout_ms as f64, 100.0, 60_000.0),
+            ("wechatpay.max_rate_per_second", w.max_rate_per_second, 0.0, 1e6),
+            ("pipeline.drain_timeout_ms", p.drain_timeout_ms as f64, 1_000.0, HOUR_MS),
+            ("pipeline.commit_interval_ms", p.commit_interval_ms as f64, 10.0, 60_000.0),
+            ("pipeline.shutdown_timeout_ms", p.shutdown_timeout_ms as f64, 1_000.0, HOUR_MS),
+            ("pipeline.produce_fault_exit_ms", p.produce_fault_exit_ms as f64, 1_000.0, HOUR_MS),
+            ("pipeline.max_event_bytes", p.max_event_bytes as f64, 1_024.0, 64.0 * 1_048_576.0),
+            ("retry.initial_backoff_ms", r.initial_backoff_ms as f64, 1.0, 60_000.0),
+            ("retry.max_backoff_ms", r.max_backoff_ms as f64, 1.0, HOUR_MS),
+            ("retry.config_fault_retry_ms", r.config_fault_retry_ms as f64, 100.0, HOUR_MS),
+            ("retry.breaker_cooldown_ms", r.breaker_cooldown_ms as f64, 100.0, HOUR_MS),
+            ("retry.breaker_window_ms", r.breaker_window_ms as f64, 1_000.0, HOUR_MS),
+            ("retry.breaker_failure_rate", r.breaker_failure_rate, 0.01, 1.0),
+            ("retry.max_attempts", f64::from(r.max_attempts), 1.0, 1_000.0),
+            ("retry.breaker_threshold", f64::from(r.breaker_threshold), 1.0, 1_000.0),
+            ("state.final_retention_secs", s.final_retention_secs as f64, 1.0, 365.0 * DAY_S),
+            ("state.sweep_interval_secs", s.sweep_interval_secs as f64, 1.0, DAY_S),
+        ]
+    }
+
+    /// Refuse a duration, rate or size outside its bounds, naming the key and the bounds.
+    fn check_bounds(&self) -> Result<(), ConfigError> {
+        for (key, value, min, max) in self.bounded_keys() {
+            if !(value.is_finite() && value >= min && value <= max) {
+                return Err(err(
+                    key,
+                    format!("is {value}; must be within [{min}, {max}] (outside it the service would stall, spin or never act)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that need no file system or network.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_bounds()?;
         let k = &self.kafka;
         if k.brokers.trim().is_empty() {
             return Err(err("kafka.brokers", "must not be empty"));
@@ -656,6 +763,66 @@ mod tests {
         assert_eq!(c.wechatpay.verification_keys.len(), 1);
         assert_eq!(c.defaults.sp_appid.as_deref(), Some("wx8888888888888888"));
         assert!(c.pipeline.drain_timeout_ms > c.wechatpay.request_timeout_ms);
+    }
+
+    /// Numeric-looking strings in overrides land as strings where the key is a string (before:
+    /// "invalid type: integer `1900000001`, expected a string"); a number key given text is an
+    /// error naming the variable.
+    #[test]
+    fn overrides_are_parsed_by_the_type_of_their_key() {
+        let c = Config::from_toml(
+            MINIMAL,
+            vars(&[
+                ("CATERING_SYNC__WECHATPAY__MCHID", "1900000009"),
+                ("CATERING_SYNC__KAFKA__GROUP_ID", "12345"),
+                ("CATERING_SYNC__KAFKA__COMMON__SASL_PASSWORD", "0042"),
+                ("CATERING_SYNC__PIPELINE__MAX_IN_FLIGHT", "64"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.wechatpay.mchid, "1900000009");
+        assert_eq!(c.kafka.group_id, "12345");
+        assert_eq!(c.kafka.common.0["sasl.password"], "0042");
+        assert_eq!(c.pipeline.max_in_flight, 64);
+        let e = Config::from_toml(
+            MINIMAL,
+            vars(&[("CATERING_SYNC__PIPELINE__MAX_IN_FLIGHT", "abc")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("CATERING_SYNC__PIPELINE__MAX_IN_FLIGHT"),
+            "{e}"
+        );
+    }
+
+    /// Every bounded key set to 0 (and to an absurd value) is refused with a message naming it;
+    /// before, `commit_interval_ms = 0` panicked every worker after restore and
+    /// `config_fault_retry_ms = 0` busy-looped 401s.
+    #[test]
+    fn every_duration_rate_and_size_key_is_bounded() {
+        let base = Config::from_toml(MINIMAL, vars(&[])).unwrap();
+        let keys: Vec<&str> = base.bounded_keys().iter().map(|b| b.0).collect();
+        for key in keys {
+            let (table, name) = key.split_once('.').unwrap();
+            let var = format!(
+                "CATERING_SYNC__{}__{}",
+                table.to_uppercase(),
+                name.to_uppercase()
+            );
+            for bad in ["0", "1e12"] {
+                if key == "wechatpay.max_rate_per_second" && bad == "0" {
+                    continue; // 0 = unlimited until a 429
+                }
+                let bad = if bad == "1e12" && !key.ends_with("rate") && !key.ends_with("per_second") {
+                    "1000000000000"
+                } else {
+                    bad
+                };
+                let e = Config::from_toml(MINIMAL, vars(&[(&var, bad)]))
+                    .expect_err(&format!("{key} = {bad} must be refused"));
+                assert!(e.to_string().contains(key), "{key} = {bad}: {e}");
+            }
+        }
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub mod header {
     pub const REQUEST_ID: &str = "catering-sync.request-id";
     /// Set by `dlq replay` on the re-published record: the dead letter's own coordinates.
     pub const REPLAYED_FROM: &str = "catering-sync.replayed-from";
+    /// Set when the original value could not fit the dead-letter topic and the value is a
+    /// prefix: `bytes=<original size>; sha256=<hex of the whole original value>; kept=<prefix size>`.
+    pub const TRUNCATED: &str = "catering-sync.truncated";
 }
 
 /// Where the original record came from.
@@ -165,6 +168,46 @@ pub fn build(
         value: value.map(<[u8]>::to_vec),
         headers,
         reason: failure.reason,
+    }
+}
+
+impl DeadLetter {
+    /// Bytes of the record on the wire, roughly: key, value and headers.
+    pub fn size(&self) -> usize {
+        self.key.as_ref().map_or(0, Vec::len)
+            + self.value.as_ref().map_or(0, Vec::len)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>()
+    }
+
+    /// A copy whose value is cut to its first `keep` bytes, with the `catering-sync.truncated`
+    /// header giving the original size and the SHA-256 of the whole original value (the source
+    /// coordinates are already in `catering-sync.source`). Headers longer than `keep` (the
+    /// error detail of a huge invalid event) are cut too.
+    pub fn truncated(&self, keep: usize) -> DeadLetter {
+        use sha2::Digest;
+        let value = self.value.as_deref().unwrap_or_default();
+        let kept = value.len().min(keep);
+        let note = format!(
+            "bytes={}; sha256={}; kept={kept}",
+            value.len(),
+            crate::snapshot::body::hex(&sha2::Sha256::digest(value))
+        );
+        let mut headers: Vec<(String, Vec<u8>)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v[..v.len().min(keep)].to_vec()))
+            .collect();
+        headers.push((header::TRUNCATED.to_string(), note.into_bytes()));
+        DeadLetter {
+            key: self.key.clone(),
+            value: self.value.as_ref().map(|v| v[..kept].to_vec()),
+            headers,
+            reason: self.reason,
+        }
     }
 }
 

@@ -95,19 +95,31 @@ pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
 /// [`producer_config`], with its timeouts derived from the drain bound. A write started right
 /// after the last possible answer of a request (`request_timeout` into the drain) is answered or
 /// failed before the bound, so no write of a revoked partition can land after it.
+///
+/// Its `message.max.bytes` is sized from `max_event_bytes` (librdkafka's default, 1,000,000, is
+/// below the default 1 MiB event limit): a dead letter carries the whole original record plus
+/// its headers, so every record the service accepts as an event — and any it dead-letters as too
+/// large, truncated to fit (`catering-sync.truncated`) — can be written.
 pub fn pipeline_producer_config(
     cfg: &KafkaConfig,
     drain_timeout: Duration,
     request_timeout: Duration,
+    max_event_bytes: usize,
 ) -> ClientConfig {
     let mut c = producer_config(cfg);
+    let configured = |k: &str| cfg.producer.0.contains_key(k) || cfg.common.0.contains_key(k);
+    if !configured("message.max.bytes") {
+        c.set(
+            "message.max.bytes",
+            (max_event_bytes + DEAD_LETTER_HEADROOM).to_string(),
+        );
+    }
     let window = drain_timeout.saturating_sub(request_timeout);
     let timeout = window
         .saturating_sub(Duration::from_millis(250))
         .max(Duration::from_millis(500))
         .as_millis()
         .to_string();
-    let configured = |k: &str| cfg.producer.0.contains_key(k) || cfg.common.0.contains_key(k);
     if !configured("message.timeout.ms") && !configured("delivery.timeout.ms") {
         c.set("message.timeout.ms", &timeout);
     }
@@ -116,6 +128,10 @@ pub fn pipeline_producer_config(
     }
     c
 }
+
+/// Room above `max_event_bytes` in a produced record for the dead-letter headers (the error
+/// detail names every violated rule) and the record's framing.
+pub const DEAD_LETTER_HEADROOM: usize = 64 * 1024;
 
 /// A group-less reader of one changelog partition, to its end.
 pub fn restore_config(cfg: &KafkaConfig) -> ClientConfig {

@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::{oneshot, watch};
 
 use crate::dead_letter::DeadLetter;
 use crate::pipeline::lease::Lease;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::Health;
 
 /// One write waiting for its delivery report.
 pub struct Pending {
@@ -28,10 +30,106 @@ pub struct Pending {
     answer: Option<oneshot::Sender<Result<i64, KafkaError>>>,
 }
 
-/// The producer's context: a delivery report answers its write and counts it answered.
-pub struct Reports;
+/// The producer's context: a delivery report answers its write and counts it answered. It also
+/// keeps the producer's health: a permanent produce error (topic missing, ACL, fatal producer
+/// error, a record the broker can never take) makes the pod not ready and, when it lasts past
+/// `exit_after`, exits the process non-zero so the platform restarts it.
+pub struct Reports {
+    health: Option<Arc<Health>>,
+    exit_after: Duration,
+    max_message_bytes: usize,
+    faulty_since: std::sync::Mutex<Option<Instant>>,
+}
 
 impl ClientContext for Reports {}
+
+impl Reports {
+    fn healthy(&self) {
+        let mut since = self.faulty_since.lock().unwrap_or_else(|p| p.into_inner());
+        if since.take().is_some() {
+            tracing::info!("Kafka accepts the service's writes again: ready");
+            if let Some(h) = &self.health {
+                h.set_produce_fault(false);
+            }
+        }
+    }
+
+    fn permanent(&self, error: &KafkaError, what: &str) {
+        let now = Instant::now();
+        let first = *self
+            .faulty_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(now);
+        if let Some(h) = &self.health {
+            h.set_produce_fault(true);
+        }
+        if now.duration_since(first) >= self.exit_after {
+            let msg = format!("writes to Kafka ({what}) have failed permanently for {:?} ({error}): exiting so the platform restarts the pod (nothing is committed past an unwritten record)", now.duration_since(first));
+            tracing::error!("{msg}");
+            eprintln!("catering-sync: {msg}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// A produce error that retrying will not cure: the pod is not ready while it lasts.
+fn is_permanent(code: Option<RDKafkaErrorCode>) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        Some(
+            C::UnknownTopicOrPartition
+                | C::UnknownTopic
+                | C::UnknownPartition
+                | C::TopicAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::SaslAuthenticationFailed
+                | C::Authentication
+                | C::Fatal
+                | C::Fenced
+                | C::ProducerFenced
+                | C::InvalidProducerEpoch
+                | C::OutOfOrderSequenceNumber
+                | C::InvalidRecord
+                | C::MessageSizeTooLarge
+                | C::InvalidMessageSize
+        )
+    )
+}
+
+fn is_too_large(code: Option<RDKafkaErrorCode>) -> bool {
+    matches!(
+        code,
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize)
+    )
+}
+
+/// A short, bounded label of a produce error for metrics.
+fn failure_kind(code: Option<RDKafkaErrorCode>) -> &'static str {
+    use RDKafkaErrorCode as C;
+    match code {
+        Some(C::MessageSizeTooLarge | C::InvalidMessageSize) => "too_large",
+        Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition) => {
+            "unknown_topic"
+        }
+        Some(
+            C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::SaslAuthenticationFailed
+            | C::Authentication,
+        ) => "authorization",
+        Some(
+            C::Fatal
+            | C::Fenced
+            | C::ProducerFenced
+            | C::InvalidProducerEpoch
+            | C::OutOfOrderSequenceNumber,
+        ) => "fatal",
+        Some(C::MessageTimedOut | C::RequestTimedOut) => "timeout",
+        _ => "other",
+    }
+}
 
 impl ProducerContext for Reports {
     type DeliveryOpaque = Box<Pending>;
@@ -51,10 +149,34 @@ impl ProducerContext for Reports {
 /// The process's producer of changelog records and dead letters.
 pub type SharedProducer = Arc<ThreadedProducer<Reports>>;
 
-/// Create the shared producer.
+/// Create the shared producer (no health to report to: tools and tests).
 pub fn producer(config: &rdkafka::ClientConfig) -> rdkafka::error::KafkaResult<SharedProducer> {
-    config.create_with_context(Reports).map(Arc::new)
+    producer_reporting(config, None, Duration::MAX)
 }
+
+/// Create the shared producer of `run`: a permanent produce error makes `health` not ready, and
+/// past `exit_after` exits the process.
+pub fn producer_reporting(
+    config: &rdkafka::ClientConfig,
+    health: Option<Arc<Health>>,
+    exit_after: Duration,
+) -> rdkafka::error::KafkaResult<SharedProducer> {
+    let max_message_bytes = config
+        .get("message.max.bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    config
+        .create_with_context(Reports {
+            health,
+            exit_after,
+            max_message_bytes,
+            faulty_since: std::sync::Mutex::new(None),
+        })
+        .map(Arc::new)
+}
+
+/// What a dead letter's value is cut to when the broker refused it as too large.
+pub const TRUNCATED_DEAD_LETTER_BYTES: usize = 16 * 1024;
 
 /// Header of every changelog record: the owner epoch of the writer (decimal).
 pub const EPOCH_HEADER: &str = "catering-sync.epoch";
@@ -82,12 +204,21 @@ pub struct Sink {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cancelled;
 
+/// Why `send_acked` stopped without an acknowledgement.
+enum Stop {
+    Cancelled,
+    /// A dead letter too large for the topic: write a truncated copy instead.
+    TooLarge,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     State,
     Tombstone,
     Fence,
     DeadLetter,
+    /// A dead letter already cut to fit.
+    TruncatedDeadLetter,
 }
 
 impl Kind {
@@ -97,6 +228,14 @@ impl Kind {
             Self::Tombstone => "changelog tombstone",
             Self::Fence => "changelog fence",
             Self::DeadLetter => "dead letter",
+            Self::TruncatedDeadLetter => "truncated dead letter",
+        }
+    }
+
+    fn topic(self) -> &'static str {
+        match self {
+            Self::DeadLetter | Self::TruncatedDeadLetter => "dead_letter",
+            _ => "changelog",
         }
     }
 }
@@ -181,44 +320,65 @@ impl Sink {
     }
 
     /// Send until acknowledged; a failed send is retried (after a pause) until it succeeds or
-    /// `cancel` turns true. A failure is an operator matter: logged at ERROR.
+    /// `cancel` turns true. A failure is an operator matter: logged at ERROR, counted by kind; a
+    /// permanent one makes the pod not ready (and exits past the bound). A dead letter the broker
+    /// refuses as too large stops with `TooLarge`, for a truncated copy.
     async fn send_acked<'a>(
         &'a self,
         kind: Kind,
         record: impl Fn() -> BaseRecord<'a, [u8], [u8], Box<Pending>>,
         cancel: &mut watch::Receiver<bool>,
-    ) -> Result<i64, Cancelled> {
+    ) -> Result<i64, Stop> {
         let mut delay = Duration::from_millis(100);
+        let started = Instant::now();
         loop {
             if *cancel.borrow() || !self.lease_holds() {
-                return Err(Cancelled);
+                return Err(Stop::Cancelled);
             }
             let answer = match self.queue(record()) {
                 Ok(rx) => rx.await.unwrap_or(Err(KafkaError::Canceled)),
                 Err(e) => Err(e),
             };
-            match answer {
+            let e = match answer {
                 Ok(offset) => {
-                    if kind != Kind::DeadLetter {
-                        self.metrics.changelog_writes.inc();
-                    }
+                    self.written(kind, started);
                     return Ok(offset);
                 }
-                Err(KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)) => {
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
                     tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, what = kind.label(), partition = self.partition, "write to Kafka failed; retrying (offsets are not committed past it)");
-                    if *cancel.borrow() {
-                        return Err(Cancelled);
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = cancel.wait_for(|c| *c) => return Err(Cancelled),
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
+                Err(e) => e,
+            };
+            let code = e.rdkafka_error_code();
+            self.metrics
+                .state_write_failures
+                .with_label_values(&[kind.topic(), failure_kind(code)])
+                .inc();
+            if kind == Kind::DeadLetter && is_too_large(code) {
+                tracing::warn!(error = %e, partition = self.partition, "dead letter too large for the topic: writing a truncated copy");
+                return Err(Stop::TooLarge);
             }
+            tracing::error!(error = %e, what = kind.label(), partition = self.partition, permanent = is_permanent(code), "write to Kafka failed; retrying (offsets are not committed past it)");
+            if is_permanent(code) {
+                self.producer.context().permanent(&e, kind.label());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = cancel.wait_for(|c| *c) => return Err(Stop::Cancelled),
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn written(&self, kind: Kind, started: Instant) {
+        self.producer.context().healthy();
+        self.metrics
+            .state_write_duration
+            .with_label_values(&[kind.topic()])
+            .observe(started.elapsed().as_secs_f64());
+        if kind.topic() == "changelog" {
+            self.metrics.changelog_writes.inc();
         }
     }
 
@@ -251,6 +411,7 @@ impl Sink {
         )
         .await
         .map(|_| ())
+        .map_err(|_| Cancelled)
     }
 
     /// Queue an order's state record now, without waiting for its acknowledgement: it is written
@@ -312,6 +473,7 @@ impl Sink {
         )
         .await
         .map(|_| ())
+        .map_err(|_| Cancelled)
     }
 
     /// Write a fence record with `epoch` and `token` (the owner's barrier: a restore reads up to
@@ -349,14 +511,45 @@ impl Sink {
             cancel,
         )
         .await
+        .map_err(|_| Cancelled)
     }
 
-    /// Write a dead letter (partitioned by its key, like the original).
+    /// Write a dead letter (partitioned by its key, like the original). One that cannot fit the
+    /// producer's `message.max.bytes`, or that the broker refuses as too large, is written as a
+    /// truncated copy (`catering-sync.truncated`: size and SHA-256 of the whole value).
     pub async fn dead_letter(
         &self,
         dl: &DeadLetter,
         cancel: &mut watch::Receiver<bool>,
     ) -> Result<(), Cancelled> {
+        let limit = self.producer.context().max_message_bytes;
+        // Headroom for the record's framing, and for the truncation header itself.
+        let fits = limit.saturating_sub(1024);
+        if dl.size() > fits {
+            let other = dl.size() - dl.value.as_ref().map_or(0, Vec::len);
+            let cut = dl.truncated(fits.saturating_sub(other));
+            return self
+                .send_dead_letter(&cut, Kind::TruncatedDeadLetter, cancel)
+                .await
+                .map_err(|_| Cancelled);
+        }
+        let result = match self.send_dead_letter(dl, Kind::DeadLetter, cancel).await {
+            Err(Stop::TooLarge) => {
+                let cut = dl.truncated(TRUNCATED_DEAD_LETTER_BYTES);
+                self.send_dead_letter(&cut, Kind::TruncatedDeadLetter, cancel)
+                    .await
+            }
+            other => other,
+        };
+        result.map_err(|_| Cancelled)
+    }
+
+    async fn send_dead_letter(
+        &self,
+        dl: &DeadLetter,
+        kind: Kind,
+        cancel: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stop> {
         let headers = || {
             dl.headers.iter().fold(
                 OwnedHeaders::new_with_capacity(dl.headers.len()),
@@ -369,7 +562,7 @@ impl Sink {
             )
         };
         self.send_acked(
-            Kind::DeadLetter,
+            kind,
             || {
                 let mut r =
                     BaseRecord::with_opaque_to(&self.dlq_topic, self.pending()).headers(headers());

@@ -19,6 +19,7 @@ fn now_ms() -> u64 {
 #[derive(Debug, Default)]
 pub struct Health {
     config_fault: AtomicBool,
+    produce_fault: AtomicBool,
     last_poll_ms: AtomicU64,
     /// Assigned partitions and whether each is restored.
     partitions: Mutex<BTreeMap<i32, bool>>,
@@ -43,6 +44,17 @@ impl Health {
     /// Whether a configuration fault is active.
     pub fn config_fault(&self) -> bool {
         self.config_fault.load(Ordering::Relaxed)
+    }
+
+    /// Kafka refuses the service's writes permanently (topic missing, ACL, fatal producer
+    /// error): set; the next acknowledged write clears it.
+    pub fn set_produce_fault(&self, on: bool) {
+        self.produce_fault.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether a permanent produce fault is active.
+    pub fn produce_fault(&self) -> bool {
+        self.produce_fault.load(Ordering::Relaxed)
     }
 
     /// A partition was assigned (not yet restored).
@@ -73,9 +85,10 @@ impl Health {
             .remove(&partition);
     }
 
-    /// Ready: every assigned partition restored and no configuration fault.
+    /// Ready: every assigned partition restored, no deployment fault, no produce fault.
     pub fn is_ready(&self) -> bool {
         !self.config_fault()
+            && !self.produce_fault()
             && self
                 .partitions
                 .lock()

@@ -59,6 +59,8 @@ pub const NAMES: &[&str] = &[
     "catering_sync_send_rate_limit",
     "catering_sync_circuit_breaker_open_seconds",
     "catering_sync_probes_total",
+    "catering_sync_state_write_failures_total",
+    "catering_sync_state_write_duration_seconds",
     "catering_sync_last_poll_timestamp_seconds",
     "catering_sync_changelog_writes_total",
     "catering_sync_fencing_events_total",
@@ -123,6 +125,10 @@ pub struct Metrics {
     pub breaker_open_seconds: prometheus::Gauge,
     /// Probes of WeChat Pay sent by the prober, by what they probe and outcome.
     pub probes: IntCounterVec,
+    /// Failed changelog and dead-letter writes, by topic and kind.
+    pub state_write_failures: IntCounterVec,
+    /// Time from a changelog or dead-letter write's first attempt to its acknowledgement.
+    pub state_write_duration: prometheus::HistogramVec,
     /// Unix time of the poll loop's last iteration.
     pub last_poll: IntGauge,
     /// Changelog records written (state and tombstones).
@@ -315,6 +321,32 @@ impl Metrics {
                 )?;
                 r.register(Box::new(c.clone()))?;
                 c
+            },
+            state_write_failures: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "catering_sync_state_write_failures_total",
+                        "Failed changelog and dead-letter writes by topic (changelog, dead_letter) and kind (too_large, unknown_topic, authorization, fatal, timeout, other)",
+                    ),
+                    &["topic", "kind"],
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            state_write_duration: {
+                let h = prometheus::HistogramVec::new(
+                    HistogramOpts::new(
+                        "catering_sync_state_write_duration_seconds",
+                        "Time from a changelog or dead-letter write's first attempt to its acknowledgement, by topic",
+                    )
+                    .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0]),
+                    &["topic"],
+                )?;
+                for t in ["changelog", "dead_letter"] {
+                    h.with_label_values(&[t]);
+                }
+                r.register(Box::new(h.clone()))?;
+                h
             },
             last_poll: gauge(
                 r,
