@@ -158,6 +158,8 @@ pub fn producer_config(bootstrap: &str) -> ClientConfig {
     config
         .set("acks", "all")
         .set("linger.ms", "20")
+        // Tests produce records past the service's limits (a 2 MiB event).
+        .set("message.max.bytes", (8 << 20).to_string())
         .set("message.timeout.ms", DEADLINE.as_millis().to_string());
     config
 }

@@ -69,7 +69,9 @@ async fn a_lone_failing_body_at_low_traffic_does_not_stop_the_others() {
     assert!(opened, "the lone body fails: {:?}", sandbox.stats());
     let others = gen_orders("LOW", 12);
     for o in &others {
-        broker.produce_batch(&names.input, interleave(std::slice::from_ref(o), 0)).await;
+        broker
+            .produce_batch(&names.input, interleave(std::slice::from_ref(o), 0))
+            .await;
         tokio::time::sleep(Duration::from_millis(250)).await; // low traffic, not a condition
     }
     let done = eventually(Duration::from_secs(90), || async {
@@ -275,7 +277,11 @@ async fn deployment_fault_then_fixed(fault: DeploymentFault, status: u16, tag: &
         status_count(&sandbox, status) >= 1 && app.readyz().await == 503
     })
     .await;
-    assert!(not_ready, "not ready during a deployment fault: {:?}", sandbox.stats());
+    assert!(
+        not_ready,
+        "not ready during a deployment fault: {:?}",
+        sandbox.stats()
+    );
     // Probing, not flooding: over the next 20 probe intervals (500 ms each), a handful of
     // requests, not one per buffered order per interval.
     let before = sandbox.stats().requests;
@@ -294,7 +300,10 @@ async fn deployment_fault_then_fixed(fault: DeploymentFault, status: u16, tag: &
         sent <= 2 * intervals,
         "{sent} requests in {intervals} probe intervals: every waiting order re-sends"
     );
-    assert!(dead_letters(&broker, &names).await.is_empty(), "never dead-letter");
+    assert!(
+        dead_letters(&broker, &names).await.is_empty(),
+        "never dead-letter"
+    );
     sandbox.set_faults(Faults::default());
     let done = eventually(Duration::from_secs(60), || async {
         check_delivered(&sandbox, &orders).is_ok()
@@ -303,7 +312,10 @@ async fn deployment_fault_then_fixed(fault: DeploymentFault, status: u16, tag: &
     })
     .await;
     assert!(done, "recovered: {:?}", sandbox.stats());
-    assert!(dead_letters(&broker, &names).await.is_empty(), "never dead-letter");
+    assert!(
+        dead_letters(&broker, &names).await.is_empty(),
+        "never dead-letter"
+    );
     app.stop().await.unwrap();
     sandbox.shutdown().await;
 }

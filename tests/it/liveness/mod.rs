@@ -3,3 +3,5 @@
 //! resumes (or the documented exit) with no spurious dead letters.
 mod breaker;
 mod figures;
+mod oversized;
+mod produce_fault;
