@@ -98,6 +98,9 @@ pub enum CrashPoint {
     AfterAck,
     /// The acknowledged-digest record is written; the offset is not committed yet.
     BeforeCommit,
+    /// Inside an order task, before its write-ahead record: the hook panics the task (a bug's
+    /// stand-in) instead of aborting the process.
+    PanicInTask,
 }
 
 impl CrashPoint {
@@ -106,6 +109,7 @@ impl CrashPoint {
             Self::BeforePost => "before_post",
             Self::AfterAck => "after_ack",
             Self::BeforeCommit => "before_commit",
+            Self::PanicInTask => "panic_in_task",
         }
     }
 }
@@ -132,6 +136,9 @@ pub fn crash_point(point: CrashPoint) {
     });
     if let Some(h) = hook {
         if h.point == point.name() && h.seen.fetch_add(1, Ordering::Relaxed) + 1 == h.at {
+            if point == CrashPoint::PanicInTask {
+                panic!("CATERING_SYNC_CRASH_AT reached panic_in_task (test-only)");
+            }
             eprintln!(
                 "catering-sync: CATERING_SYNC_CRASH_AT reached {}: aborting",
                 h.point

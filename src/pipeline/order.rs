@@ -260,6 +260,7 @@ async fn post(
             true
         };
     }
+    crash_point(CrashPoint::PanicInTask);
     // Write-ahead: the state this post reports is durable before the request exists. Also when
     // nothing changed (a restored body posted again): the durable digest must become unknown.
     if !run.write_ahead(order).await {

@@ -546,7 +546,7 @@ impl PartitionWorker {
                 }
             }
             Err(e) if e.is_cancelled() => {}
-            Err(e) => tracing::error!(partition = self.partition, error = %e, "order task failed"),
+            Err(e) => task_panicked(self.partition, &e, &self.shared.metrics),
         }
     }
 
@@ -591,4 +591,19 @@ impl PartitionWorker {
             });
         }
     }
+}
+
+/// An order task panicked (a bug): its order and its offsets would stay stuck for good (a hole
+/// no commit passes), so the process exits 1 — crash-only, like SIGKILL, which the write-ahead
+/// state makes safe: the next owner restores and re-posts what may not have landed.
+fn task_panicked(
+    partition: i32,
+    e: &tokio::task::JoinError,
+    metrics: &crate::telemetry::metrics::Metrics,
+) {
+    metrics.fencing.with_label_values(&["task_panicked"]).inc();
+    let msg = format!("an order task of partition {partition} panicked ({e}): exiting so the partition is restored and re-processed from its write-ahead state (crash-only)");
+    tracing::error!(partition, "{msg}");
+    eprintln!("catering-sync: {msg}");
+    std::process::exit(1);
 }

@@ -357,9 +357,9 @@ impl Metrics {
             fencing: counter_vec(
                 r,
                 "catering_sync_fencing_events_total",
-                "Ownership safety events: stale_record_ignored (a changelog record written after a newer owner's fence, skipped on restore), drain_aborted (tasks aborted at the drain bound), assignment_lost (revoked without a drain), unquiet_exit (exited rather than overlap with the next owner)",
+                "Ownership safety events: stale_record_ignored (a changelog record written after a newer owner's fence, skipped on restore), drain_aborted (tasks aborted at the drain bound), assignment_lost (revoked without a drain), unquiet_exit (exited rather than overlap with the next owner), task_panicked (an order task panicked: exited to restart from the write-ahead state)",
                 "kind",
-                &["stale_record_ignored", "drain_aborted", "assignment_lost", "unquiet_exit"],
+                &["stale_record_ignored", "drain_aborted", "assignment_lost", "unquiet_exit", "task_panicked"],
             )?,
         })
     }

@@ -5,3 +5,5 @@ mod breaker;
 mod figures;
 mod oversized;
 mod produce_fault;
+mod panic;
+mod config;

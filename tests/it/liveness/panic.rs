@@ -1,0 +1,53 @@
+//! A panicking order task (a bug's stand-in, by the test-only hook) must not leave its order and
+//! its partition stuck with `/readyz` green: the process exits 1, and a restarted process
+//! delivers everything from the write-ahead state. (Before: `finished` logged "order task
+//! failed" and went on; the task's offsets became a hole no commit passed.)
+
+use std::time::Duration;
+
+use catering_sync::sandbox::Faults;
+
+use crate::broker::Broker;
+use crate::stack::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_panicking_order_task_exits_and_a_restart_delivers_everything() {
+    let (broker, names, sandbox) = tansu_stack(1, Faults::default()).await;
+    let orders = gen_orders("PNC", 10);
+    let delivered = broker
+        .produce_batch(&names.input, interleave(&orders, 0))
+        .await;
+    let ends = ends(&delivered);
+    let config = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "");
+    let mut app = ChildApp::spawn_with_env(
+        &config,
+        "info",
+        &[("CATERING_SYNC_CRASH_AT", "panic_in_task:5")],
+    );
+    let status = app.wait_exit(Duration::from_secs(60)).await;
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "a panicked task exits 1: {}",
+        app.log_text()
+    );
+    assert!(app.log_text().contains("panicked"), "{}", app.log_text());
+    let restarted = ChildApp::spawn(&config);
+    let done = delivered_and_committed(
+        &broker,
+        &names,
+        &sandbox,
+        &orders,
+        &ends,
+        1,
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(
+        done,
+        "delivered after the restart: {}",
+        restarted.log_text()
+    );
+    assert!(check_history(&sandbox, &orders).is_ok());
+    sandbox.shutdown().await;
+}
