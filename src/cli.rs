@@ -646,6 +646,12 @@ fn run_service(args: &RunArgs) -> Result<(), Failure> {
     if args.check {
         crate::app::wechatpay_client(&config).map_err(|e| config_error(e.into()))?;
         println!("configuration OK: {}", args.config.display());
+        // What the overrides made of it (no secrets: those stay in the file or environment).
+        let (k, w) = (&config.kafka, &config.wechatpay);
+        println!(
+            "  kafka {} group {} input {}; WeChat Pay {} mchid {}",
+            k.brokers, k.group_id, k.input_topic, w.base_url, w.mchid
+        );
         return Ok(());
     }
     runtime()?

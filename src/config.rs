@@ -390,7 +390,6 @@ mod d {
 
 const PASS_THROUGH: [&str; 3] = ["common", "consumer", "producer"];
 
-/// Apply `CATERING_SYNC__…` overrides from `vars` to `table`.
 /// One environment override: where it goes, its variable and its raw text.
 struct Override {
     path: Vec<String>,
@@ -398,8 +397,11 @@ struct Override {
     raw: String,
     /// Inserted as a string (the key's type said so, or it never looked like anything else).
     as_string: bool,
+    /// Why the first guess (a number or a boolean) did not fit the key, once tried.
+    guess_error: Option<String>,
 }
 
+/// Apply `CATERING_SYNC__…` overrides from `vars` to `table`.
 fn apply_env(
     table: &mut toml::Table,
     vars: impl Iterator<Item = (String, String)>,
@@ -437,6 +439,7 @@ fn apply_env(
             name,
             raw: value,
             as_string,
+            guess_error: None,
         });
     }
     Ok(applied)
@@ -465,6 +468,76 @@ fn set_path(
     Ok(())
 }
 
+/// librdkafka's `max.poll.interval.ms` when not given.
+const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
+
+/// The poll thread drains inside rebalance callbacks for up to the shutdown deadline: the
+/// consumer's `max.poll.interval.ms` (given, or librdkafka's default) must outlast it.
+fn check_poll_interval(k: &KafkaConfig, p: &PipelineConfig) -> Result<(), ConfigError> {
+    let need = p.shutdown_timeout_ms + 5_000;
+    match k.consumer.0.get("max.poll.interval.ms") {
+        Some(v) if v.parse::<u64>().map_or(true, |v| v <= need) => Err(err(
+            "kafka.consumer.max.poll.interval.ms",
+            format!("must exceed pipeline.shutdown_timeout_ms + 5000 ({need}): the poll thread drains inside rebalance callbacks"),
+        )),
+        None if DEFAULT_MAX_POLL_INTERVAL_MS <= need => Err(err(
+            "pipeline.shutdown_timeout_ms",
+            format!("must be below {}: librdkafka's default max.poll.interval.ms ({DEFAULT_MAX_POLL_INTERVAL_MS}) must exceed it + 5000, as the poll thread drains inside rebalance callbacks (or set kafka.consumer.\"max.poll.interval.ms\" above {need})", DEFAULT_MAX_POLL_INTERVAL_MS - 5_000),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A duration, rate or size key and its bounds, outside which the service would stall, spin or
+/// never act.
+#[derive(Debug, Clone, Copy)]
+struct Bound {
+    key: &'static str,
+    value: f64,
+    min: f64,
+    max: f64,
+    /// 0 has a meaning of its own (no limit) and is accepted.
+    zero_is_off: bool,
+}
+
+impl Bound {
+    fn new(key: &'static str, value: f64, min: f64, max: f64) -> Self {
+        Self {
+            key,
+            value,
+            min,
+            max,
+            zero_is_off: false,
+        }
+    }
+
+    fn zero_is_off(self) -> Self {
+        Self {
+            zero_is_off: true,
+            ..self
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let v = self.value;
+        if (self.zero_is_off && v == 0.0) || (v.is_finite() && v >= self.min && v <= self.max) {
+            return Ok(());
+        }
+        let zero = if self.zero_is_off {
+            "0 (no limit) or "
+        } else {
+            ""
+        };
+        Err(err(
+            self.key,
+            format!(
+                "is {v}; must be {zero}within [{}, {}] (outside it the service would stall, spin or never act)",
+                self.min, self.max
+            ),
+        ))
+    }
+}
+
 impl Config {
     /// Parse TOML text with overrides from `vars`, then validate. Each override is parsed by the
     /// type of its key: one that looked numeric but lands on a string key is retried as the
@@ -489,13 +562,18 @@ impl Config {
             match o {
                 Some(o) if !o.as_string => {
                     o.as_string = true;
-                    set_path(&mut table, &o.path, toml::Value::String(o.raw.clone()), &o.name)?;
+                    o.guess_error = Some(e.into_inner().to_string());
+                    set_path(
+                        &mut table,
+                        &o.path,
+                        toml::Value::String(o.raw.clone()),
+                        &o.name,
+                    )?;
                 }
                 Some(o) => {
-                    return Err(err(
-                        &key,
-                        format!("{} = {:?}: {}", o.name, o.raw, e.into_inner()),
-                    ))
+                    let why = o.guess_error.take();
+                    let why = why.unwrap_or_else(|| e.into_inner().to_string());
+                    return Err(err(&key, format!("{} = {:?}: {why}", o.name, o.raw)));
                 }
                 None => {
                     return Err(err(
@@ -517,8 +595,9 @@ impl Config {
     }
 
     /// Every key that is a duration, a rate or a size, with the bounds outside which the
-    /// service would stall, spin or never act: `(key, value, min, max)`.
-    fn bounded_keys(&self) -> [(&'static str, f64, f64, f64); 19] {
+    /// service would stall, spin or never act. A new such key gets its line here (a test checks
+    /// that every `_ms`, `_secs` and rate field of this file has one).
+    fn bounded_keys(&self) -> Vec<Bound> {
         let (k, w, p, r, s) = (
             &self.kafka,
             &self.wechatpay,
@@ -526,42 +605,145 @@ impl Config {
             &self.retry,
             &self.state,
         );
+        const MIN_MS: f64 = 60_000.0;
         const HOUR_MS: f64 = 3_600_000.0;
         const DAY_S: f64 = 86_400.0;
-        [
-            ("kafka.session_timeout_ms", k.session_timeout_ms as f64, 1_000.0, HOUR_MS),
-            ("wechatpay.request_timeout_ms", w.request_timeout_ms as f64, 100.0, 120_000.0),
-            ("wechatpay.connect_timeout_ms", w.connect_timeout_ms as f64, 100.0, 60_000.0),
-            ("wechatpay.max_rate_per_second", w.max_rate_per_second, 0.0, 1e6),
-            ("pipeline.drain_timeout_ms", p.drain_timeout_ms as f64, 1_000.0, HOUR_MS),
-            ("pipeline.commit_interval_ms", p.commit_interval_ms as f64, 10.0, 60_000.0),
-            ("pipeline.shutdown_timeout_ms", p.shutdown_timeout_ms as f64, 1_000.0, HOUR_MS),
-            ("pipeline.produce_fault_exit_ms", p.produce_fault_exit_ms as f64, 1_000.0, HOUR_MS),
-            ("pipeline.max_event_bytes", p.max_event_bytes as f64, 1_024.0, 64.0 * 1_048_576.0),
-            ("retry.initial_backoff_ms", r.initial_backoff_ms as f64, 1.0, 60_000.0),
-            ("retry.max_backoff_ms", r.max_backoff_ms as f64, 1.0, HOUR_MS),
-            ("retry.config_fault_retry_ms", r.config_fault_retry_ms as f64, 100.0, HOUR_MS),
-            ("retry.breaker_cooldown_ms", r.breaker_cooldown_ms as f64, 100.0, HOUR_MS),
-            ("retry.breaker_window_ms", r.breaker_window_ms as f64, 1_000.0, HOUR_MS),
-            ("retry.breaker_failure_rate", r.breaker_failure_rate, 0.01, 1.0),
-            ("retry.max_attempts", f64::from(r.max_attempts), 1.0, 1_000.0),
-            ("retry.breaker_threshold", f64::from(r.breaker_threshold), 1.0, 1_000.0),
-            ("state.final_retention_secs", s.final_retention_secs as f64, 1.0, 365.0 * DAY_S),
-            ("state.sweep_interval_secs", s.sweep_interval_secs as f64, 1.0, DAY_S),
+        let int = |key, v: u64, min, max| Bound::new(key, v as f64, min, max);
+        vec![
+            int(
+                "kafka.session_timeout_ms",
+                k.session_timeout_ms,
+                1_000.0,
+                HOUR_MS,
+            ),
+            int(
+                "wechatpay.request_timeout_ms",
+                w.request_timeout_ms,
+                100.0,
+                2.0 * MIN_MS,
+            ),
+            int(
+                "wechatpay.connect_timeout_ms",
+                w.connect_timeout_ms,
+                100.0,
+                MIN_MS,
+            ),
+            // 0 = no limit until a 429; below 1/s (the limiter's floor) is a stall.
+            Bound::new(
+                "wechatpay.max_rate_per_second",
+                w.max_rate_per_second,
+                1.0,
+                1e6,
+            )
+            .zero_is_off(),
+            int(
+                "pipeline.drain_timeout_ms",
+                p.drain_timeout_ms,
+                1_000.0,
+                HOUR_MS,
+            ),
+            int(
+                "pipeline.commit_interval_ms",
+                p.commit_interval_ms,
+                10.0,
+                MIN_MS,
+            ),
+            int(
+                "pipeline.shutdown_timeout_ms",
+                p.shutdown_timeout_ms,
+                1_000.0,
+                HOUR_MS,
+            ),
+            int(
+                "pipeline.produce_fault_exit_ms",
+                p.produce_fault_exit_ms,
+                1_000.0,
+                HOUR_MS,
+            ),
+            Bound::new(
+                "pipeline.max_event_bytes",
+                p.max_event_bytes as f64,
+                1_024.0,
+                64.0 * 1_048_576.0,
+            ),
+            Bound::new(
+                "pipeline.max_in_flight",
+                p.max_in_flight as f64,
+                1.0,
+                10_000.0,
+            ),
+            Bound::new(
+                "pipeline.partition_buffer",
+                p.partition_buffer as f64,
+                1.0,
+                1_000_000.0,
+            ),
+            int(
+                "retry.initial_backoff_ms",
+                r.initial_backoff_ms,
+                10.0,
+                MIN_MS,
+            ),
+            int(
+                "retry.max_backoff_ms",
+                r.max_backoff_ms,
+                100.0,
+                10.0 * MIN_MS,
+            ),
+            int(
+                "retry.config_fault_retry_ms",
+                r.config_fault_retry_ms,
+                100.0,
+                10.0 * MIN_MS,
+            ),
+            int(
+                "retry.breaker_cooldown_ms",
+                r.breaker_cooldown_ms,
+                100.0,
+                10.0 * MIN_MS,
+            ),
+            int(
+                "retry.breaker_window_ms",
+                r.breaker_window_ms,
+                1_000.0,
+                HOUR_MS,
+            ),
+            Bound::new(
+                "retry.breaker_failure_rate",
+                r.breaker_failure_rate,
+                0.01,
+                1.0,
+            ),
+            Bound::new(
+                "retry.max_attempts",
+                f64::from(r.max_attempts),
+                1.0,
+                1_000.0,
+            ),
+            Bound::new(
+                "retry.breaker_threshold",
+                f64::from(r.breaker_threshold),
+                1.0,
+                1_000.0,
+            ),
+            int(
+                "state.final_retention_secs",
+                s.final_retention_secs,
+                1.0,
+                365.0 * DAY_S,
+            ),
+            int(
+                "state.sweep_interval_secs",
+                s.sweep_interval_secs,
+                1.0,
+                DAY_S,
+            ),
         ]
     }
 
     /// Refuse a duration, rate or size outside its bounds, naming the key and the bounds.
     fn check_bounds(&self) -> Result<(), ConfigError> {
-        for (key, value, min, max) in self.bounded_keys() {
-            if !(value.is_finite() && value >= min && value <= max) {
-                return Err(err(
-                    key,
-                    format!("is {value}; must be within [{min}, {max}] (outside it the service would stall, spin or never act)"),
-                ));
-            }
-        }
-        Ok(())
+        self.bounded_keys().iter().try_for_each(Bound::check)
     }
 
     /// Checks that need no file system or network.
@@ -645,19 +827,7 @@ impl Config {
                 }
             }
         }
-        if w.request_timeout_ms == 0 || w.connect_timeout_ms == 0 {
-            return Err(err("wechatpay.request_timeout_ms", "timeouts must be > 0"));
-        }
-        if !(w.max_rate_per_second >= 0.0 && w.max_rate_per_second.is_finite()) {
-            return Err(err("wechatpay.max_rate_per_second", "must be ≥ 0"));
-        }
         let p = &self.pipeline;
-        if p.max_in_flight == 0 || p.partition_buffer == 0 {
-            return Err(err(
-                "pipeline.max_in_flight",
-                "max_in_flight and partition_buffer must be > 0",
-            ));
-        }
         if p.drain_timeout_ms < w.request_timeout_ms + MIN_WRITE_WINDOW_MS {
             return Err(err(
                 "pipeline.drain_timeout_ms",
@@ -680,15 +850,7 @@ impl Config {
                 }
             }
         }
-        if let Some(v) = k.consumer.0.get("max.poll.interval.ms") {
-            let need = p.shutdown_timeout_ms + 5_000;
-            if v.parse::<u64>().map_or(true, |v| v <= need) {
-                return Err(err(
-                    "kafka.consumer.max.poll.interval.ms",
-                    format!("must exceed pipeline.shutdown_timeout_ms + 5000 ({need}): the poll thread drains inside rebalance callbacks"),
-                ));
-            }
-        }
+        check_poll_interval(k, p)?;
         if p.shutdown_timeout_ms <= p.drain_timeout_ms {
             return Err(err(
                 "pipeline.shutdown_timeout_ms",
@@ -704,19 +866,10 @@ impl Config {
             Duration::from_millis(r.max_backoff_ms),
         )
         .map_err(|e| err("retry.initial_backoff_ms", e.to_string()))?;
-        if r.max_attempts == 0 {
-            return Err(err("retry.max_attempts", "must be ≥ 1"));
-        }
-        if !(r.breaker_failure_rate > 0.0 && r.breaker_failure_rate <= 1.0) {
-            return Err(err(
-                "retry.breaker_failure_rate",
-                "must be within (0, 1]: the share of failed requests that opens the breaker",
-            ));
-        }
-        if r.breaker_window_ms < 1_000 || r.breaker_window_ms < r.breaker_cooldown_ms {
+        if r.breaker_window_ms < r.breaker_cooldown_ms {
             return Err(err(
                 "retry.breaker_window_ms",
-                "must be ≥ 1000 and ≥ retry.breaker_cooldown_ms, so a probe's evidence outlives the cooldown",
+                "must be ≥ retry.breaker_cooldown_ms, so a probe's evidence outlives the cooldown",
             ));
         }
         if r.breaker_threshold == 0 || r.breaker_threshold >= r.max_attempts {
@@ -777,9 +930,19 @@ mod tests {
                 ("CATERING_SYNC__KAFKA__GROUP_ID", "12345"),
                 ("CATERING_SYNC__KAFKA__COMMON__SASL_PASSWORD", "0042"),
                 ("CATERING_SYNC__PIPELINE__MAX_IN_FLIGHT", "64"),
+                ("CATERING_SYNC__DEFAULTS__SUB_MCHID", "1900000109"),
+                ("CATERING_SYNC__DEFAULTS__SUB_APPID", "true"),
+                ("CATERING_SYNC__KAFKA__INPUT_TOPIC", "1e3"),
+                ("CATERING_SYNC__WECHATPAY__MAX_RATE_PER_SECOND", "50"),
+                ("CATERING_SYNC__KAFKA__CREATE_CHANGELOG", "false"),
             ]),
         )
         .unwrap();
+        assert_eq!(c.defaults.sub_mchid.as_deref(), Some("1900000109"));
+        assert_eq!(c.defaults.sub_appid.as_deref(), Some("true"));
+        assert_eq!(c.kafka.input_topic, "1e3");
+        assert_eq!(c.wechatpay.max_rate_per_second, 50.0);
+        assert!(!c.kafka.create_changelog);
         assert_eq!(c.wechatpay.mchid, "1900000009");
         assert_eq!(c.kafka.group_id, "12345");
         assert_eq!(c.kafka.common.0["sasl.password"], "0042");
@@ -790,39 +953,119 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.to_string().contains("CATERING_SYNC__PIPELINE__MAX_IN_FLIGHT"),
+            e.to_string()
+                .contains("CATERING_SYNC__PIPELINE__MAX_IN_FLIGHT"),
             "{e}"
         );
+        // A number of the wrong kind says so (not "invalid type: string").
+        let var = "CATERING_SYNC__PIPELINE__COMMIT_INTERVAL_MS";
+        let e = Config::from_toml(MINIMAL, vars(&[(var, "1.5")])).unwrap_err();
+        assert_eq!(e.key, "pipeline.commit_interval_ms", "{e}");
+        assert!(
+            e.problem.contains(var) && e.problem.contains("floating point"),
+            "{e}"
+        );
+        // A misspelt key names its variable.
+        let var = "CATERING_SYNC__PIPELINE__COMMIT_INTERVAL";
+        let e = Config::from_toml(MINIMAL, vars(&[(var, "500")])).unwrap_err();
+        assert!(e.to_string().contains(var), "{e}");
     }
 
-    /// Every bounded key set to 0 (and to an absurd value) is refused with a message naming it;
-    /// before, `commit_interval_ms = 0` panicked every worker after restore and
-    /// `config_fault_retry_ms = 0` busy-looped 401s.
+    /// Each duration and rate key at 0 (the rate, whose 0 means "no limit", at 0.5/s) and its
+    /// bounds: refused with an error naming the key and the bounds. Before, `commit_interval_ms
+    /// = 0` was accepted and panicked every worker after restore, `config_fault_retry_ms = 0`
+    /// busy-looped 401s, `sweep_interval_secs = 0` swept in a loop.
+    const ZERO_REFUSED: [(&str, &str, &str); 21] = [
+        ("kafka.session_timeout_ms", "0", "[1000, 3600000]"),
+        ("wechatpay.request_timeout_ms", "0", "[100, 120000]"),
+        ("wechatpay.connect_timeout_ms", "0", "[100, 60000]"),
+        (
+            "wechatpay.max_rate_per_second",
+            "0.5",
+            "0 (no limit) or within [1, 1000000]",
+        ),
+        ("pipeline.drain_timeout_ms", "0", "[1000, 3600000]"),
+        ("pipeline.commit_interval_ms", "0", "[10, 60000]"),
+        ("pipeline.shutdown_timeout_ms", "0", "[1000, 3600000]"),
+        ("pipeline.produce_fault_exit_ms", "0", "[1000, 3600000]"),
+        ("pipeline.max_event_bytes", "0", "[1024, 67108864]"),
+        ("pipeline.max_in_flight", "0", "[1, 10000]"),
+        ("pipeline.partition_buffer", "0", "[1, 1000000]"),
+        ("retry.initial_backoff_ms", "0", "[10, 60000]"),
+        ("retry.max_backoff_ms", "0", "[100, 600000]"),
+        ("retry.config_fault_retry_ms", "0", "[100, 600000]"),
+        ("retry.breaker_cooldown_ms", "0", "[100, 600000]"),
+        ("retry.breaker_window_ms", "0", "[1000, 3600000]"),
+        ("retry.breaker_failure_rate", "0", "[0.01, 1]"),
+        ("retry.max_attempts", "0", "[1, 1000]"),
+        ("retry.breaker_threshold", "0", "[1, 1000]"),
+        ("state.final_retention_secs", "0", "[1, 31536000]"),
+        ("state.sweep_interval_secs", "0", "[1, 86400]"),
+    ];
+
+    fn env_var(key: &str) -> String {
+        format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
+    }
+
     #[test]
-    fn every_duration_rate_and_size_key_is_bounded() {
-        let base = Config::from_toml(MINIMAL, vars(&[])).unwrap();
-        let keys: Vec<&str> = base.bounded_keys().iter().map(|b| b.0).collect();
-        for key in keys {
-            let (table, name) = key.split_once('.').unwrap();
-            let var = format!(
-                "CATERING_SYNC__{}__{}",
-                table.to_uppercase(),
-                name.to_uppercase()
-            );
-            for bad in ["0", "1e12"] {
-                if key == "wechatpay.max_rate_per_second" && bad == "0" {
-                    continue; // 0 = unlimited until a 429
-                }
-                let bad = if bad == "1e12" && !key.ends_with("rate") && !key.ends_with("per_second") {
-                    "1000000000000"
-                } else {
-                    bad
-                };
-                let e = Config::from_toml(MINIMAL, vars(&[(&var, bad)]))
-                    .expect_err(&format!("{key} = {bad} must be refused"));
-                assert!(e.to_string().contains(key), "{key} = {bad}: {e}");
-            }
+    fn every_duration_and_rate_key_at_zero_is_refused_naming_its_bounds() {
+        for (key, zero, bounds) in ZERO_REFUSED {
+            let e = Config::from_toml(MINIMAL, vars(&[(&env_var(key), zero)]))
+                .expect_err(&format!("{key} = {zero} must be refused"));
+            assert_eq!(e.key, key, "{e}");
+            let want = if bounds.starts_with('[') {
+                format!("is {zero}; must be within {bounds}")
+            } else {
+                format!("is {zero}; must be {bounds}")
+            };
+            assert!(e.problem.starts_with(&want), "{key}: {e}");
         }
+        // Absurdly large values stall too (a backoff or a probe interval of days).
+        for (key, _, _) in ZERO_REFUSED {
+            let e = Config::from_toml(MINIMAL, vars(&[(&env_var(key), "100000000000")]))
+                .expect_err(&format!("{key} = 10^11 must be refused"));
+            assert_eq!(e.key, key, "{e}");
+        }
+        let rate = [("CATERING_SYNC__WECHATPAY__MAX_RATE_PER_SECOND", "0")];
+        let c = Config::from_toml(MINIMAL, vars(&rate)).unwrap();
+        assert_eq!(c.wechatpay.max_rate_per_second, 0.0, "0 = no limit");
+    }
+
+    /// The table above and the service's bounds cover every field of this file whose name says
+    /// it is a duration or a rate (a key added without bounds fails here, naming it).
+    #[test]
+    fn every_duration_and_rate_field_has_bounds() {
+        let timed = |n: &str| {
+            [
+                "_ms",
+                "_secs",
+                "_seconds",
+                "_hours",
+                "_days",
+                "_rate",
+                "_per_second",
+            ]
+            .iter()
+            .any(|s| n.ends_with(s))
+        };
+        let fields: Vec<&str> = include_str!("config.rs")
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub ")?.split_once(": "))
+            .map(|(name, _)| name)
+            .filter(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_') && timed(n))
+            .collect();
+        assert!(fields.len() >= 16, "{fields:?}");
+        let base = Config::from_toml(MINIMAL, vars(&[])).unwrap();
+        let bounded: Vec<&str> = base.bounded_keys().iter().map(|b| b.key).collect();
+        let leaf = |k: &str| k.rsplit('.').next().unwrap_or(k).to_string();
+        for f in fields {
+            assert!(
+                bounded.iter().any(|k| leaf(k) == f),
+                "`{f}` is a duration or a rate: give it bounds in Config::bounded_keys"
+            );
+        }
+        let tabled: Vec<&str> = ZERO_REFUSED.iter().map(|t| t.0).collect();
+        assert_eq!(bounded, tabled, "ZERO_REFUSED lists every bounded key");
     }
 
     #[test]

@@ -65,13 +65,14 @@ fn shown(out: &Output) -> String {
     )
 }
 
-/// Every key of the configuration that is a duration or a rate (src/config.rs), and a value that
-/// is absurdly large for it. Written out here on purpose, apart from the list the service keeps.
-const DURATION_AND_RATE_KEYS: [(&str, &str); 19] = [
+/// Every key of the configuration that is a duration or a rate (src/config.rs), and the sizes
+/// that can stall it, each with a value absurdly large for it. Written out here on purpose, apart
+/// from the list the service keeps.
+const DURATION_AND_RATE_KEYS: [(&str, &str); 21] = [
     ("kafka.session_timeout_ms", "86400000"),
     ("wechatpay.request_timeout_ms", "86400000"),
     ("wechatpay.connect_timeout_ms", "86400000"),
-    ("wechatpay.max_rate_per_second", "1e9"),
+    ("wechatpay.max_rate_per_second", "1000000000"),
     ("pipeline.drain_timeout_ms", "86400000"),
     ("pipeline.commit_interval_ms", "86400000"),
     ("pipeline.shutdown_timeout_ms", "86400000"),
@@ -81,12 +82,14 @@ const DURATION_AND_RATE_KEYS: [(&str, &str); 19] = [
     ("retry.config_fault_retry_ms", "86400000"),
     ("retry.breaker_cooldown_ms", "86400000"),
     ("retry.breaker_window_ms", "86400000"),
-    ("retry.breaker_failure_rate", "2.0"),
+    ("retry.breaker_failure_rate", "2"),
     ("retry.max_attempts", "1000000"),
     ("retry.breaker_threshold", "1000000"),
     ("state.final_retention_secs", "315360000"),
     ("state.sweep_interval_secs", "31536000"),
     ("pipeline.max_event_bytes", "1073741824"),
+    ("pipeline.max_in_flight", "1000000"),
+    ("pipeline.partition_buffer", "1000000000"),
 ];
 
 fn var_of(key: &str) -> String {
@@ -114,7 +117,8 @@ fn every_duration_and_rate_key_out_of_bounds_fails_check_with_exit_2() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             if out.status.code() != Some(2)
                 || !stderr.contains(key)
-                || !stderr.contains("must be within")
+                || !stderr.contains(&format!("`{key}`: is {bad}; must be"))
+                || !stderr.contains("within [")
             {
                 accepted.push(format!("{key} = {bad}: {}", shown(&out)));
             }
@@ -216,23 +220,23 @@ async fn a_zero_commit_interval_is_refused_at_start() {
             assert_eq!(sandbox.stats().requests, 0, "nothing was sent");
         }
         Some(Start::Ready) => {
-            // Show what the accepted configuration does: wait for the workers' panic.
-            crate::harness::eventually(Duration::from_secs(30), || async {
-                app.log_text().contains("panicked")
-            })
-            .await;
-            let panics: Vec<String> = app
-                .log_text()
-                .lines()
-                .filter(|l| l.contains("panicked"))
-                .take(3)
-                .map(str::to_string)
-                .collect();
+            // Show what the accepted configuration does: the workers of both partitions panic.
+            let panics = || -> Vec<String> {
+                let log = app.log_text();
+                let lines: Vec<&str> = log.lines().collect();
+                (0..lines.len())
+                    .filter(|&i| lines[i].contains("panicked"))
+                    .map(|i| lines[i..(i + 2).min(lines.len())].join(" "))
+                    .collect()
+            };
+            crate::harness::eventually(Duration::from_secs(30), || async { panics().len() >= 2 })
+                .await;
             panic!(
-                "commit_interval_ms = 0 was accepted: /readyz answered 200, then {} worker panic(s), {} posts delivered: {}",
-                panics.len(),
+                "commit_interval_ms = 0 was accepted: /readyz answered 200, then {} worker panic(s); /readyz now {}, {} posts delivered; {}",
+                panics().len(),
+                readyz(port).await,
                 sandbox.stats().accepted,
-                panics.join("\n")
+                panics().join(" | ")
             );
         }
         None => panic!("neither exited nor ready: {}", app.log_text()),
