@@ -185,6 +185,7 @@ pub async fn run(
             shutdown_timeout: Duration::from_millis(p.shutdown_timeout_ms),
             sequential: p.sequential,
             final_retention: Duration::from_secs(config.state.final_retention_secs),
+            non_final_retention: Duration::from_secs(config.state.non_final_retention_secs),
             sweep_interval: Duration::from_secs(config.state.sweep_interval_secs.max(1)),
         },
     });

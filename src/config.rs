@@ -248,6 +248,10 @@ pub struct StateConfig {
     /// How often final orders are swept.
     #[serde(default = "d::sweep_interval_secs")]
     pub sweep_interval_secs: u64,
+    /// How long an order that is not an acknowledged final one (never paid, a draft, a payment
+    /// dead-lettered) is kept after its last change before its tombstone; ≥ the final retention.
+    #[serde(default = "d::non_final_retention_secs")]
+    pub non_final_retention_secs: u64,
 }
 
 /// `[http]`.
@@ -370,6 +374,9 @@ mod d {
     }
     pub fn sweep_interval_secs() -> u64 {
         60
+    }
+    pub fn non_final_retention_secs() -> u64 {
+        7 * 24 * 3600
     }
     pub fn listen() -> SocketAddr {
         SocketAddr::from(([0, 0, 0, 0], 9464))
@@ -738,6 +745,12 @@ impl Config {
                 1.0,
                 DAY_S,
             ),
+            int(
+                "state.non_final_retention_secs",
+                s.non_final_retention_secs,
+                1.0,
+                365.0 * DAY_S,
+            ),
         ]
     }
 
@@ -872,6 +885,13 @@ impl Config {
                 "must be ≥ retry.breaker_cooldown_ms, so a probe's evidence outlives the cooldown",
             ));
         }
+        let s = &self.state;
+        if s.non_final_retention_secs < s.final_retention_secs {
+            return Err(err(
+                "state.non_final_retention_secs",
+                format!("must be ≥ state.final_retention_secs ({}): orders that never become final are kept longer than paid ones (SPEC §6)", s.final_retention_secs),
+            ));
+        }
         if r.breaker_threshold == 0 || r.breaker_threshold >= r.max_attempts {
             return Err(err(
                 "retry.breaker_threshold",
@@ -975,7 +995,7 @@ mod tests {
     /// bounds: refused with an error naming the key and the bounds. Before, `commit_interval_ms
     /// = 0` was accepted and panicked every worker after restore, `config_fault_retry_ms = 0`
     /// busy-looped 401s, `sweep_interval_secs = 0` swept in a loop.
-    const ZERO_REFUSED: [(&str, &str, &str); 21] = [
+    const ZERO_REFUSED: [(&str, &str, &str); 22] = [
         ("kafka.session_timeout_ms", "0", "[1000, 3600000]"),
         ("wechatpay.request_timeout_ms", "0", "[100, 120000]"),
         ("wechatpay.connect_timeout_ms", "0", "[100, 60000]"),
@@ -1001,6 +1021,7 @@ mod tests {
         ("retry.breaker_threshold", "0", "[1, 1000]"),
         ("state.final_retention_secs", "0", "[1, 31536000]"),
         ("state.sweep_interval_secs", "0", "[1, 86400]"),
+        ("state.non_final_retention_secs", "0", "[1, 31536000]"),
     ];
 
     fn env_var(key: &str) -> String {

@@ -39,6 +39,8 @@ pub struct WorkerSettings {
     pub sequential: bool,
     /// Retention of acknowledged final orders.
     pub final_retention: Duration,
+    /// Retention of every other order, from its last change.
+    pub non_final_retention: Duration,
     /// Tombstone sweep interval.
     pub sweep_interval: Duration,
 }

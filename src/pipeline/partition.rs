@@ -24,6 +24,7 @@ use super::order::{self, Job, OrderDone};
 use super::Shared;
 use crate::dead_letter::{Failure, Reason};
 use crate::event::{decode, DecodeReason};
+use crate::snapshot::order::ChangedAt;
 use crate::snapshot::OrderState;
 use crate::state::{Owner, Restored, Sink};
 
@@ -64,8 +65,56 @@ enum Step {
 
 enum TaskResult {
     Order(Box<OrderDone>),
-    DeadLettered { offset: i64, ok: bool },
-    Swept { orders: Vec<Box<str>>, ok: bool },
+    DeadLettered {
+        offset: i64,
+        ok: bool,
+    },
+    /// A batch of tombstones past `expiry`; the first `written` are acknowledged.
+    Swept {
+        orders: Vec<Box<str>>,
+        expiry: Expiry,
+        written: usize,
+    },
+}
+
+/// Which retention an order is past (the `state` label of `catering_sync_orders_expired_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// Acknowledged as paid longer than `state.final_retention_secs` ago.
+    Final,
+    /// Any other order, unchanged for `state.non_final_retention_secs`.
+    NonFinal,
+}
+
+impl Expiry {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Final => "final",
+            Self::NonFinal => "non_final",
+        }
+    }
+}
+
+/// Whether an idle order is past its retention at `now` (Unix ms): an acknowledged final order
+/// `final_retention` after its acknowledgement, unless a newer body of it is still due; any other
+/// order (never paid, a draft, a payment dead-lettered, a final one with a body still due)
+/// `non_final_retention` after its last change. Cheap checks first: the body is built only for
+/// a final order past its retention.
+fn expiry(
+    state: &OrderState,
+    now: u64,
+    final_retention: Duration,
+    non_final_retention: Duration,
+) -> Option<Expiry> {
+    let past = |t: u64, d: Duration| t.saturating_add(d.as_millis() as u64) <= now;
+    if state
+        .final_acked_at_ms
+        .is_some_and(|t| past(t, final_retention))
+        && !state.post_due()
+    {
+        return Some(Expiry::Final);
+    }
+    past(state.changed_at.0, non_final_retention).then_some(Expiry::NonFinal)
 }
 
 /// The worker of one partition.
@@ -273,7 +322,7 @@ impl PartitionWorker {
                         let _ = commits.send((self.partition, offset));
                     }
                 }
-                Step::Sweep => self.sweep(settings.final_retention, owned),
+                Step::Sweep => self.sweep(owned),
             }
         }
     }
@@ -489,15 +538,26 @@ impl PartitionWorker {
         let state = self.orders.remove(&order).unwrap_or_else(|| {
             self.tracked += 1;
             self.shared.metrics.tracked_orders.inc();
-            Box::default()
+            let mut new = Box::<OrderState>::default();
+            new.changed_at = ChangedAt(now_ms());
+            new
         });
         let shared = self.shared.clone();
         let cancel = self.stop.clone();
         let owned = owned.clone();
+        let report = PanicReport {
+            partition: self.partition,
+            order: order.clone(),
+        };
         self.tasks.spawn(async move {
-            TaskResult::Order(Box::new(
-                order::process(shared, owned, order, *state, jobs, cancel).await,
-            ))
+            let _report = report;
+            let last_applied = state.applied.last().copied();
+            let mut done = order::process(shared, owned, order, *state, jobs, cancel).await;
+            // An event was applied: the order changed now (the retention clock restarts).
+            if done.state.applied.last().copied() != last_applied {
+                done.state.changed_at = ChangedAt(now_ms());
+            }
+            TaskResult::Order(Box::new(done))
         });
     }
 
@@ -531,14 +591,22 @@ impl PartitionWorker {
                 self.orders.insert(order.clone(), Box::new(done.state));
                 self.next_for(order, owned);
             }
-            Ok(TaskResult::Swept { orders, ok }) => {
-                if ok {
-                    tracing::info!(
-                        partition = self.partition,
-                        orders = orders.len(),
-                        "tombstoned final orders past retention"
-                    );
-                }
+            Ok(TaskResult::Swept {
+                orders,
+                expiry,
+                written,
+            }) => {
+                self.shared
+                    .metrics
+                    .orders_expired
+                    .with_label_values(&[expiry.label()])
+                    .inc_by(written as u64);
+                tracing::debug!(
+                    partition = self.partition,
+                    orders = written,
+                    state = expiry.label(),
+                    "tombstones of orders past their retention acknowledged"
+                );
                 // Events that arrived while the tombstones were written start from a fresh
                 // state, written after the tombstone (same partition, same producer: in order).
                 for order in orders {
@@ -550,45 +618,86 @@ impl PartitionWorker {
         }
     }
 
-    /// Tombstone orders acknowledged as paid longer than the retention ago. A swept order counts
-    /// as active until its tombstone is acknowledged, so an event for it waits, and the state it
-    /// then writes comes after the tombstone in the log.
-    fn sweep(&mut self, retention: Duration, owned: &Arc<Owned>) {
-        let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
-        let expired: Vec<Box<str>> = self
-            .orders
-            .iter()
-            .filter(|(k, s)| {
-                !self.active.contains_key(*k)
-                    && s.final_acked_at_ms.is_some_and(|t| t <= cutoff)
-                    && !s.post_due()
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        if expired.is_empty() {
+    /// Tombstone the idle orders past their retention ([`expiry`]), logged once per sweep. A
+    /// swept order counts as active until its tombstone is acknowledged, so an event for it
+    /// waits, and the state it then writes comes after the tombstone in the log.
+    fn sweep(&mut self, owned: &Arc<Owned>) {
+        let now = now_ms();
+        let settings = &self.shared.settings;
+        let (mut finals, mut others) = (Vec::new(), Vec::new());
+        for (k, s) in &self.orders {
+            if self.active.contains_key(k) {
+                continue;
+            }
+            match expiry(
+                s,
+                now,
+                settings.final_retention,
+                settings.non_final_retention,
+            ) {
+                Some(Expiry::Final) => finals.push(k.clone()),
+                Some(Expiry::NonFinal) => others.push(k.clone()),
+                None => {}
+            }
+        }
+        if finals.is_empty() && others.is_empty() {
             return;
         }
+        tracing::info!(
+            partition = self.partition,
+            final_orders = finals.len(),
+            non_final_orders = others.len(),
+            "tombstoning orders past their retention"
+        );
+        self.expire(finals, Expiry::Final, owned);
+        self.expire(others, Expiry::NonFinal, owned);
+    }
+
+    /// Forget `expired` orders and write their tombstones, [`SWEEP_BATCH`] per task.
+    fn expire(&mut self, mut expired: Vec<Box<str>>, expiry: Expiry, owned: &Arc<Owned>) {
         for k in &expired {
             self.orders.remove(k);
             self.active.insert(k.clone(), VecDeque::new());
         }
         self.tracked -= expired.len() as i64;
         self.shared.metrics.tracked_orders.sub(expired.len() as i64);
-        let mut expired = expired;
         while !expired.is_empty() {
             let batch: Vec<Box<str>> = expired.drain(..expired.len().min(SWEEP_BATCH)).collect();
             let owned = owned.clone();
             let mut cancel = self.stop.clone();
             self.tasks.spawn(async move {
-                let mut ok = true;
+                let mut written = 0;
                 for k in &batch {
                     if owned.sink.tombstone(k, &mut cancel).await.is_err() {
-                        ok = false;
                         break;
                     }
+                    written += 1;
                 }
-                TaskResult::Swept { orders: batch, ok }
+                TaskResult::Swept {
+                    orders: batch,
+                    expiry,
+                    written,
+                }
             });
+        }
+    }
+}
+
+/// Armed inside an order task: dropped while the task unwinds from a panic, it logs the order
+/// and its partition (the partition then exits the process, see [`task_panicked`]).
+struct PanicReport {
+    partition: i32,
+    order: Box<str>,
+}
+
+impl Drop for PanicReport {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(
+                partition = self.partition,
+                out_order_no = %self.order,
+                "the order task of this order panicked"
+            );
         }
     }
 }
@@ -606,4 +715,53 @@ fn task_panicked(
     tracing::error!(partition, "{msg}");
     eprintln!("catering-sync: {msg}");
     std::process::exit(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{decode, DecodeLimits};
+    use crate::snapshot::Defaults;
+
+    const DAY_MS: u64 = 86_400_000;
+
+    /// An order after its first `events` (1: placed, 2: paid), last changed at `changed`.
+    fn order(events: usize, changed: u64) -> OrderState {
+        let mut s = OrderState::default();
+        for value in &crate::bench::order_events(1, 2)[..events] {
+            let event = decode(value, &DecodeLimits::default()).unwrap();
+            s.apply(&event, &Defaults::default());
+        }
+        s.changed_at = ChangedAt(changed);
+        s
+    }
+
+    /// The sweep's decision with the defaults (1 day for paid orders, 7 days for the others).
+    #[test]
+    fn each_order_expires_after_its_own_retention() {
+        let now = 1_000 * DAY_MS;
+        let at = |s: &OrderState| {
+            let (day, week) = (Duration::from_secs(86_400), Duration::from_secs(7 * 86_400));
+            expiry(s, now, day, week)
+        };
+        let mut paid = order(2, now - 2 * DAY_MS);
+        let body = paid.body().unwrap();
+        paid.mark_acked(&body, now - 2 * DAY_MS);
+        assert_eq!(at(&paid), Some(Expiry::Final));
+        paid.final_acked_at_ms = Some(now - DAY_MS / 2);
+        assert_eq!(at(&paid), None, "paid half a day ago");
+        // Paid and acknowledged, but a newer body is due (a restored write-ahead record): kept
+        // while it could still be posted, then expired as non-final.
+        let mut due = order(2, now - 2 * DAY_MS);
+        due.final_acked_at_ms = Some(now - 2 * DAY_MS);
+        assert_eq!(at(&due), None);
+        due.changed_at = ChangedAt(now - 7 * DAY_MS);
+        assert_eq!(at(&due), Some(Expiry::NonFinal));
+        // Placed and never paid (delivered or not), and a draft: a week after their last change.
+        let placed = order(1, now - 6 * DAY_MS);
+        assert_eq!(at(&placed), None);
+        assert_eq!(at(&order(1, now - 7 * DAY_MS)), Some(Expiry::NonFinal));
+        assert_eq!(at(&order(0, now - 8 * DAY_MS)), Some(Expiry::NonFinal));
+        assert_eq!(at(&order(0, now)), None, "a draft changed now");
+    }
 }

@@ -134,7 +134,24 @@ pub struct OrderState {
     pub acked_digest: Option<[u8; 32]>,
     /// Unix ms when a `PAY_SUCCESS` body was acknowledged (tombstone retention clock).
     pub final_acked_at_ms: Option<u64>,
+    /// When the order last changed (the non-final retention's clock); not in the record.
+    pub changed_at: ChangedAt,
 }
+
+/// When an order last changed, Unix ms: the timestamp of its latest changelog record when it is
+/// restored (every change writes one), the time an event was last applied to it after that. Only
+/// the retention sweep reads it; it is bookkeeping, not what the order is, so it never makes two
+/// states unequal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChangedAt(pub u64);
+
+impl PartialEq for ChangedAt {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ChangedAt {}
 
 /// First 8 bytes of SHA-256 of the event id.
 pub fn fingerprint(event_id: &str) -> u64 {

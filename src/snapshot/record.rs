@@ -146,6 +146,7 @@ impl OrderState {
             last_seq,
             acked_digest,
             final_acked_at_ms,
+            changed_at: Default::default(),
         })
     }
 

@@ -91,6 +91,18 @@ fn epoch_of(m: &impl Message) -> u64 {
         .unwrap_or(0)
 }
 
+/// When a restored order last changed: its record's timestamp (every change of an order writes
+/// one), or now when the broker gives none (the retention clock then starts at the restore).
+fn changed_at(ts: rdkafka::Timestamp) -> crate::snapshot::order::ChangedAt {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    };
+    let ms = ts.to_millis().filter(|t| *t > 0).map(|t| t as u64);
+    crate::snapshot::order::ChangedAt(ms.unwrap_or_else(now))
+}
+
 /// Read changelog partition `partition` of `topic` from `into.next_offset` until the fence record
 /// carrying `owner`'s newest token (blocking; run on a blocking thread), applying what it reads
 /// to `into`. Stops early with `into.superseded` when another owner's fence follows `owner`'s
@@ -177,7 +189,8 @@ pub fn restore_partition(
                 into.orders.remove(key);
             }
             Some(bytes) => match OrderState::from_record_bytes(bytes) {
-                Ok((no, state)) if no == key => {
+                Ok((no, mut state)) if no == key => {
+                    state.changed_at = changed_at(m.timestamp());
                     into.orders.insert(key.into(), Box::new(state));
                 }
                 Ok(_) | Err(_) => {
@@ -190,5 +203,19 @@ pub fn restore_partition(
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::Timestamp;
+
+    #[test]
+    fn a_restored_order_changed_when_its_record_was_written() {
+        let at = 1_764_218_096_000;
+        assert_eq!(super::changed_at(Timestamp::CreateTime(at)).0, at as u64);
+        assert_eq!(super::changed_at(Timestamp::LogAppendTime(at)).0, at as u64);
+        let now = super::changed_at(Timestamp::NotAvailable).0;
+        assert!(now > at as u64, "no timestamp: the clock starts now");
     }
 }

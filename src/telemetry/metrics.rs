@@ -64,6 +64,7 @@ pub const NAMES: &[&str] = &[
     "catering_sync_last_poll_timestamp_seconds",
     "catering_sync_changelog_writes_total",
     "catering_sync_fencing_events_total",
+    "catering_sync_orders_expired_total",
 ];
 
 /// The label value for an HTTP status.
@@ -135,6 +136,8 @@ pub struct Metrics {
     pub changelog_writes: IntCounter,
     /// Fencing events by kind.
     pub fencing: IntCounterVec,
+    /// Orders tombstoned past their retention, by `state` (`final`, `non_final`).
+    pub orders_expired: IntCounterVec,
 }
 
 fn counter_vec(
@@ -360,6 +363,13 @@ impl Metrics {
                 "Ownership safety events: stale_record_ignored (a changelog record written after a newer owner's fence, skipped on restore), drain_aborted (tasks aborted at the drain bound), assignment_lost (revoked without a drain), unquiet_exit (exited rather than overlap with the next owner), task_panicked (an order task panicked: exited to restart from the write-ahead state)",
                 "kind",
                 &["stale_record_ignored", "drain_aborted", "assignment_lost", "unquiet_exit", "task_panicked"],
+            )?,
+            orders_expired: counter_vec(
+                r,
+                "catering_sync_orders_expired_total",
+                "Orders tombstoned past their retention (tombstone acknowledged): final (PAY_SUCCESS acknowledged, state.final_retention_secs after it), non_final (any other order, state.non_final_retention_secs after its last change)",
+                "state",
+                &["final", "non_final"],
             )?,
         })
     }

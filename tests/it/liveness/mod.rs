@@ -7,3 +7,4 @@ mod oversized;
 mod produce_fault;
 mod panic;
 mod config;
+mod retention;
