@@ -161,7 +161,7 @@ pub async fn run(
         Some(health.clone()),
         Duration::from_millis(p.produce_fault_exit_ms),
     )
-        .map_err(|e| AppError::Runtime(format!("producer: {e}")))?;
+    .map_err(|e| AppError::Runtime(format!("producer: {e}")))?;
     let shared = Arc::new(Shared {
         group: config.kafka.group_id.clone(),
         input_topic: config.kafka.input_topic.clone(),

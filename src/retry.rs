@@ -452,7 +452,10 @@ mod tests {
         let probe = b.try_probe(t4).unwrap();
         b.end_probe(probe, t4, true);
         assert_eq!(b.state(t4), BreakerState::Closed);
-        assert!(!b.counts_toward_budget(t4), "the window still remembers the outage");
+        assert!(
+            !b.counts_toward_budget(t4),
+            "the window still remembers the outage"
+        );
         b.on_failure(t4);
         assert_eq!(b.state(t4), BreakerState::Open, "the rate is still high");
     }
@@ -506,7 +509,10 @@ mod tests {
             }
         }
         assert_eq!(b.state(t0 + Duration::from_secs(10)), BreakerState::Closed);
-        assert_eq!(counted, 9, "every failure but the first (no success seen yet) counts");
+        assert_eq!(
+            counted, 9,
+            "every failure but the first (no success seen yet) counts"
+        );
     }
 
     #[test]
@@ -517,7 +523,11 @@ mod tests {
         b.on_failure(t0);
         let later = t0 + Duration::from_secs(11);
         b.on_failure(later);
-        assert_eq!(b.state(later), BreakerState::Closed, "two of the three aged out");
+        assert_eq!(
+            b.state(later),
+            BreakerState::Closed,
+            "two of the three aged out"
+        );
     }
 
     #[test]

@@ -234,9 +234,9 @@ impl Delivery {
             (b.state(now), b.opened_at())
         };
         self.metrics.breaker_state.set(state.as_gauge());
-        self.metrics.breaker_open_seconds.set(
-            opened_at.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64()),
-        );
+        self.metrics
+            .breaker_open_seconds
+            .set(opened_at.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64()));
         let fault = self.health.config_fault();
         self.metrics.config_fault.set(i64::from(fault));
         // An open breaker holds back sending, not fetching: each partition keeps fetching until
@@ -261,7 +261,9 @@ impl Delivery {
 
     fn fault_over(&self) {
         if self.health.config_fault() {
-            tracing::info!("WeChat Pay accepts our requests again: deployment fault over, resuming");
+            tracing::info!(
+                "WeChat Pay accepts our requests again: deployment fault over, resuming"
+            );
         }
         self.health.set_config_fault(false);
         self.update_paused();
@@ -415,7 +417,13 @@ impl Delivery {
         }
     }
 
-    fn transient(&self, t: Transient, attempts: u32, counted: &mut u32, uncounted: &mut u32) -> Step {
+    fn transient(
+        &self,
+        t: Transient,
+        attempts: u32,
+        counted: &mut u32,
+        uncounted: &mut u32,
+    ) -> Step {
         let now = Instant::now();
         self.note_unverified(&t.cause);
         let counts = if t.cause == TransientCause::Throttled {
@@ -503,7 +511,10 @@ impl Delivery {
 
     /// Send the probe body; true when WeChat Pay answered (up, whatever it said of the body).
     async fn probe(&self, what: &'static str) -> bool {
-        let attempt = self.client.sync_status(Bytes::from_static(PROBE_BODY)).await;
+        let attempt = self
+            .client
+            .sync_status(Bytes::from_static(PROBE_BODY))
+            .await;
         let (outcome, answered) = match &attempt.disposition {
             Disposition::Delivered | Disposition::Permanent(_) => {
                 self.fault_over();
@@ -531,8 +542,13 @@ impl Delivery {
 /// delivery machinery.
 async fn probe_loop(delivery: Weak<Delivery>) {
     let tick = match delivery.upgrade() {
-        Some(d) => (d.settings.breaker.cooldown.min(d.settings.config_fault_retry) / 4)
-            .clamp(Duration::from_millis(50), Duration::from_secs(1)),
+        Some(d) => (d
+            .settings
+            .breaker
+            .cooldown
+            .min(d.settings.config_fault_retry)
+            / 4)
+        .clamp(Duration::from_millis(50), Duration::from_secs(1)),
         None => return,
     };
     loop {

@@ -6,4 +6,7 @@ mod restore;
 mod sink;
 
 pub use restore::{restore_partition, Owner, ReadToEndContext, Restored};
-pub use sink::{producer, producer_reporting, Cancelled, SharedProducer, Sink, EPOCH_HEADER, FENCE_HEADER, FENCE_KEY};
+pub use sink::{
+    producer, producer_reporting, Cancelled, SharedProducer, Sink, EPOCH_HEADER, FENCE_HEADER,
+    FENCE_KEY,
+};

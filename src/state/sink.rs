@@ -110,9 +110,7 @@ fn failure_kind(code: Option<RDKafkaErrorCode>) -> &'static str {
     use RDKafkaErrorCode as C;
     match code {
         Some(C::MessageSizeTooLarge | C::InvalidMessageSize) => "too_large",
-        Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition) => {
-            "unknown_topic"
-        }
+        Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition) => "unknown_topic",
         Some(
             C::TopicAuthorizationFailed
             | C::ClusterAuthorizationFailed

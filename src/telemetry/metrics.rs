@@ -67,6 +67,25 @@ pub const NAMES: &[&str] = &[
     "catering_sync_orders_expired_total",
 ];
 
+/// Probes of WeChat Pay (`catering_sync_probes_total{probe}`).
+pub const PROBES: [&str; 2] = ["breaker", "deployment_fault"];
+
+/// What a probe got (`catering_sync_probes_total{outcome}`).
+pub const PROBE_OUTCOMES: [&str; 4] = ["answered", "deployment_fault", "throttled", "failed"];
+
+/// The topics the state sink writes (`topic` label).
+pub const STATE_TOPICS: [&str; 2] = ["changelog", "dead_letter"];
+
+/// Why a changelog or dead-letter write failed (`catering_sync_state_write_failures_total{kind}`).
+pub const WRITE_FAILURE_KINDS: [&str; 6] = [
+    "too_large",
+    "unknown_topic",
+    "authorization",
+    "fatal",
+    "timeout",
+    "other",
+];
+
 /// The label value for an HTTP status.
 pub fn status_label(status: Option<u16>) -> &'static str {
     match status {
@@ -322,6 +341,11 @@ impl Metrics {
                     ),
                     &["probe", "outcome"],
                 )?;
+                for p in PROBES {
+                    for o in PROBE_OUTCOMES {
+                        c.with_label_values(&[p, o]);
+                    }
+                }
                 r.register(Box::new(c.clone()))?;
                 c
             },
@@ -333,6 +357,11 @@ impl Metrics {
                     ),
                     &["topic", "kind"],
                 )?;
+                for t in STATE_TOPICS {
+                    for k in WRITE_FAILURE_KINDS {
+                        c.with_label_values(&[t, k]);
+                    }
+                }
                 r.register(Box::new(c.clone()))?;
                 c
             },
@@ -345,7 +374,7 @@ impl Metrics {
                     .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0]),
                     &["topic"],
                 )?;
-                for t in ["changelog", "dead_letter"] {
+                for t in STATE_TOPICS {
                     h.with_label_values(&[t]);
                 }
                 r.register(Box::new(h.clone()))?;

@@ -347,7 +347,15 @@ mod tests {
                 None,
                 None,
             ),
-            (400, ok(), None, b"not json".to_vec(), "rejected", None, None),
+            (
+                400,
+                ok(),
+                None,
+                b"not json".to_vec(),
+                "rejected",
+                None,
+                None,
+            ),
             (403, ok(), None, err("RULE_LIMIT"), "rejected", None, None),
             (409, ok(), None, vec![], "rejected", None, None),
             (
@@ -381,7 +389,15 @@ mod tests {
                 None,
             ),
             (403, ok(), None, err("NO_AUTH"), "config_fault", None, None),
-            (403, ok(), None, b"<html>".to_vec(), "config_fault", None, None),
+            (
+                403,
+                ok(),
+                None,
+                b"<html>".to_vec(),
+                "config_fault",
+                None,
+                None,
+            ),
             (
                 404,
                 ok(),

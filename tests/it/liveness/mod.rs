@@ -2,9 +2,9 @@
 //! making progress while looking healthy, or flood the dead-letter topic, and asserts progress
 //! resumes (or the documented exit) with no spurious dead letters.
 mod breaker;
+mod config;
 mod figures;
 mod oversized;
-mod produce_fault;
 mod panic;
-mod config;
+mod produce_fault;
 mod retention;
