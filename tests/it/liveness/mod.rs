@@ -3,6 +3,7 @@
 //! resumes (or the documented exit) with no spurious dead letters.
 mod breaker;
 mod config;
+mod coordinator;
 mod figures;
 mod oversized;
 mod panic;
