@@ -119,7 +119,10 @@ impl CommitQueue {
         now: Instant,
         owned: impl Fn(i32) -> bool,
     ) -> Answer {
-        let matches = self.in_flight.as_ref().is_some_and(|f| &f.offsets == offsets);
+        let matches = self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| &f.offsets == offsets);
         if !matches {
             return Answer::Other;
         }
@@ -196,7 +199,10 @@ mod tests {
         let third = q.next(t + FIRST_BACKOFF * 3, all).unwrap();
         q.answered(&third, true, t + FIRST_BACKOFF * 3, all);
         q.want(0, 11);
-        assert!(q.next(t + FIRST_BACKOFF * 3, all).is_some(), "no backoff after a success");
+        assert!(
+            q.next(t + FIRST_BACKOFF * 3, all).is_some(),
+            "no backoff after a success"
+        );
     }
 
     #[test]
@@ -213,7 +219,11 @@ mod tests {
         assert_eq!(again, offsets(&[(0, 5)]));
         q.answered(&again, true, t + MAX_BACKOFF, all);
         q.want(2, 1);
-        assert_eq!(q.next(t + MAX_BACKOFF, |p| p != 2), None, "not owned: dropped");
+        assert_eq!(
+            q.next(t + MAX_BACKOFF, |p| p != 2),
+            None,
+            "not owned: dropped"
+        );
         assert_eq!(q.waiting(), 0);
     }
 

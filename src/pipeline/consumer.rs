@@ -200,12 +200,12 @@ impl ConsumerContext for PollContext {
                 .keys()
                 .copied()
                 .collect();
-            self.queue.lock().unwrap_or_else(|p| p.into_inner()).answered(
-                &answered,
-                result.is_ok(),
-                Instant::now(),
-                |p| owned.contains(&p),
-            )
+            self.queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .answered(&answered, result.is_ok(), Instant::now(), |p| {
+                    owned.contains(&p)
+                })
         };
         match (&result, answer) {
             (Ok(()), Answer::InFlight(took)) => {
