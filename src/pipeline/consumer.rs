@@ -18,9 +18,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::commits::{Answer, CommitQueue, Offsets};
+use super::commits::{Answer, CommitQueue, Done, Offsets, Reporter};
 use super::kafka::InRecord;
-use super::partition::{CommitRequest, Finished, PartitionWorker, Signals};
+use super::partition::{Finished, PartitionWorker, Signals};
 use super::Shared;
 
 struct Handle {
@@ -48,7 +48,7 @@ pub struct PollContext {
     shared: Arc<Shared>,
     runtime: tokio::runtime::Handle,
     partitions: Mutex<HashMap<i32, Handle>>,
-    commits: std_mpsc::Sender<CommitRequest>,
+    commits: std_mpsc::Sender<Done>,
     rebalances: std::sync::atomic::AtomicU64,
     /// Shutting down: partitions assigned now are not started.
     stopping: AtomicBool,
@@ -192,31 +192,20 @@ impl ConsumerContext for PollContext {
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         tracing::debug!(ok = result.is_ok(), offsets = ?offsets.to_topic_map(), "offset commit answered");
         let answered = offsets_of(&self.shared.input_topic, offsets);
-        let answer = {
-            let owned: Vec<i32> = self
-                .partitions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .keys()
-                .copied()
-                .collect();
-            self.queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .answered(&answered, result.is_ok(), Instant::now(), |p| {
-                    owned.contains(&p)
-                })
-        };
+        let answer = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .answered(&answered, result.is_ok(), Instant::now());
         match (&result, answer) {
-            (Ok(()), Answer::InFlight(took)) => {
-                self.record_committed(offsets);
+            (Ok(()), Answer::InFlight { took, current }) => {
+                self.record_committed(&current);
                 self.shared
                     .metrics
                     .commit_duration
                     .observe(took.as_secs_f64());
             }
-            (Ok(()), Answer::Other) => self.record_committed(offsets),
-            (Err(e), Answer::InFlight(_)) => {
+            (Err(e), Answer::InFlight { .. }) => {
                 self.shared
                     .metrics
                     .commit_failures
@@ -224,23 +213,32 @@ impl ConsumerContext for PollContext {
                     .inc();
                 tracing::warn!(error = %e, offsets = ?answered, "offset commit failed; repeated after a backoff");
             }
-            (Err(e), Answer::Other) => {
-                tracing::debug!(error = %e, offsets = ?answered, "an earlier offset commit failed")
+            // A commit given up on: its offsets were sent again (or are no longer owned).
+            (_, Answer::Other) => {
+                tracing::debug!(ok = result.is_ok(), offsets = ?answered, "a late answer to an earlier offset commit")
             }
         }
     }
 }
 
 impl PollContext {
-    fn record_committed(&self, offsets: &TopicPartitionList) {
-        for e in offsets.elements() {
-            if let (true, Offset::Offset(o)) = (e.topic() == self.shared.input_topic, e.offset()) {
-                self.shared
-                    .metrics
-                    .committed_offset
-                    .with_label_values(&[&e.partition().to_string()])
-                    .set(o);
-            }
+    /// The partitions this member owns now.
+    fn owned(&self) -> Vec<i32> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    fn record_committed(&self, offsets: &Offsets) {
+        for (p, o) in offsets {
+            self.shared
+                .metrics
+                .committed_offset
+                .with_label_values(&[&p.to_string()])
+                .set(*o);
         }
     }
 
@@ -265,7 +263,12 @@ impl PollContext {
                 abort: abort_rx,
             },
         );
-        let commits = self.commits.clone();
+        let generation = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .assigned(partition);
+        let commits = Reporter::new(self.commits.clone(), partition, generation);
         self.runtime.spawn(worker.run(rx, commits, done_tx));
         partitions.insert(
             partition,
@@ -356,7 +359,7 @@ impl PollContext {
         if tpl.count() > 0 {
             let committed = consumer.commit(&tpl, CommitMode::Sync);
             if committed.is_ok() {
-                self.record_committed(&tpl);
+                self.record_committed(&offsets_of(&self.shared.input_topic, &tpl));
             }
             match committed {
                 Ok(()) => {
@@ -425,13 +428,7 @@ impl PollContext {
                 tracing::warn!(error = %e, "consumer error while shutting down");
             }
         }
-        let rest: Vec<i32> = self
-            .partitions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .copied()
-            .collect();
+        let rest = self.owned();
         self.drain(consumer, &rest, Release::Revoke);
     }
 
@@ -455,7 +452,7 @@ impl PollContext {
 /// consumer (leaving the group).
 pub struct PollLoop {
     consumer: BaseConsumer<PollContext>,
-    commits: std_mpsc::Receiver<CommitRequest>,
+    commits: std_mpsc::Receiver<Done>,
     paused: watch::Receiver<bool>,
 }
 
@@ -495,21 +492,13 @@ impl PollLoop {
     /// the loop never waits for the coordinator. A failure is repeated after a backoff.
     fn commit_done(&self) {
         let ctx = self.ctx();
-        let owned: Vec<i32> = ctx
-            .partitions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .copied()
-            .collect();
-        let is_owned = |p: i32| owned.contains(&p);
         let now = Instant::now();
         let next = {
             let mut queue = ctx.queue.lock().unwrap_or_else(|p| p.into_inner());
-            while let Ok((p, o)) = self.commits.try_recv() {
-                queue.want(p, o);
+            while let Ok(done) = self.commits.try_recv() {
+                queue.want(done);
             }
-            if queue.expire(now, is_owned) {
+            if queue.expire(now) {
                 ctx.shared
                     .metrics
                     .commit_failures
@@ -520,7 +509,7 @@ impl PollLoop {
                     super::commits::ANSWER_TIMEOUT.as_secs()
                 );
             }
-            queue.next(now, is_owned)
+            queue.next(now)
         };
         let Some(offsets) = next else {
             return;
@@ -529,7 +518,7 @@ impl PollLoop {
         for (p, o) in &offsets {
             let _ = tpl.add_partition_offset(&ctx.shared.input_topic, *p, Offset::Offset(*o));
         }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+        if let Err(e) = super::commit_queue_ffi::commit_async(&self.consumer, &tpl) {
             ctx.shared
                 .metrics
                 .commit_failures
@@ -539,7 +528,7 @@ impl PollLoop {
             ctx.queue
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .not_sent(Instant::now(), is_owned);
+                .not_sent(Instant::now());
         }
     }
 

@@ -8,6 +8,7 @@
 //!                                          └   or dead letter (acks=all) → done
 //! ```
 
+pub mod commit_queue_ffi;
 pub mod commits;
 pub mod consumer;
 pub mod delivery;

@@ -78,6 +78,17 @@ async fn the_coordinator_down_past_the_session_timeout_never_stalls_the_poll_loo
     )
     .await;
     assert!(caught_up, "before the outage: {:?}", sandbox.stats());
+    // The periodic commits are answered (their answers reach the commit callback), not given up.
+    let before = get(&format!("{base}/metrics"))
+        .await
+        .map(|(_, m)| m)
+        .unwrap_or_default();
+    let answered = value(&before, "catering_sync_commit_duration_seconds_count").unwrap_or(0.0);
+    let failed = sum(&before, "catering_sync_commit_failures_total{");
+    assert!(
+        answered > 0.0 && failed == 0.0,
+        "periodic commits answered before the outage: {answered} answered, {failed} failed"
+    );
 
     broker.broker_down(3);
     let second = gen_orders("CDB", 20);
