@@ -31,13 +31,8 @@ pub fn commit_async<C: ConsumerContext>(
         if queue.is_null() {
             return Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::UnknownGroup));
         }
-        let err = rdsys::rd_kafka_commit_queue(
-            rk,
-            offsets.ptr(),
-            queue,
-            None,
-            std::ptr::null_mut(),
-        );
+        let err =
+            rdsys::rd_kafka_commit_queue(rk, offsets.ptr(), queue, None, std::ptr::null_mut());
         rdsys::rd_kafka_queue_destroy(queue);
         err
     };
