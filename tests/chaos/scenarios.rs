@@ -645,6 +645,9 @@ pub async fn slow_rebalance(profile: Profile) {
     let mut run = Run::tansu("slow_rebalance", profile, 6, Faults::default()).await;
     run.set_config("pipeline", "max_in_flight", "4");
     run.set_config("wechatpay", "request_timeout_ms", "3000");
+    if let Ok(d) = std::env::var("CHAOS_RDKAFKA_DEBUG") {
+        run.set_config("kafka.common", "debug", &format!("\"{d}\""));
+    }
     let (orders, changes) = profile.pick((500, 3), (2000, 6));
     let s = stream("SR", orders, run.seed);
     // A backlog first, the rest while members change.
