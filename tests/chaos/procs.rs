@@ -95,7 +95,10 @@ impl Service {
         let mut cmd = Command::new(binary());
         cmd.args(["--log-format", "json", "run", "--config"])
             .arg(&config)
-            .env("RUST_LOG", std::env::var("CHAOS_RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("CHAOS_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
