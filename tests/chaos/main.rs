@@ -1,6 +1,6 @@
 //! The fault-injection ("chaos") suite: the real `run` binary (`$CHAOS_BIN` overrides it) against
-//! a real broker process (tansu; MockCluster for cooperative-sticky) and the sandbox over HTTP,
-//! with SIGKILL, slow rebalances, SIGSTOP, crash points and cooperative rebalances; every order's
+//! a real broker process (tansu; MockCluster for cooperative-sticky and slow_rebalance) and the
+//! sandbox over HTTP, with SIGKILL, slow rebalances, SIGSTOP, crash points and cooperative rebalances; every order's
 //! history is checked afterwards (see `history.rs`).
 //!
 //! ```text

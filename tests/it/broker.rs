@@ -263,9 +263,25 @@ impl TestBroker {
             .port();
         let log = File::create(&log_path).expect("tansu log file");
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .arg("broker")
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--listener-url", &url, "--advertised-listener-url", &url]);
+        // `TANSU_RUST_LOG=tansu_broker::coordinator=debug` (say) shows the broker's group state
+        // machine; the log is kept then, and its path printed.
+        let dir = match std::env::var("TANSU_RUST_LOG") {
+            Ok(filter) => {
+                command.env("RUST_LOG", filter);
+                eprintln!("tansu log (kept): {}", log_path.display());
+                let _ = dir.keep();
+                tempfile::tempdir().expect("tempdir")
+            }
+            Err(_) => {
+                command.env_remove("RUST_LOG");
+                dir
+            }
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
