@@ -36,7 +36,7 @@
 //! - [`demo`], [`check`], [`keygen`], [`mod@bench`]: the embedded demo, `check-event`, test keys,
 //!   benchmarks.
 //! - [`cli`]: the command-line interface; `main.rs` only dispatches to it.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 

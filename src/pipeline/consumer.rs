@@ -1,7 +1,8 @@
 //! The poll loop, on a dedicated thread that owns the group consumer: it routes records to
 //! partition workers, pauses partitions whose buffer is full (and every partition while a
 //! deployment fault is active; an open breaker holds back sending only), commits the offsets workers report done
-//! for partitions it still owns, and handles rebalances: a revoked partition is drained within
+//! for partitions it still owns (asynchronously, one commit in flight: a coordinator that is down
+//! never blocks the loop), and handles rebalances: a revoked partition is drained within
 //! the drain bound and its done offsets committed before the partition is released; an assigned
 //! one gets a worker that restores its state before processing.
 
@@ -12,12 +13,14 @@ use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::commits::{Answer, CommitQueue, Done, Offsets, Reporter};
 use super::kafka::InRecord;
-use super::partition::{CommitRequest, Finished, PartitionWorker, Signals};
+use super::partition::{Finished, PartitionWorker, Signals};
 use super::Shared;
 
 struct Handle {
@@ -45,10 +48,48 @@ pub struct PollContext {
     shared: Arc<Shared>,
     runtime: tokio::runtime::Handle,
     partitions: Mutex<HashMap<i32, Handle>>,
-    commits: std_mpsc::Sender<CommitRequest>,
+    commits: std_mpsc::Sender<Done>,
     rebalances: std::sync::atomic::AtomicU64,
     /// Shutting down: partitions assigned now are not started.
     stopping: AtomicBool,
+    /// The periodic commits: one asynchronous commit in flight, answered in `commit_callback`.
+    queue: Mutex<CommitQueue>,
+}
+
+/// The `kind` label of a failed commit.
+fn commit_failure_kind(e: &KafkaError) -> &'static str {
+    use RDKafkaErrorCode as C;
+    match e.rdkafka_error_code() {
+        Some(
+            C::NotCoordinator
+            | C::CoordinatorNotAvailable
+            | C::CoordinatorLoadInProgress
+            | C::WaitingForCoordinator,
+        ) => "coordinator",
+        Some(
+            C::RebalanceInProgress
+            | C::IllegalGeneration
+            | C::UnknownMemberId
+            | C::FencedInstanceId
+            | C::State
+            | C::AssignmentLost,
+        ) => "rebalance",
+        Some(C::RequestTimedOut | C::OperationTimedOut | C::MessageTimedOut) => "timeout",
+        Some(C::BrokerTransportFailure | C::AllBrokersDown | C::NetworkException) => "transport",
+        _ => "other",
+    }
+}
+
+/// The input topic's offsets in a commit.
+fn offsets_of(topic: &str, tpl: &TopicPartitionList) -> Offsets {
+    tpl.elements()
+        .iter()
+        .filter(|e| e.topic() == topic)
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A worker that ended without a report (it panicked, or the runtime is going away) has nothing
@@ -146,27 +187,58 @@ impl ConsumerContext for PollContext {
         }
     }
 
+    /// Every commit's answer, served by `poll` on the poll thread (the periodic asynchronous
+    /// commits, and the echo of a synchronous drain commit).
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         tracing::debug!(ok = result.is_ok(), offsets = ?offsets.to_topic_map(), "offset commit answered");
-        if result.is_ok() {
-            self.record_committed(offsets);
-        }
-        if let Err(e) = result {
-            tracing::warn!(error = %e, offsets = ?offsets.to_topic_map(), "offset commit failed; it is retried with the next commit");
+        let answered = offsets_of(&self.shared.input_topic, offsets);
+        let answer = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .answered(&answered, result.is_ok(), Instant::now());
+        match (&result, answer) {
+            (Ok(()), Answer::InFlight { took, current }) => {
+                self.record_committed(&current);
+                self.shared
+                    .metrics
+                    .commit_duration
+                    .observe(took.as_secs_f64());
+            }
+            (Err(e), Answer::InFlight { .. }) => {
+                self.shared
+                    .metrics
+                    .commit_failures
+                    .with_label_values(&[commit_failure_kind(e)])
+                    .inc();
+                tracing::warn!(error = %e, offsets = ?answered, "offset commit failed; repeated after a backoff");
+            }
+            // A commit given up on: its offsets were sent again (or are no longer owned).
+            (_, Answer::Other) => {
+                tracing::debug!(ok = result.is_ok(), offsets = ?answered, "a late answer to an earlier offset commit")
+            }
         }
     }
 }
 
 impl PollContext {
-    fn record_committed(&self, offsets: &TopicPartitionList) {
-        for e in offsets.elements() {
-            if let (true, Offset::Offset(o)) = (e.topic() == self.shared.input_topic, e.offset()) {
-                self.shared
-                    .metrics
-                    .committed_offset
-                    .with_label_values(&[&e.partition().to_string()])
-                    .set(o);
-            }
+    /// The partitions this member owns now.
+    fn owned(&self) -> Vec<i32> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    fn record_committed(&self, offsets: &Offsets) {
+        for (p, o) in offsets {
+            self.shared
+                .metrics
+                .committed_offset
+                .with_label_values(&[&p.to_string()])
+                .set(*o);
         }
     }
 
@@ -191,7 +263,12 @@ impl PollContext {
                 abort: abort_rx,
             },
         );
-        let commits = self.commits.clone();
+        let generation = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .assigned(partition);
+        let commits = Reporter::new(self.commits.clone(), partition, generation);
         self.runtime.spawn(worker.run(rx, commits, done_tx));
         partitions.insert(
             partition,
@@ -282,7 +359,7 @@ impl PollContext {
         if tpl.count() > 0 {
             let committed = consumer.commit(&tpl, CommitMode::Sync);
             if committed.is_ok() {
-                self.record_committed(&tpl);
+                self.record_committed(&offsets_of(&self.shared.input_topic, &tpl));
             }
             match committed {
                 Ok(()) => {
@@ -351,18 +428,16 @@ impl PollContext {
                 tracing::warn!(error = %e, "consumer error while shutting down");
             }
         }
-        let rest: Vec<i32> = self
-            .partitions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .copied()
-            .collect();
+        let rest = self.owned();
         self.drain(consumer, &rest, Release::Revoke);
     }
 
-    /// Drop a released partition's health and metric entries.
+    /// Drop a released partition's health and metric entries, and its waiting commit.
     fn forget(&self, p: i32) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget(p);
         self.shared.health.revoked(p);
         self.shared.metrics.assigned_partitions.dec();
         let label = p.to_string();
@@ -377,7 +452,7 @@ impl PollContext {
 /// consumer (leaving the group).
 pub struct PollLoop {
     consumer: BaseConsumer<PollContext>,
-    commits: std_mpsc::Receiver<CommitRequest>,
+    commits: std_mpsc::Receiver<Done>,
     paused: watch::Receiver<bool>,
 }
 
@@ -397,6 +472,7 @@ impl PollLoop {
             commits: commit_tx,
             rebalances: Default::default(),
             stopping: AtomicBool::new(false),
+            queue: Mutex::new(CommitQueue::default()),
         };
         let consumer: BaseConsumer<PollContext> = config.create_with_context(context)?;
         consumer.subscribe(&[&shared.input_topic])?;
@@ -411,38 +487,48 @@ impl PollLoop {
         self.consumer.context()
     }
 
+    /// Take the workers' done offsets and send the next periodic commit, asynchronously: at
+    /// most one is in flight, its answer comes through `commit_callback` in a later `poll`, so
+    /// the loop never waits for the coordinator. A failure is repeated after a backoff.
     fn commit_done(&self) {
-        let mut latest: HashMap<i32, i64> = HashMap::new();
-        while let Ok((p, o)) = self.commits.try_recv() {
-            latest.insert(p, o);
-        }
-        if latest.is_empty() {
+        let ctx = self.ctx();
+        let now = Instant::now();
+        let next = {
+            let mut queue = ctx.queue.lock().unwrap_or_else(|p| p.into_inner());
+            while let Ok(done) = self.commits.try_recv() {
+                queue.want(done);
+            }
+            if queue.expire(now) {
+                ctx.shared
+                    .metrics
+                    .commit_failures
+                    .with_label_values(&["timeout"])
+                    .inc();
+                tracing::warn!(
+                    "offset commit unanswered for {} s; repeated",
+                    super::commits::ANSWER_TIMEOUT.as_secs()
+                );
+            }
+            queue.next(now)
+        };
+        let Some(offsets) = next else {
             return;
-        }
-        let owned = self
-            .ctx()
-            .partitions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        };
         let mut tpl = TopicPartitionList::new();
-        for (p, o) in latest {
-            // Never commit for a partition no longer owned.
-            if owned.contains_key(&p) {
-                let _ =
-                    tpl.add_partition_offset(&self.ctx().shared.input_topic, p, Offset::Offset(o));
-            }
+        for (p, o) in &offsets {
+            let _ = tpl.add_partition_offset(&ctx.shared.input_topic, *p, Offset::Offset(*o));
         }
-        drop(owned);
-        if tpl.count() > 0 {
-            // Synchronous, once per commit interval: a broker round trip on the poll thread, and
-            // the outcome is known (librdkafka's asynchronous commit results are not delivered
-            // to this consumer's queue). A failure is repeated by the workers' next requests.
-            match self.consumer.commit(&tpl, CommitMode::Sync) {
-                Ok(()) => self.ctx().record_committed(&tpl),
-                Err(e) => {
-                    tracing::warn!(error = %e, "offset commit failed; repeated with the next commit")
-                }
-            }
+        if let Err(e) = super::commit_queue_ffi::commit_async(&self.consumer, &tpl) {
+            ctx.shared
+                .metrics
+                .commit_failures
+                .with_label_values(&[commit_failure_kind(&e)])
+                .inc();
+            tracing::warn!(error = %e, offsets = ?offsets, "offset commit not sent; repeated after a backoff");
+            ctx.queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .not_sent(Instant::now());
         }
     }
 

@@ -8,6 +8,8 @@
 //!                                          └   or dead letter (acks=all) → done
 //! ```
 
+pub mod commit_queue_ffi;
+pub mod commits;
 pub mod consumer;
 pub mod delivery;
 pub mod kafka;

@@ -28,8 +28,7 @@ use crate::snapshot::order::ChangedAt;
 use crate::snapshot::OrderState;
 use crate::state::{Owner, Restored, Sink};
 
-/// A commit request for the poll thread: (partition, offset).
-pub type CommitRequest = (i32, i64);
+pub use super::commits::Reporter;
 
 /// Tombstones written by one sweep task at most.
 const SWEEP_BATCH: usize = 1_000;
@@ -177,7 +176,7 @@ impl PartitionWorker {
     pub async fn run(
         mut self,
         mut inbox: mpsc::Receiver<InRecord>,
-        commits: std::sync::mpsc::Sender<CommitRequest>,
+        commits: Reporter,
         finished: oneshot::Sender<Finished>,
     ) {
         let owned = Arc::new(Owned {
@@ -277,7 +276,7 @@ impl PartitionWorker {
         &mut self,
         owned: &Arc<Owned>,
         inbox: &mut mpsc::Receiver<InRecord>,
-        commits: &std::sync::mpsc::Sender<CommitRequest>,
+        commits: &Reporter,
     ) {
         let settings = self.shared.settings.clone();
         let mut commit_tick = tokio::time::interval(settings.commit_interval);
@@ -319,7 +318,7 @@ impl PartitionWorker {
                     // Repeat an unchanged commit every 5th tick: one may have failed in a rebalance.
                     ticks += 1;
                     if let Some(offset) = self.tracker.take_commit(ticks % 5 == 0) {
-                        let _ = commits.send((self.partition, offset));
+                        commits.done(offset);
                     }
                 }
                 Step::Sweep => self.sweep(owned),

@@ -65,7 +65,13 @@ pub const NAMES: &[&str] = &[
     "catering_sync_changelog_writes_total",
     "catering_sync_fencing_events_total",
     "catering_sync_orders_expired_total",
+    "catering_sync_commit_failures_total",
+    "catering_sync_commit_duration_seconds",
 ];
+
+/// Why an offset commit failed (`catering_sync_commit_failures_total{kind}`).
+pub const COMMIT_FAILURE_KINDS: [&str; 5] =
+    ["coordinator", "rebalance", "timeout", "transport", "other"];
 
 /// Probes of WeChat Pay (`catering_sync_probes_total{probe}`).
 pub const PROBES: [&str; 2] = ["breaker", "deployment_fault"];
@@ -157,6 +163,10 @@ pub struct Metrics {
     pub fencing: IntCounterVec,
     /// Orders tombstoned past their retention, by `state` (`final`, `non_final`).
     pub orders_expired: IntCounterVec,
+    /// Failed offset commits, by kind.
+    pub commit_failures: IntCounterVec,
+    /// Time from sending an offset commit to its successful answer.
+    pub commit_duration: Histogram,
 }
 
 fn counter_vec(
@@ -399,6 +409,19 @@ impl Metrics {
                 "Orders tombstoned past their retention (tombstone acknowledged): final (PAY_SUCCESS acknowledged, state.final_retention_secs after it), non_final (any other order, state.non_final_retention_secs after its last change)",
                 "state",
                 &["final", "non_final"],
+            )?,
+            commit_failures: counter_vec(
+                r,
+                "catering_sync_commit_failures_total",
+                "Failed offset commits by kind: coordinator (none available, or not the coordinator), rebalance (a rebalance in progress, or this member's generation is gone), timeout (no answer in time), transport (no connection to the brokers), other; every failure is repeated after a backoff",
+                "kind",
+                &COMMIT_FAILURE_KINDS,
+            )?,
+            commit_duration: histogram(
+                r,
+                "catering_sync_commit_duration_seconds",
+                "Time from sending an offset commit to its successful answer (periodic commits are asynchronous, one in flight; drain commits synchronous)",
+                vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 30.0],
             )?,
         })
     }

@@ -45,7 +45,6 @@ fn sum(metrics: &str, prefix: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "issue 11 finding 6 not landed: fails on this code (the poll loop 7.6 s behind); the asynchronous commits that pass it stalled tansu rebalances in chaos::slow_rebalance under load"]
 async fn the_coordinator_down_past_the_session_timeout_never_stalls_the_poll_loop() {
     let broker = MockBroker::start(3);
     let names = Names::fresh();
