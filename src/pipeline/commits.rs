@@ -1,6 +1,6 @@
 //! The poll loop's periodic offset commits, kept off the poll thread's critical path (issue 11
-//! finding 6): at most one asynchronous commit is in flight; its answer arrives through the
-//! consumer's commit callback, served by `poll`. Offsets that arrive meanwhile are coalesced
+//! finding 6): at most one asynchronous commit is in flight; its answer arrives on the poll
+//! loop's reply queue (`commit_queue_ffi`). Offsets that arrive meanwhile are coalesced
 //! (the latest per partition), and a failed commit is repeated after a backoff. So a coordinator
 //! that is down costs commits, never the poll loop: pause/resume, rebalances and `/healthz` go on.
 
@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 pub type Offsets = BTreeMap<i32, i64>;
 
 /// An asynchronous commit not answered within this is given up (counted as a timeout) and its
-/// offsets are sent again with the next one. librdkafka answers every commit; while the
-/// coordinator is unknown it holds a commit for up to the session timeout (45 s by default)
-/// before failing it, so this lies beyond that and only bounds how long a lost answer could hold
-/// commits back.
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// offsets are sent again with the next one. librdkafka answers every commit: while the
+/// coordinator is unknown it holds a commit for up to the session timeout (45 s by default),
+/// then tries up to three times at `socket.timeout.ms` (60 s) each; this lies beyond that and
+/// only bounds how long a lost answer could hold commits back.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// First pause after a failed commit; it doubles per consecutive failure up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);

@@ -18,6 +18,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::commit_queue_ffi::CommitReplies;
 use super::commits::{Answer, CommitQueue, Done, Offsets, Reporter};
 use super::kafka::InRecord;
 use super::partition::{Finished, PartitionWorker, Signals};
@@ -52,8 +53,11 @@ pub struct PollContext {
     rebalances: std::sync::atomic::AtomicU64,
     /// Shutting down: partitions assigned now are not started.
     stopping: AtomicBool,
-    /// The periodic commits: one asynchronous commit in flight, answered in `commit_callback`.
+    /// The periodic commits: one asynchronous commit in flight, answered on `replies`.
     queue: Mutex<CommitQueue>,
+    /// The periodic commits' reply queue (set right after the consumer is made, taken before it
+    /// is dropped).
+    replies: Mutex<Option<CommitReplies>>,
 }
 
 /// The `kind` label of a failed commit.
@@ -94,6 +98,9 @@ fn offsets_of(topic: &str, tpl: &TopicPartitionList) -> Offsets {
 
 /// A worker that ended without a report (it panicked, or the runtime is going away) has nothing
 /// to commit, and nothing says its requests and writes are over: not quiet.
+/// How long a drain commit waits for the periodic commit in flight to be answered first.
+const SETTLE_BOUND: Duration = Duration::from_secs(3);
+
 const NOTHING: Finished = Finished {
     offset: None,
     quiet: false,
@@ -186,12 +193,17 @@ impl ConsumerContext for PollContext {
             Rebalance::Error(e) => tracing::error!(error = %e, "rebalance error"),
         }
     }
+}
 
-    /// Every commit's answer, served by `poll` on the poll thread (the periodic asynchronous
-    /// commits, and the echo of a synchronous drain commit).
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        tracing::debug!(ok = result.is_ok(), offsets = ?offsets.to_topic_map(), "offset commit answered");
-        let answered = offsets_of(&self.shared.input_topic, offsets);
+impl PollContext {
+    /// One periodic commit's answer (from [`CommitReplies`], on the poll thread).
+    fn on_answer(&self, result: KafkaResult<()>, offsets: &[(String, i32, i64)]) {
+        let answered: Offsets = offsets
+            .iter()
+            .filter(|(t, _, o)| *t == self.shared.input_topic && *o >= 0)
+            .map(|(_, p, o)| (*p, *o))
+            .collect();
+        tracing::debug!(ok = result.is_ok(), offsets = ?answered, "offset commit answered");
         let answer = self
             .queue
             .lock()
@@ -219,9 +231,49 @@ impl ConsumerContext for PollContext {
             }
         }
     }
-}
 
-impl PollContext {
+    /// Serve the commit answers that are there, waiting up to `wait` for the first one.
+    fn serve_replies(&self, wait: Duration) {
+        let mut wait = wait;
+        loop {
+            let reply = {
+                let replies = self.replies.lock().unwrap_or_else(|p| p.into_inner());
+                match replies.as_ref() {
+                    Some(r) => r.next(wait),
+                    None => None,
+                }
+            };
+            let Some((result, offsets)) = reply else {
+                return;
+            };
+            self.on_answer(result, &offsets);
+            wait = Duration::ZERO;
+        }
+    }
+
+    /// Let the periodic commit in flight be answered (up to `bound`) before a drain commit is
+    /// sent: librdkafka retries a commit itself (coordinator loading, timeouts), and a retry of
+    /// the older one landing after the drain commit would move the committed offset back.
+    fn settle_commits(&self, bound: Duration) {
+        let deadline = Instant::now() + bound;
+        while self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .in_flight()
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(
+                    bound_ms = bound.as_millis() as u64,
+                    "the periodic offset commit in flight was not answered before the drain commit"
+                );
+                return;
+            }
+            self.serve_replies(left.min(Duration::from_millis(100)));
+        }
+    }
+
     /// The partitions this member owns now.
     fn owned(&self) -> Vec<i32> {
         self.partitions
@@ -357,6 +409,7 @@ impl PollContext {
             }
         }
         if tpl.count() > 0 {
+            self.settle_commits(SETTLE_BOUND.min(self.shared.settings.drain_timeout));
             let committed = consumer.commit(&tpl, CommitMode::Sync);
             if committed.is_ok() {
                 self.record_committed(&offsets_of(&self.shared.input_topic, &tpl));
@@ -448,6 +501,20 @@ impl PollContext {
     }
 }
 
+impl Drop for PollLoop {
+    /// The reply queue goes before the consumer (librdkafka destroys a client only once every
+    /// queue handle of it is gone).
+    fn drop(&mut self) {
+        drop(
+            self.ctx()
+                .replies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+    }
+}
+
 /// Runs the poll loop until `stop` is set, then drains every partition, commits, and closes the
 /// consumer (leaving the group).
 pub struct PollLoop {
@@ -473,8 +540,14 @@ impl PollLoop {
             rebalances: Default::default(),
             stopping: AtomicBool::new(false),
             queue: Mutex::new(CommitQueue::default()),
+            replies: Mutex::new(None),
         };
         let consumer: BaseConsumer<PollContext> = config.create_with_context(context)?;
+        *consumer
+            .context()
+            .replies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(CommitReplies::new(&consumer));
         consumer.subscribe(&[&shared.input_topic])?;
         Ok(Self {
             consumer,
@@ -488,10 +561,11 @@ impl PollLoop {
     }
 
     /// Take the workers' done offsets and send the next periodic commit, asynchronously: at
-    /// most one is in flight, its answer comes through `commit_callback` in a later `poll`, so
+    /// most one is in flight, its answer is read from the reply queue on a later iteration, so
     /// the loop never waits for the coordinator. A failure is repeated after a backoff.
     fn commit_done(&self) {
         let ctx = self.ctx();
+        ctx.serve_replies(Duration::ZERO);
         let now = Instant::now();
         let next = {
             let mut queue = ctx.queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -518,7 +592,16 @@ impl PollLoop {
         for (p, o) in &offsets {
             let _ = tpl.add_partition_offset(&ctx.shared.input_topic, *p, Offset::Offset(*o));
         }
-        if let Err(e) = super::commit_queue_ffi::commit_async(&self.consumer, &tpl) {
+        let sent = match ctx
+            .replies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(replies) => replies.send(&self.consumer, &tpl),
+            None => Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::BrokerDestroy)),
+        };
+        if let Err(e) = sent {
             ctx.shared
                 .metrics
                 .commit_failures

@@ -413,14 +413,14 @@ impl Metrics {
             commit_failures: counter_vec(
                 r,
                 "catering_sync_commit_failures_total",
-                "Failed offset commits by kind: coordinator (none available, or not the coordinator), rebalance (a rebalance in progress, or this member's generation is gone), timeout (no answer in time), transport (no connection to the brokers), other; every failure is repeated after a backoff",
+                "Failed periodic offset commits by kind: coordinator (none available, or not the coordinator), rebalance (a rebalance in progress, or this member's generation is gone), timeout (no answer within 5 minutes), transport (no connection to the brokers), other; the offsets of partitions still owned are repeated after a backoff",
                 "kind",
                 &COMMIT_FAILURE_KINDS,
             )?,
             commit_duration: histogram(
                 r,
                 "catering_sync_commit_duration_seconds",
-                "Time from sending an offset commit to its successful answer (periodic commits are asynchronous, one in flight; drain commits synchronous)",
+                "Time from sending a periodic offset commit (asynchronous, one in flight) to its successful answer; drain commits are not measured",
                 vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 30.0],
             )?,
         })
