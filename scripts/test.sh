@@ -32,7 +32,8 @@ fi
 
 echo "==> formatting and lints"
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
+./scripts/check-layers.sh
 
 echo "==> tests"
-cargo test --all-targets --locked
+cargo test --workspace --all-targets --locked

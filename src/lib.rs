@@ -17,14 +17,15 @@
 //!   commits, rebalances); a worker per partition restores state and runs orders concurrently,
 //!   each order's events in sequence; [`pipeline::offsets`] decides what may be committed;
 //!   [`pipeline::delivery`] posts with retries, breaker and rate limit.
-//! - [`event`]: the input contract: record bytes → a typed order event, or every violation
-//!   (`malformed` / `invalid_event`).
-//! - [`snapshot`]: the order snapshot, typed and compact; applying events (merge, status only
-//!   forward, validation), the request body and its digest, the changelog record.
+//! - [`event`], [`snapshot`] and [`wechatpay::rules`] are the pure core, the crate
+//!   `catering-sync-core` (`crates/core`), re-exported here: record bytes → a typed order event
+//!   (or every violation), the order snapshot and its merge, the request body and its digest, the
+//!   changelog record, the sync-status body rules. It has no IO dependency
+//!   (`scripts/check-layers.sh`).
 //! - [`wechatpay`]: both halves of the APIv3 conversation seen from the merchant: loading keys,
 //!   signing requests, verifying responses, classifying every outcome into a
-//!   [`wechatpay::Disposition`], the HTTP client, and the sync-status body rules
-//!   ([`wechatpay::rules`]).
+//!   [`wechatpay::Disposition`], the HTTP client (the body rules, [`wechatpay::rules`], are the
+//!   core's, re-exported).
 //! - [`retry`]: backoff, circuit breaker, send-rate limiter (pure, time passed in).
 //! - [`state`]: writes acknowledged by the broker (changelog records, tombstones, dead letters)
 //!   and restoring a partition from the changelog.
@@ -42,8 +43,7 @@
 
 pub mod pipeline;
 
-pub mod event;
-pub mod snapshot;
+pub use catering_sync_core::{event, snapshot};
 
 pub mod wechatpay;
 

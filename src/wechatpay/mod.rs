@@ -10,7 +10,7 @@
 pub mod classify;
 pub mod client;
 pub mod keys;
-pub mod rules;
+pub use catering_sync_core::rules;
 pub mod sign;
 pub mod verify;
 

@@ -10,4 +10,4 @@ pub mod types;
 pub use body::{may_coalesce, Body};
 pub use order::{Defaults, Ignored, OrderState, Outcome, Rejected};
 pub use record::StateRecord;
-pub use types::{Count, Dish, Patch, Snapshot, Status};
+pub use types::{Count, Dish, OrderEvent, Patch, Snapshot, Status};

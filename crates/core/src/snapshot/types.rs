@@ -221,6 +221,22 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A decoded, valid order event (made by `event::decode`; it lives with the snapshot it
+/// changes, so the snapshot never imports the decoder).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderEvent {
+    /// Identifies the event within its order.
+    pub event_id: String,
+    /// The order.
+    pub out_order_no: String,
+    /// RFC 3339 with offset, as sent (validated).
+    pub occurred_at: String,
+    /// Optional per-order sequence number.
+    pub seq: Option<u64>,
+    /// The merge patch, typed.
+    pub patch: Patch,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,8 @@ use sha2::{Digest, Sha256};
 
 use super::body::Body;
 use super::types::{Snapshot, Status};
-use crate::event::OrderEvent;
-use crate::wechatpay::rules::{self, Mode, Violation};
+use super::types::OrderEvent;
+use crate::rules::{self, Mode, Violation};
 
 /// Applied event ids remembered per order (as 8-byte fingerprints, oldest dropped first).
 /// Beyond this, redelivery of a very old event is still caught by `seq` when producers send it.

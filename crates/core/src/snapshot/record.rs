@@ -213,7 +213,7 @@ mod tests {
     fn record_bytes_equal_the_serialised_record_and_decode_back() {
         let mut state = OrderState::default();
         let mut checked = 0;
-        for value in crate::bench::order_events(7, 3) {
+        for value in crate::fixtures::order_events(7, 3) {
             let event = decode(&value, &DecodeLimits::default()).unwrap();
             state.apply(&event, &Defaults::default());
             let no = event.out_order_no.as_str();

@@ -10,9 +10,10 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::rules::{self, Mode};
 use crate::snapshot::Patch;
-use crate::wechatpay::rules::{self, Mode};
 
+pub use crate::snapshot::OrderEvent;
 pub use json::parse_strict;
 
 /// Limits applied before and while parsing.
@@ -35,21 +36,6 @@ impl Default for DecodeLimits {
 
 /// Largest `event_id`, in characters.
 pub const MAX_EVENT_ID_CHARS: usize = 64;
-
-/// A decoded, valid order event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OrderEvent {
-    /// Identifies the event within its order.
-    pub event_id: String,
-    /// The order.
-    pub out_order_no: String,
-    /// RFC 3339 with offset, as sent (validated).
-    pub occurred_at: String,
-    /// Optional per-order sequence number.
-    pub seq: Option<u64>,
-    /// The merge patch, typed.
-    pub patch: Patch,
-}
 
 /// The dead-letter reason of an event that could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,24 @@
+//! # catering-sync-core
+//!
+//! The pure core of catering-sync: everything that decides what an order's events mean and what
+//! WeChat Pay is sent, with no IO (no tokio, Kafka, HTTP or signing; `scripts/check-layers.sh`
+//! enforces it). The service (`catering-sync`) executes what this crate decides; the sandbox
+//! checks bodies with the same rules.
+//!
+//! In the order data moves:
+//!
+//! - [`event`]: the input contract: record bytes → a typed [`event::OrderEvent`], or every
+//!   violation (`malformed` / `invalid_event`), with strict JSON ([`event::parse_strict`]).
+//! - [`snapshot`]: the order snapshot, typed and compact; applying events (merge, status only
+//!   forward, validation), the request body and its digest, the changelog record.
+//! - [`rules`]: the sync-status body rules (every violation with its field path).
+//! - [`fixtures`]: the deterministic order-fixture factory of benchmarks and tests.
+#![deny(unsafe_code)]
+#![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
+
+pub mod event;
+pub mod rules;
+pub mod snapshot;
+
+pub mod fixtures;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The workspace's layering, checked on the dependency graph (run by ./scripts/test.sh):
+# `catering-sync-core` (crates/core) stays pure — none of the IO crates below may appear anywhere
+# in its normal dependency tree.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+io='^(tokio|rdkafka|rdkafka-sys|reqwest|hyper|hyper-util|ring|rsa|prometheus|tracing|clap|mio|socket2|libc) '
+deps="$(cargo tree --locked -p catering-sync-core -e normal --prefix none | sort -u)"
+if bad="$(grep -E "$io" <<<"$deps")"; then
+  echo "catering-sync-core must stay pure (no IO crates), but its dependency tree has:" >&2
+  echo "$bad" >&2
+  exit 1
+fi
+echo "layers ok: catering-sync-core has $(wc -l <<<"$deps") crates in its tree, none of them IO"
