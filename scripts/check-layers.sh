@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 io='^(tokio|rdkafka|rdkafka-sys|reqwest|hyper|hyper-util|ring|rsa|prometheus|tracing|clap|mio|socket2|libc) '
-deps="$(cargo tree --locked -p catering-sync-core -e normal --prefix none | sort -u)"
+deps="$(cargo tree --locked -p catering-sync-core -e normal --prefix none | sed "s/ (\*)$//" | sort -u)"
 if bad="$(grep -E "$io" <<<"$deps")"; then
   echo "catering-sync-core must stay pure (no IO crates), but its dependency tree has:" >&2
   echo "$bad" >&2

@@ -29,4 +29,3 @@ pub fn order_events(i: usize, dishes: usize) -> [Vec<u8>; 2] {
         pay.to_string().into_bytes(),
     ]
 }
-

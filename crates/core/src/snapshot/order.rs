@@ -3,8 +3,8 @@
 use sha2::{Digest, Sha256};
 
 use super::body::Body;
-use super::types::{Snapshot, Status};
 use super::types::OrderEvent;
+use super::types::{Snapshot, Status};
 use crate::rules::{self, Mode, Violation};
 
 /// Applied event ids remembered per order (as 8-byte fingerprints, oldest dropped first).
