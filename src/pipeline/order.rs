@@ -141,13 +141,6 @@ impl Run<'_> {
     }
 }
 
-fn rejection_reason(r: &crate::snapshot::Rejected) -> Reason {
-    match r {
-        crate::snapshot::Rejected::StatusRegression { .. } => Reason::StatusRegression,
-        crate::snapshot::Rejected::InvalidSnapshot(_) => Reason::InvalidSnapshot,
-    }
-}
-
 /// Process `jobs` of one order in sequence. Stops early when `cancel` turns true (the partition
 /// is being given up): what is not done is redone by the next owner.
 pub async fn process(
@@ -189,7 +182,7 @@ pub async fn process(
         };
         if let Outcome::Rejected(r) = outcome {
             let failure = Failure {
-                reason: rejection_reason(&r),
+                reason: r.dead_letter_reason(),
                 detail: r.detail(),
                 attempts: 0,
                 answer: None,

@@ -23,7 +23,7 @@ use super::offsets::OffsetTracker;
 use super::order::{self, Job, OrderDone};
 use super::Shared;
 use crate::dead_letter::{Failure, Reason};
-use crate::event::{decode, DecodeReason};
+use crate::event::decode;
 use crate::snapshot::order::ChangedAt;
 use crate::snapshot::OrderState;
 use crate::state::{Owner, Restored, Sink};
@@ -483,13 +483,8 @@ impl PartitionWorker {
                 "record has no key: nothing keeps its order's events together".to_string(),
             )),
             (Some(_), None) => Err((Reason::Malformed, "record has no value".to_string())),
-            (Some(_), Some(value)) => decode(value, &self.shared.limits).map_err(|e| {
-                let reason = match e.reason {
-                    DecodeReason::Malformed => Reason::Malformed,
-                    DecodeReason::InvalidEvent => Reason::InvalidEvent,
-                };
-                (reason, e.to_string())
-            }),
+            (Some(_), Some(value)) => decode(value, &self.shared.limits)
+                .map_err(|e| (Reason::from(e.reason), e.to_string())),
         };
         match event {
             Err((reason, detail)) => self.spawn_dead_letter(record, reason, detail, owned),

@@ -12,11 +12,13 @@
 //! - [`snapshot`]: the order snapshot, typed and compact; applying events (merge, status only
 //!   forward, validation), the request body and its digest, the changelog record.
 //! - [`rules`]: the sync-status body rules (every violation with its field path).
+//! - [`dead_letter`]: the dead-letter reasons and header names.
 //! - [`fixtures`]: the deterministic order-fixture factory of benchmarks and tests.
 #![deny(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
+pub mod dead_letter;
 pub mod event;
 pub mod rules;
 pub mod snapshot;

@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 use super::body::Body;
 use super::types::OrderEvent;
 use super::types::{Snapshot, Status};
+use crate::dead_letter::Reason;
 use crate::rules::{self, Mode, Violation};
 
 /// Applied event ids remembered per order (as 8-byte fingerprints, oldest dropped first).
@@ -83,11 +84,16 @@ pub enum Rejected {
 
 impl Rejected {
     /// The dead-letter reason.
-    pub fn reason(&self) -> &'static str {
+    pub fn dead_letter_reason(&self) -> Reason {
         match self {
-            Self::InvalidSnapshot(_) => "invalid_snapshot",
-            Self::StatusRegression { .. } => "status_regression",
+            Self::InvalidSnapshot(_) => Reason::InvalidSnapshot,
+            Self::StatusRegression { .. } => Reason::StatusRegression,
         }
+    }
+
+    /// The dead-letter reason as written to `catering-sync.reason`.
+    pub fn reason(&self) -> &'static str {
+        self.dead_letter_reason().as_str()
     }
 
     /// Every violated rule with its field path, or the regression.
