@@ -22,8 +22,7 @@ pub use keys::{KeyError, MerchantKey, VerificationKeys};
 pub use sign::{Authorization, Credentials};
 pub use verify::VerifyError;
 
-/// Path of the sync-status endpoint; also its canonical URL for signing.
-pub const SYNC_STATUS_PATH: &str = "/v3/catering/orders/sync-status";
+pub use catering_sync_core::apiv3::SYNC_STATUS_PATH;
 /// Production base URL.
 pub const PRODUCTION_BASE_URL: &str = "https://api.mch.weixin.qq.com";
 /// Backup access point in another city.

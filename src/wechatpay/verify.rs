@@ -7,11 +7,7 @@ use http::HeaderMap;
 use super::keys::VerificationKeys;
 use super::sign::response_message;
 
-/// Largest accepted distance between `Wechatpay-Timestamp` and local time.
-pub const MAX_RESPONSE_SKEW_SECS: i64 = 300;
-
-/// Prefix of the deliberately wrong signatures WeChat Pay sends to check that merchants verify.
-pub const SIGNTEST_PREFIX: &str = "WECHATPAY/SIGNTEST/";
+pub use catering_sync_core::apiv3::{MAX_RESPONSE_SKEW_SECS, SIGNTEST_PREFIX};
 
 /// Response header names.
 pub mod header {

@@ -12,12 +12,15 @@
 //! - [`snapshot`]: the order snapshot, typed and compact; applying events (merge, status only
 //!   forward, validation), the request body and its digest, the changelog record.
 //! - [`rules`]: the sync-status body rules (every violation with its field path).
+//! - [`apiv3`]: the sync-status path, the canonical messages signatures cover, the
+//!   `Authorization` header built and parsed.
 //! - [`dead_letter`]: the dead-letter reasons and header names.
 //! - [`fixtures`]: the deterministic order-fixture factory of benchmarks and tests.
 #![deny(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
+pub mod apiv3;
 pub mod dead_letter;
 pub mod event;
 pub mod rules;
