@@ -33,6 +33,8 @@ fi
 echo "==> formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The production binary (the Dockerfile's build): without the tools (sandbox, demo, bench).
+cargo clippy --no-default-features --bin catering-sync --locked -- -D warnings
 ./scripts/check-layers.sh
 
 echo "==> tests"

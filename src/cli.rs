@@ -2,6 +2,7 @@
 //! Exit codes: 0 ok, 2 usage or configuration error, 1 runtime failure.
 
 use std::io::Read;
+#[cfg(feature = "tools")]
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+#[cfg(feature = "tools")]
 use crate::sandbox::{merchant_public_key, Faults, MerchantIdentity, SandboxConfig, SandboxHandle};
 use crate::wechatpay::sign::{nonce, request_message};
 use crate::wechatpay::{Credentials, MerchantKey, SYNC_STATUS_PATH};
@@ -42,11 +44,14 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the service: consume order events, sync them to WeChat Pay, commit after a verified 204.
     Run(RunArgs),
+    #[cfg(feature = "tools")]
     /// The whole pipeline on an embedded default: in-process broker and sandbox, generated orders,
     /// two consumers, a progress bar, a summary and a verification (exit 0 only if it holds).
     Demo(DemoArgs),
+    #[cfg(feature = "tools")]
     /// Run the stand-in WeChat Pay sync-status endpoint (for tests, demos, your own CI).
     Sandbox(SandboxArgs),
+    #[cfg(feature = "tools")]
     /// Key material.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -61,6 +66,7 @@ pub enum Command {
     /// Publish JSONL order events to a topic, keyed by their out_order_no (for trying catering-sync
     /// against a test broker; platforms publish with their own producers).
     Produce(ProduceArgs),
+    #[cfg(feature = "tools")]
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -129,6 +135,7 @@ pub struct CheckEventArgs {
     pub max_event_bytes: usize,
 }
 
+#[cfg(feature = "tools")]
 /// `demo` options.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -157,6 +164,7 @@ pub struct RunArgs {
     pub check: bool,
 }
 
+#[cfg(feature = "tools")]
 /// `keys …`
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -172,6 +180,7 @@ pub enum KeysCommand {
     },
 }
 
+#[cfg(feature = "tools")]
 /// `bench …`
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -202,6 +211,7 @@ pub enum BenchCommand {
     },
 }
 
+#[cfg(feature = "tools")]
 /// `bench all` options.
 #[derive(Debug, Args)]
 pub struct BenchAllArgs {
@@ -251,6 +261,7 @@ pub struct BenchAllArgs {
     pub strict: bool,
 }
 
+#[cfg(feature = "tools")]
 /// `sandbox` options.
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
@@ -326,13 +337,23 @@ fn runtime_error(error: anyhow::Error) -> Failure {
     Failure { code: 1, error }
 }
 
+/// Whether the command is the demo (it logs only errors by default).
+fn is_demo(command: &Command) -> bool {
+    #[cfg(feature = "tools")]
+    if matches!(command, Command::Demo(_)) {
+        return true;
+    }
+    let _ = command;
+    false
+}
+
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     // The demo prints a progress bar and a summary (its dead letters are deliberate): only errors
     // unless RUST_LOG says otherwise.
     crate::telemetry_init_with(
         cli.log_format,
-        if matches!(cli.command, Command::Demo(_)) {
+        if is_demo(&cli.command) {
             "error"
         } else {
             "info"
@@ -340,15 +361,21 @@ pub fn run(cli: Cli) -> ExitCode {
     );
     let result = match cli.command {
         Command::Run(args) => run_service(&args),
+        #[cfg(feature = "tools")]
         Command::Demo(args) => demo(&args),
+        #[cfg(feature = "tools")]
         Command::Sandbox(args) => run_sandbox(args),
+        #[cfg(feature = "tools")]
         Command::Keys(KeysCommand::Generate { out, mchid }) => keys_generate(&out, &mchid),
         Command::Sign(args) => sign(&args),
         Command::CheckEvent(args) => check_event(&args),
         Command::Dlq(DlqCommand::Replay(args)) => dlq_replay(&args),
         Command::Produce(args) => produce(&args),
+        #[cfg(feature = "tools")]
         Command::Bench(BenchCommand::State { orders, dishes }) => bench_state(orders, &dishes),
+        #[cfg(feature = "tools")]
         Command::Bench(BenchCommand::All(args)) => bench_all(args),
+        #[cfg(feature = "tools")]
         Command::Bench(BenchCommand::Sign {
             seconds,
             threads,
@@ -371,6 +398,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| runtime_error(e.into()))
 }
 
+#[cfg(feature = "tools")]
 fn parse_merchant(spec: &str) -> anyhow::Result<MerchantIdentity> {
     let mut parts = spec.splitn(3, ':');
     let (Some(mchid), Some(serial), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
@@ -386,6 +414,7 @@ fn parse_merchant(spec: &str) -> anyhow::Result<MerchantIdentity> {
     })
 }
 
+#[cfg(feature = "tools")]
 fn run_sandbox(args: SandboxArgs) -> Result<(), Failure> {
     let mut config =
         SandboxConfig::from_keys_dir(&args.keys_dir).map_err(|e| config_error(e.into()))?;
@@ -435,6 +464,7 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+#[cfg(feature = "tools")]
 fn keys_generate(out: &Path, mchid: &str) -> Result<(), Failure> {
     let keys = crate::keygen::generate(mchid, &mut rand::rngs::OsRng)
         .map_err(|e| runtime_error(e.into()))?;
@@ -500,6 +530,7 @@ fn sign(args: &SignArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+#[cfg(feature = "tools")]
 fn bench_sign(seconds: f64, threads: &[usize], key: Option<&Path>) -> Result<(), Failure> {
     let pem = match key {
         Some(p) => std::fs::read_to_string(p)
@@ -565,6 +596,7 @@ fn check_event(args: &CheckEventArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+#[cfg(feature = "tools")]
 fn bench_all(args: BenchAllArgs) -> Result<(), Failure> {
     let positive = |v: f64, name: &str| {
         if v > 0.0 && v.is_finite() {
@@ -621,6 +653,7 @@ fn bench_all(args: BenchAllArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+#[cfg(feature = "tools")]
 fn bench_state(orders: usize, dishes: &[usize]) -> Result<(), Failure> {
     if let [d] = dishes {
         let r = crate::bench::state_memory(orders, *d).map_err(runtime_error)?;
@@ -701,6 +734,7 @@ fn dlq_replay(args: &ReplayArgs) -> Result<(), Failure> {
         .map_err(runtime_error)
 }
 
+#[cfg(feature = "tools")]
 fn demo(args: &DemoArgs) -> Result<(), Failure> {
     use indicatif::{ProgressBar, ProgressStyle};
     let mut options = crate::demo::DemoOptions {

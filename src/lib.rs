@@ -58,11 +58,15 @@ pub mod telemetry;
 pub mod app;
 pub mod config;
 
+#[cfg(feature = "tools")]
 pub mod sandbox;
 
+#[cfg(feature = "tools")]
 pub mod bench;
 pub mod check;
+#[cfg(feature = "tools")]
 pub mod demo;
+#[cfg(feature = "tools")]
 pub mod keygen;
 
 pub mod cli;

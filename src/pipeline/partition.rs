@@ -722,7 +722,7 @@ mod tests {
     /// An order after its first `events` (1: placed, 2: paid), last changed at `changed`.
     fn order(events: usize, changed: u64) -> OrderState {
         let mut s = OrderState::default();
-        for value in &crate::bench::order_events(1, 2)[..events] {
+        for value in &catering_sync_core::fixtures::order_events(1, 2)[..events] {
             let event = decode(value, &DecodeLimits::default()).unwrap();
             s.apply(&event, &Defaults::default());
         }

@@ -1227,6 +1227,11 @@ fn the_dockerfile_is_multi_stage_and_runs_as_non_root() {
         "a locked release build: {}",
         build.1
     );
+    assert!(
+        build.1.contains("--no-default-features"),
+        "the production binary is built without the tools (sandbox, demo, bench): {}",
+        build.1
+    );
 
     // The final stage runs as the manifests' non-root uid.
     let user = runtime
