@@ -5,11 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-io='^(tokio|rdkafka|rdkafka-sys|reqwest|hyper|hyper-util|ring|rsa|prometheus|tracing|clap|mio|socket2|libc) '
+# (Not libc: sha2's cpufeatures uses it on aarch64 to read CPU features, which is not IO.)
+io='^(tokio|rdkafka|rdkafka-sys|reqwest|hyper|hyper-util|ring|rsa|prometheus|tracing|clap|mio|socket2) '
 deps="$(cargo tree --locked -p catering-sync-core -e normal --prefix none | sed "s/ (\*)$//" | sort -u)"
 if bad="$(grep -E "$io" <<<"$deps")"; then
   echo "catering-sync-core must stay pure (no IO crates), but its dependency tree has:" >&2
   echo "$bad" >&2
   exit 1
 fi
-echo "layers ok: catering-sync-core has $(wc -l <<<"$deps") crates in its tree, none of them IO"
+# Nor its own code: no file system, network, processes, environment or clock.
+if bad="$(grep -rnE 'std::(fs|net|process|env)\b|SystemTime|Instant::now|thread::sleep' crates/core/src)"; then
+  echo "catering-sync-core must stay pure (no IO), but its code has:" >&2
+  echo "$bad" >&2
+  exit 1
+fi
+echo "layers ok: catering-sync-core has $(wc -l <<<"$deps") crates in its tree, none of them IO; its code reads no file, socket, process, environment or clock"

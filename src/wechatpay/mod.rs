@@ -2,10 +2,11 @@
 //!
 //! Small pieces, each testable alone (after wechatpay-go's `core/auth`):
 //! [`keys`] loads the merchant private key once and the WeChat Pay verification keys;
-//! [`sign`] builds the canonical message and the `Authorization` header;
+//! [`sign`] signs the canonical message into the `Authorization` header (the message and the
+//! header's format are the core's `apiv3`, re-exported);
 //! [`verify`] checks a response's signature; [`mod@classify`] maps every outcome of a POST to one
-//! [`Disposition`]; [`client`] does the HTTP; [`rules`] holds the body rules shared with the
-//! sandbox and the snapshot validation.
+//! [`Disposition`]; [`client`] does the HTTP; [`rules`] (the core's, re-exported) holds the body
+//! rules shared with the sandbox and the snapshot validation.
 
 pub mod classify;
 pub mod client;
