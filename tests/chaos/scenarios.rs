@@ -641,7 +641,7 @@ pub async fn sigkill(profile: Profile) {
 // 2. Three consumers, the sandbox slow (2 s), max_in_flight 4: permits saturated, drains reach
 //    their bound; one member is killed (SIGKILL, or SIGTERM for some) and another started every
 //    ~8 s a few times. On MockCluster (eager `range`): tansu 0.6 wedges a group for good when its
-//    leader leaves mid-rebalance (see the README's "what the test brokers cannot prove");
+//    leader leaves mid-rebalance (see the README's delivery "Known limits");
 //    `CHAOS_SLOW_REBALANCE_BROKER=tansu` runs it there.
 
 pub async fn slow_rebalance(profile: Profile) {
