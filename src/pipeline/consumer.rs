@@ -96,11 +96,11 @@ fn offsets_of(topic: &str, tpl: &TopicPartitionList) -> Offsets {
         .collect()
 }
 
-/// A worker that ended without a report (it panicked, or the runtime is going away) has nothing
-/// to commit, and nothing says its requests and writes are over: not quiet.
 /// How long a drain commit waits for the periodic commit in flight to be answered first.
 const SETTLE_BOUND: Duration = Duration::from_secs(3);
 
+/// A worker that ended without a report (it panicked, or the runtime is going away) has nothing
+/// to commit, and nothing says its requests and writes are over: not quiet.
 const NOTHING: Finished = Finished {
     offset: None,
     quiet: false,
