@@ -3,13 +3,12 @@
 //! signal, then drain, commit, leave the group and flush.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::producer::Producer;
-use tokio::sync::watch;
 
+use crate::clock::{Cancel, Canceller};
 use crate::config::{Config, ConfigError};
 use crate::event::DecodeLimits;
 use crate::pipeline::delivery::{Delivery, DeliverySettings};
@@ -78,8 +77,8 @@ pub fn wechatpay_client(config: &Config) -> Result<WechatPayClient, ConfigError>
     }
     let client_config = ClientConfig {
         base_url: w.base_url.clone(),
-        request_timeout: Duration::from_millis(w.request_timeout_ms),
-        connect_timeout: Duration::from_millis(w.connect_timeout_ms),
+        request_timeout: w.request_timeout_ms,
+        connect_timeout: w.connect_timeout_ms,
         wechatpay_serial: w.wechatpay_serial.clone(),
     };
     WechatPayClient::new(&client_config, Arc::new(credentials), Arc::new(keys))
@@ -104,33 +103,13 @@ pub async fn run(
 ) -> Result<(), AppError> {
     let client = wechatpay_client(&config)?;
     let health = Arc::new(Health::default());
-    let r = &config.retry;
-    let settings = DeliverySettings {
-        backoff: Backoff::try_new(
-            Duration::from_millis(r.initial_backoff_ms),
-            Duration::from_millis(r.max_backoff_ms),
-        )
-        .map_err(|e| ConfigError {
-            key: "retry.initial_backoff_ms".into(),
-            problem: e.to_string(),
-        })?,
-        max_attempts: r.max_attempts,
-        config_fault_retry: Duration::from_millis(r.config_fault_retry_ms),
-        breaker: crate::retry::BreakerPolicy {
-            min_failures: r.breaker_threshold,
-            failure_rate: r.breaker_failure_rate,
-            window: Duration::from_millis(r.breaker_window_ms),
-            cooldown: Duration::from_millis(r.breaker_cooldown_ms),
-        },
-        max_in_flight: config.pipeline.max_in_flight,
-        max_rate_per_second: config.wechatpay.max_rate_per_second,
-    };
+    let settings = delivery_settings(&config)?;
     let registry = prometheus::Registry::new();
     let metrics = crate::telemetry::metrics::Metrics::new(&registry)
         .map_err(|e| AppError::Runtime(format!("metrics: {e}")))?;
     // A gap of half the session timeout between watchdog ticks means the process was suspended
     // long enough that the group may have expelled it (pipeline::lease).
-    let lease = Lease::new(Duration::from_millis(config.kafka.session_timeout_ms / 2));
+    let lease = Lease::new(config.kafka.session_timeout_ms / 2);
     let delivery = Delivery::start(
         client,
         settings,
@@ -138,6 +117,77 @@ pub async fn run(
         metrics.clone(),
         lease.clone(),
     );
+    let shared = shared(&config, delivery, &health, &metrics, &lease).await?;
+    let producer = shared.producer.clone();
+    let listener = server::bind(config.http.listen)
+        .await
+        .map_err(|e| ConfigError {
+            key: "http.listen".into(),
+            problem: format!("cannot listen on {}: {e}", config.http.listen),
+        })?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    let http_stop = Canceller::new();
+    let http = tokio::spawn(server::serve(
+        listener,
+        health.clone(),
+        registry.clone(),
+        http_stop.token(),
+    ));
+    let stop = Canceller::new();
+    let thread = start_poll_thread(&config, shared, stop.token())?;
+    lease
+        .start_watchdog()
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    on_start(&Running {
+        health: health.clone(),
+        http_addr,
+        registry: registry.clone(),
+    });
+    tracing::info!(http = %http_addr, group = %config.kafka.group_id, "catering-sync running");
+    shutdown.await;
+    tracing::info!("shutdown requested");
+    stop.cancel();
+    join_poll_thread(&config, thread).await;
+    let _ = producer.flush(Duration::from_secs(5));
+    http_stop.cancel();
+    let _ = http.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The delivery machinery's settings from `[retry]`, `[pipeline]` and `[wechatpay]`.
+fn delivery_settings(config: &Config) -> Result<DeliverySettings, ConfigError> {
+    let r = &config.retry;
+    Ok(DeliverySettings {
+        backoff: Backoff::try_new(r.initial_backoff_ms, r.max_backoff_ms).map_err(|e| {
+            ConfigError {
+                key: "retry.initial_backoff_ms".into(),
+                problem: e.to_string(),
+            }
+        })?,
+        max_attempts: r.max_attempts,
+        config_fault_retry: r.config_fault_retry_ms,
+        breaker: crate::retry::BreakerPolicy {
+            min_failures: r.breaker_threshold,
+            failure_rate: r.breaker_failure_rate,
+            window: r.breaker_window_ms,
+            cooldown: r.breaker_cooldown_ms,
+        },
+        max_in_flight: config.pipeline.max_in_flight,
+        max_rate_per_second: config.wechatpay.max_rate_per_second,
+    })
+}
+
+/// What every partition worker shares: topics checked, the producer made, settings derived.
+async fn shared(
+    config: &Config,
+    delivery: Arc<Delivery>,
+    health: &Arc<Health>,
+    metrics: &crate::telemetry::metrics::Metrics,
+    lease: &Arc<Lease>,
+) -> Result<Arc<Shared>, AppError> {
     let partitions = kafka::ensure_topics(&config.kafka).await.map_err(|e| {
         if e.is_configuration() {
             AppError::Config(ConfigError {
@@ -152,17 +202,17 @@ pub async fn run(
     let p = &config.pipeline;
     let producer_config = kafka::pipeline_producer_config(
         &config.kafka,
-        Duration::from_millis(p.drain_timeout_ms),
-        Duration::from_millis(config.wechatpay.request_timeout_ms),
+        p.drain_timeout_ms,
+        config.wechatpay.request_timeout_ms,
         p.max_event_bytes,
     );
     let producer = crate::state::producer_reporting(
         &producer_config,
         Some(health.clone()),
-        Duration::from_millis(p.produce_fault_exit_ms),
+        p.produce_fault_exit_ms,
     )
     .map_err(|e| AppError::Runtime(format!("producer: {e}")))?;
-    let shared = Arc::new(Shared {
+    Ok(Arc::new(Shared {
         group: config.kafka.group_id.clone(),
         input_topic: config.kafka.input_topic.clone(),
         changelog_topic: config.kafka.changelog_topic.clone(),
@@ -172,7 +222,7 @@ pub async fn run(
             ..Default::default()
         },
         dlq_topic: config.kafka.dlq_topic.clone(),
-        producer: producer.clone(),
+        producer,
         lease: lease.clone(),
         delivery,
         health: health.clone(),
@@ -180,59 +230,41 @@ pub async fn run(
         restore_config: kafka::restore_config(&config.kafka),
         settings: WorkerSettings {
             partition_buffer: p.partition_buffer,
-            commit_interval: Duration::from_millis(p.commit_interval_ms),
-            drain_timeout: Duration::from_millis(p.drain_timeout_ms),
-            shutdown_timeout: Duration::from_millis(p.shutdown_timeout_ms),
+            commit_interval: p.commit_interval_ms,
+            drain_timeout: p.drain_timeout_ms,
+            shutdown_timeout: p.shutdown_timeout_ms,
             sequential: p.sequential,
-            final_retention: Duration::from_secs(config.state.final_retention_secs),
-            non_final_retention: Duration::from_secs(config.state.non_final_retention_secs),
-            sweep_interval: Duration::from_secs(config.state.sweep_interval_secs.max(1)),
+            final_retention: config.state.final_retention_secs,
+            non_final_retention: config.state.non_final_retention_secs,
+            sweep_interval: config.state.sweep_interval_secs.max(Duration::from_secs(1)),
         },
-    });
-    let listener = server::bind(config.http.listen)
-        .await
-        .map_err(|e| ConfigError {
-            key: "http.listen".into(),
-            problem: format!("cannot listen on {}: {e}", config.http.listen),
-        })?;
-    let http_addr = listener
-        .local_addr()
-        .map_err(|e| AppError::Runtime(e.to_string()))?;
-    let (http_stop, http_stop_rx) = watch::channel(false);
-    let http = tokio::spawn(server::serve(
-        listener,
-        health.clone(),
-        registry.clone(),
-        http_stop_rx,
-    ));
+    }))
+}
+
+/// The poll thread owns the group consumer until `stop`.
+fn start_poll_thread(
+    config: &Config,
+    shared: Arc<Shared>,
+    stop: Cancel,
+) -> Result<std::thread::JoinHandle<()>, AppError> {
     let poll = PollLoop::new(
-        shared.clone(),
+        shared,
         &kafka::consumer_config(&config.kafka),
         tokio::runtime::Handle::current(),
     )
     .map_err(|e| AppError::Runtime(format!("consumer: {e}")))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread_stop = stop.clone();
-    let thread = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("kafka-poll".into())
-        .spawn(move || poll.run(thread_stop))
-        .map_err(|e| AppError::Runtime(e.to_string()))?;
-    lease
-        .start_watchdog()
-        .map_err(|e| AppError::Runtime(e.to_string()))?;
-    on_start(&Running {
-        health: health.clone(),
-        http_addr,
-        registry: registry.clone(),
-    });
-    tracing::info!(http = %http_addr, group = %config.kafka.group_id, "catering-sync running");
-    shutdown.await;
-    tracing::info!("shutdown requested");
-    stop.store(true, Ordering::Relaxed);
+        .spawn(move || poll.run(stop))
+        .map_err(|e| AppError::Runtime(e.to_string()))
+}
+
+/// Wait for the poll thread to finish, drain and leave the group; past the deadline, exit.
+async fn join_poll_thread(config: &Config, thread: std::thread::JoinHandle<()>) {
     // Finishing, a revocation while finishing, then the final drain, each with its margin.
-    let deadline = Duration::from_millis(
-        config.pipeline.shutdown_timeout_ms + config.pipeline.drain_timeout_ms + 10_000,
-    );
+    let deadline = config.pipeline.shutdown_timeout_ms
+        + config.pipeline.drain_timeout_ms
+        + Duration::from_secs(10);
     let joined = tokio::task::spawn_blocking(move || thread.join());
     if tokio::time::timeout(deadline, joined).await.is_err() {
         // Returning would drop the runtime under a live poll thread: tasks aborted mid-request
@@ -242,9 +274,4 @@ pub async fn run(
         eprintln!("catering-sync: {msg}");
         std::process::exit(1);
     }
-    let _ = producer.flush(Duration::from_secs(5));
-    let _ = http_stop.send(true);
-    let _ = http.await;
-    tracing::info!("stopped");
-    Ok(())
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 
 use crate::event::{decode, DecodeLimits};
+use crate::plan::{self, Step};
 use crate::snapshot::types::Secret;
-use crate::snapshot::{Defaults, OrderState, Outcome};
+use crate::snapshot::{Defaults, OrderState};
 
 /// Counts of what happened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,20 +64,31 @@ pub fn check_events<R: BufRead, W: Write>(
             "line {n}: order {} event {}",
             event.out_order_no, event.event_id
         );
-        match state.apply(&event, defaults) {
-            Outcome::Applied { post_due: true } => {
-                summary.applied += 1;
+        // The service's own plan for the order, one event at a time; every post taken as
+        // acknowledged.
+        match plan::next(state, std::slice::from_ref(&event), defaults) {
+            Step::Post { ignored, .. } => {
+                let applied = match ignored {
+                    None => {
+                        summary.applied += 1;
+                        "applied".to_string()
+                    }
+                    Some(r) => {
+                        summary.ignored += 1;
+                        format!("ignored ({})", r.as_str())
+                    }
+                };
                 summary.posts += 1;
                 let body = state.body().expect("a due post has a body");
                 writeln!(
                     out,
-                    "{who}: applied, POST due ({}, sha256 {})",
+                    "{who}: {applied}, POST due ({}, sha256 {})",
                     body.status,
                     &body.digest_hex()[..16]
                 )?;
                 state.mark_acked(&body, 0);
             }
-            Outcome::Applied { post_due: false } => {
+            Step::Done { ignored: None, .. } => {
                 summary.applied += 1;
                 let why = if state.snapshot.status.is_none() {
                     "draft without status"
@@ -85,11 +97,13 @@ pub fn check_events<R: BufRead, W: Write>(
                 };
                 writeln!(out, "{who}: applied, no post ({why})")?;
             }
-            Outcome::Ignored(r) => {
+            Step::Done {
+                ignored: Some(r), ..
+            } => {
                 summary.ignored += 1;
                 writeln!(out, "{who}: ignored ({})", r.as_str())?;
             }
-            Outcome::Rejected(r) => {
+            Step::DeadLetter(r) => {
                 summary.rejected += 1;
                 writeln!(out, "{who}: REJECTED {}: {}", r.reason(), r.detail())?;
             }

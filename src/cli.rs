@@ -285,7 +285,83 @@ pub struct SandboxArgs {
     pub no_record_bodies: bool,
     /// Faults injected from the start (change at run time with POST /__sandbox/faults).
     #[command(flatten)]
-    pub faults: Faults,
+    pub faults: FaultArgs,
+}
+
+#[cfg(feature = "tools")]
+/// The sandbox's [`Faults`] as command-line flags (the sandbox's own types carry no clap).
+#[derive(Debug, Args)]
+pub struct FaultArgs {
+    /// Added latency for every request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Uniform random extra latency, 0..=jitter_ms.
+    #[arg(long, default_value_t = 0)]
+    pub jitter_ms: u64,
+    /// Share of requests answered 500 SYSTEM_ERROR.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_500: f64,
+    /// Share answered 503 SERVICE_UNAVAILABLE.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_503: f64,
+    /// Share answered 429 FREQUENCY_LIMITED with `Retry-After`.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_429: f64,
+    /// `Retry-After` seconds sent with 429.
+    #[arg(long, default_value_t = 1)]
+    pub retry_after_secs: u64,
+    /// Share of requests that hang for `hang_ms`, then lose the connection.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_hang: f64,
+    /// How long a hang lasts (past the client's timeout).
+    #[arg(long, default_value_t = 60_000)]
+    pub hang_ms: u64,
+    /// Share of requests whose connection is closed without an answer.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_drop: f64,
+    /// Share of accepted requests answered 204 with a wrong signature.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_bad_signature: f64,
+    /// Share of accepted requests answered 204 with a `WECHATPAY/SIGNTEST/` signature.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_signtest: f64,
+    /// Answer 401 SIGN_ERROR to everything (a wrong key, as WeChat Pay would see it).
+    #[arg(long, default_value_t = false)]
+    pub unauthorized: bool,
+    /// Answer every request with a deployment fault: no-auth (403 NO_AUTH), not-found (404),
+    /// method-not-allowed (405), invalid-request (400 about a header).
+    #[arg(long, value_name = "FAULT")]
+    pub deployment_fault: Option<crate::sandbox::DeploymentFault>,
+    /// Answer 500 SYSTEM_ERROR to every request for this `out_order_no` (a body WeChat Pay keeps
+    /// failing on while it answers everything else), repeatable.
+    #[arg(long = "fail-order", value_name = "OUT_ORDER_NO")]
+    pub fail_orders: Vec<String>,
+    /// Outage windows, `START_MS:DURATION_MS[:drop]`, repeatable.
+    #[arg(long = "outage", value_name = "START_MS:DURATION_MS[:KIND]")]
+    pub outages: Vec<crate::sandbox::Outage>,
+}
+
+#[cfg(feature = "tools")]
+impl From<FaultArgs> for Faults {
+    fn from(a: FaultArgs) -> Self {
+        Self {
+            latency_ms: a.latency_ms,
+            jitter_ms: a.jitter_ms,
+            rate_500: a.rate_500,
+            rate_503: a.rate_503,
+            rate_429: a.rate_429,
+            retry_after_secs: a.retry_after_secs,
+            rate_hang: a.rate_hang,
+            hang_ms: a.hang_ms,
+            rate_drop: a.rate_drop,
+            rate_bad_signature: a.rate_bad_signature,
+            rate_signtest: a.rate_signtest,
+            unauthorized: a.unauthorized,
+            deployment_fault: a.deployment_fault,
+            fail_orders: a.fail_orders,
+            outages: a.outages,
+        }
+    }
 }
 
 /// `sign` options.
@@ -423,10 +499,11 @@ fn run_sandbox(args: SandboxArgs) -> Result<(), Failure> {
             .merchants
             .push(parse_merchant(spec).map_err(config_error)?);
     }
-    args.faults
+    let faults = Faults::from(args.faults);
+    faults
         .validate()
         .map_err(|e| config_error(anyhow::anyhow!(e)))?;
-    config.faults = args.faults;
+    config.faults = faults;
     config.bench_mode = args.bench_mode;
     config.verify_every = args.verify_every.max(1);
     config.record_bodies = !args.no_record_bodies;

@@ -115,8 +115,8 @@ pub struct KafkaConfig {
     #[serde(default = "d::assignor")]
     pub assignor: Assignor,
     /// `session.timeout.ms`.
-    #[serde(default = "d::session_timeout_ms")]
-    pub session_timeout_ms: u64,
+    #[serde(default = "d::session_timeout_ms", deserialize_with = "millis")]
+    pub session_timeout_ms: Duration,
     /// Create the changelog topic (compacted, same partition count as the input) when missing.
     #[serde(default = "d::yes")]
     pub create_changelog: bool,
@@ -165,11 +165,11 @@ pub struct WechatPayConfig {
     #[serde(default)]
     pub wechatpay_serial: Option<String>,
     /// Whole-request timeout.
-    #[serde(default = "d::request_timeout_ms")]
-    pub request_timeout_ms: u64,
+    #[serde(default = "d::request_timeout_ms", deserialize_with = "millis")]
+    pub request_timeout_ms: Duration,
     /// Connect timeout.
-    #[serde(default = "d::connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
+    #[serde(default = "d::connect_timeout_ms", deserialize_with = "millis")]
+    pub connect_timeout_ms: Duration,
     /// Send-rate limit, posts per second across the process (0 = none until a 429).
     #[serde(default)]
     pub max_rate_per_second: f64,
@@ -190,18 +190,18 @@ pub struct PipelineConfig {
     pub max_event_bytes: usize,
     /// How long a revoked partition may take to finish in-flight posts (must exceed the
     /// request timeout, so no request of a revoked partition is still on the wire).
-    #[serde(default = "d::drain_timeout_ms")]
-    pub drain_timeout_ms: u64,
+    #[serde(default = "d::drain_timeout_ms", deserialize_with = "millis")]
+    pub drain_timeout_ms: Duration,
     /// How often done offsets are committed.
-    #[serde(default = "d::commit_interval_ms")]
-    pub commit_interval_ms: u64,
+    #[serde(default = "d::commit_interval_ms", deserialize_with = "millis")]
+    pub commit_interval_ms: Duration,
     /// Shutdown deadline after SIGTERM.
-    #[serde(default = "d::shutdown_timeout_ms")]
-    pub shutdown_timeout_ms: u64,
+    #[serde(default = "d::shutdown_timeout_ms", deserialize_with = "millis")]
+    pub shutdown_timeout_ms: Duration,
     /// How long Kafka may refuse the service's writes permanently (topic missing, ACL, fatal
     /// producer error) — the pod not ready meanwhile — before the process exits 1.
-    #[serde(default = "d::produce_fault_exit_ms")]
-    pub produce_fault_exit_ms: u64,
+    #[serde(default = "d::produce_fault_exit_ms", deserialize_with = "millis")]
+    pub produce_fault_exit_ms: Duration,
     /// Process one event at a time per partition (no key-level concurrency; for comparison).
     #[serde(default)]
     pub sequential: bool,
@@ -212,17 +212,17 @@ pub struct PipelineConfig {
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     /// First backoff ceiling.
-    #[serde(default = "d::initial_backoff_ms")]
-    pub initial_backoff_ms: u64,
+    #[serde(default = "d::initial_backoff_ms", deserialize_with = "millis")]
+    pub initial_backoff_ms: Duration,
     /// Largest backoff (also caps `Retry-After`).
-    #[serde(default = "d::max_backoff_ms")]
-    pub max_backoff_ms: u64,
+    #[serde(default = "d::max_backoff_ms", deserialize_with = "millis")]
+    pub max_backoff_ms: Duration,
     /// Attempts (made while the breaker is closed) before `retries_exhausted`.
     #[serde(default = "d::max_attempts")]
     pub max_attempts: u32,
     /// Retry interval while WeChat Pay answers 401 (configuration fault).
-    #[serde(default = "d::config_fault_retry_ms")]
-    pub config_fault_retry_ms: u64,
+    #[serde(default = "d::config_fault_retry_ms", deserialize_with = "millis")]
+    pub config_fault_retry_ms: Duration,
     /// Transient failures within `breaker_window_ms` before the breaker may open.
     #[serde(default = "d::breaker_threshold")]
     pub breaker_threshold: u32,
@@ -231,11 +231,11 @@ pub struct RetryConfig {
     #[serde(default = "d::breaker_failure_rate")]
     pub breaker_failure_rate: f64,
     /// The breaker's sliding window.
-    #[serde(default = "d::breaker_window_ms")]
-    pub breaker_window_ms: u64,
+    #[serde(default = "d::breaker_window_ms", deserialize_with = "millis")]
+    pub breaker_window_ms: Duration,
     /// How long the breaker stays open before a probe.
-    #[serde(default = "d::breaker_cooldown_ms")]
-    pub breaker_cooldown_ms: u64,
+    #[serde(default = "d::breaker_cooldown_ms", deserialize_with = "millis")]
+    pub breaker_cooldown_ms: Duration,
 }
 
 /// `[state]`.
@@ -243,15 +243,15 @@ pub struct RetryConfig {
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// How long an acknowledged `PAY_SUCCESS` order is kept before its tombstone.
-    #[serde(default = "d::final_retention_secs")]
-    pub final_retention_secs: u64,
+    #[serde(default = "d::final_retention_secs", deserialize_with = "seconds")]
+    pub final_retention_secs: Duration,
     /// How often final orders are swept.
-    #[serde(default = "d::sweep_interval_secs")]
-    pub sweep_interval_secs: u64,
+    #[serde(default = "d::sweep_interval_secs", deserialize_with = "seconds")]
+    pub sweep_interval_secs: Duration,
     /// How long an order that is not an acknowledged final one (never paid, a draft, a payment
     /// dead-lettered) is kept after its last change before its tombstone; ≥ the final retention.
-    #[serde(default = "d::non_final_retention_secs")]
-    pub non_final_retention_secs: u64,
+    #[serde(default = "d::non_final_retention_secs", deserialize_with = "seconds")]
+    pub non_final_retention_secs: Duration,
 }
 
 /// `[http]`.
@@ -289,7 +289,19 @@ pub struct Config {
 }
 
 /// Named defaults.
+/// A `…_ms` key: whole milliseconds in the file, a [`Duration`] in the program.
+fn millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
+}
+
+/// A `…_secs` key: whole seconds in the file, a [`Duration`] in the program.
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_secs)
+}
+
 mod d {
+    use std::time::Duration;
+
     use super::*;
     pub fn group_id() -> String {
         "catering-sync".into()
@@ -306,8 +318,8 @@ mod d {
     pub fn assignor() -> Assignor {
         Assignor::CooperativeSticky
     }
-    pub fn session_timeout_ms() -> u64 {
-        45_000
+    pub fn session_timeout_ms() -> Duration {
+        Duration::from_millis(45_000)
     }
     pub fn yes() -> bool {
         true
@@ -318,11 +330,11 @@ mod d {
     pub fn base_url() -> String {
         crate::wechatpay::PRODUCTION_BASE_URL.into()
     }
-    pub fn request_timeout_ms() -> u64 {
-        10_000
+    pub fn request_timeout_ms() -> Duration {
+        Duration::from_millis(10_000)
     }
-    pub fn connect_timeout_ms() -> u64 {
-        3_000
+    pub fn connect_timeout_ms() -> Duration {
+        Duration::from_millis(3_000)
     }
     pub fn max_in_flight() -> usize {
         256
@@ -333,29 +345,29 @@ mod d {
     pub fn max_event_bytes() -> usize {
         1 << 20
     }
-    pub fn drain_timeout_ms() -> u64 {
-        15_000
+    pub fn drain_timeout_ms() -> Duration {
+        Duration::from_millis(15_000)
     }
-    pub fn commit_interval_ms() -> u64 {
-        1_000
+    pub fn commit_interval_ms() -> Duration {
+        Duration::from_millis(1_000)
     }
-    pub fn produce_fault_exit_ms() -> u64 {
-        60_000
+    pub fn produce_fault_exit_ms() -> Duration {
+        Duration::from_millis(60_000)
     }
-    pub fn shutdown_timeout_ms() -> u64 {
-        20_000
+    pub fn shutdown_timeout_ms() -> Duration {
+        Duration::from_millis(20_000)
     }
-    pub fn initial_backoff_ms() -> u64 {
-        200
+    pub fn initial_backoff_ms() -> Duration {
+        Duration::from_millis(200)
     }
-    pub fn max_backoff_ms() -> u64 {
-        30_000
+    pub fn max_backoff_ms() -> Duration {
+        Duration::from_millis(30_000)
     }
     pub fn max_attempts() -> u32 {
         10
     }
-    pub fn config_fault_retry_ms() -> u64 {
-        15_000
+    pub fn config_fault_retry_ms() -> Duration {
+        Duration::from_millis(15_000)
     }
     pub fn breaker_threshold() -> u32 {
         5
@@ -363,20 +375,20 @@ mod d {
     pub fn breaker_failure_rate() -> f64 {
         0.5
     }
-    pub fn breaker_window_ms() -> u64 {
-        30_000
+    pub fn breaker_window_ms() -> Duration {
+        Duration::from_millis(30_000)
     }
-    pub fn breaker_cooldown_ms() -> u64 {
-        5_000
+    pub fn breaker_cooldown_ms() -> Duration {
+        Duration::from_millis(5_000)
     }
-    pub fn final_retention_secs() -> u64 {
-        24 * 3600
+    pub fn final_retention_secs() -> Duration {
+        Duration::from_secs(24 * 3600)
     }
-    pub fn sweep_interval_secs() -> u64 {
-        60
+    pub fn sweep_interval_secs() -> Duration {
+        Duration::from_secs(60)
     }
-    pub fn non_final_retention_secs() -> u64 {
-        7 * 24 * 3600
+    pub fn non_final_retention_secs() -> Duration {
+        Duration::from_secs(7 * 24 * 3600)
     }
     pub fn listen() -> SocketAddr {
         SocketAddr::from(([0, 0, 0, 0], 9464))
@@ -481,7 +493,7 @@ const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
 /// The poll thread drains inside rebalance callbacks for up to the shutdown deadline: the
 /// consumer's `max.poll.interval.ms` (given, or librdkafka's default) must outlast it.
 fn check_poll_interval(k: &KafkaConfig, p: &PipelineConfig) -> Result<(), ConfigError> {
-    let need = p.shutdown_timeout_ms + 5_000;
+    let need = p.shutdown_timeout_ms.as_millis() as u64 + 5_000;
     match k.consumer.0.get("max.poll.interval.ms") {
         Some(v) if v.parse::<u64>().map_or(true, |v| v <= need) => Err(err(
             "kafka.consumer.max.poll.interval.ms",
@@ -615,7 +627,8 @@ impl Config {
         const MIN_MS: f64 = 60_000.0;
         const HOUR_MS: f64 = 3_600_000.0;
         const DAY_S: f64 = 86_400.0;
-        let int = |key, v: u64, min, max| Bound::new(key, v as f64, min, max);
+        let int = |key, v: Duration, min, max| Bound::new(key, v.as_millis() as f64, min, max);
+        let secs = |key, v: Duration, min, max| Bound::new(key, v.as_secs() as f64, min, max);
         vec![
             int(
                 "kafka.session_timeout_ms",
@@ -733,19 +746,19 @@ impl Config {
                 1.0,
                 1_000.0,
             ),
-            int(
+            secs(
                 "state.final_retention_secs",
                 s.final_retention_secs,
                 1.0,
                 365.0 * DAY_S,
             ),
-            int(
+            secs(
                 "state.sweep_interval_secs",
                 s.sweep_interval_secs,
                 1.0,
                 DAY_S,
             ),
-            int(
+            secs(
                 "state.non_final_retention_secs",
                 s.non_final_retention_secs,
                 1.0,
@@ -762,6 +775,14 @@ impl Config {
     /// Checks that need no file system or network.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.check_bounds()?;
+        self.check_kafka()?;
+        self.check_wechatpay()?;
+        self.check_timing()?;
+        self.check_retry_and_state()
+    }
+
+    /// Brokers, topic names, and the client properties catering-sync manages itself.
+    fn check_kafka(&self) -> Result<(), ConfigError> {
         let k = &self.kafka;
         if k.brokers.trim().is_empty() {
             return Err(err("kafka.brokers", "must not be empty"));
@@ -811,6 +832,11 @@ impl Config {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The signing merchant and the verification keys.
+    fn check_wechatpay(&self) -> Result<(), ConfigError> {
         let w = &self.wechatpay;
         if w.mchid.is_empty() || !w.mchid.chars().all(|c| c.is_ascii_digit()) {
             return Err(err("wechatpay.mchid", "must be the numeric merchant id"));
@@ -840,11 +866,16 @@ impl Config {
                 }
             }
         }
-        let p = &self.pipeline;
-        if p.drain_timeout_ms < w.request_timeout_ms + MIN_WRITE_WINDOW_MS {
+        Ok(())
+    }
+
+    /// The drain bound against the request and producer timeouts, the poll interval, shutdown.
+    fn check_timing(&self) -> Result<(), ConfigError> {
+        let (w, p) = (&self.wechatpay, &self.pipeline);
+        if p.drain_timeout_ms < w.request_timeout_ms + Duration::from_millis(MIN_WRITE_WINDOW_MS) {
             return Err(err(
                 "pipeline.drain_timeout_ms",
-                format!("must be at least wechatpay.request_timeout_ms ({}) + {MIN_WRITE_WINDOW_MS}: the drain bound covers a request on the wire and then the producer timeout of its changelog write (derived from what is left), so nothing of a revoked partition can land after it", w.request_timeout_ms),
+                format!("must be at least wechatpay.request_timeout_ms ({}) + {MIN_WRITE_WINDOW_MS}: the drain bound covers a request on the wire and then the producer timeout of its changelog write (derived from what is left), so nothing of a revoked partition can land after it", w.request_timeout_ms.as_millis()),
             ));
         }
         let k = &self.kafka;
@@ -854,7 +885,7 @@ impl Config {
             "request.timeout.ms",
         ] {
             if let Some(v) = k.producer.0.get(name).or_else(|| k.common.0.get(name)) {
-                let bound = p.drain_timeout_ms - w.request_timeout_ms;
+                let bound = (p.drain_timeout_ms - w.request_timeout_ms).as_millis() as u64;
                 if v.parse::<u64>().map_or(true, |v| v > bound) {
                     return Err(err(
                         &format!("kafka.producer.{name}"),
@@ -869,16 +900,18 @@ impl Config {
                 "pipeline.shutdown_timeout_ms",
                 format!(
                     "must exceed pipeline.drain_timeout_ms ({})",
-                    p.drain_timeout_ms
+                    p.drain_timeout_ms.as_millis()
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Backoff, breaker and retention relations, and the defaults' deployment kind.
+    fn check_retry_and_state(&self) -> Result<(), ConfigError> {
         let r = &self.retry;
-        crate::retry::Backoff::try_new(
-            Duration::from_millis(r.initial_backoff_ms),
-            Duration::from_millis(r.max_backoff_ms),
-        )
-        .map_err(|e| err("retry.initial_backoff_ms", e.to_string()))?;
+        crate::retry::Backoff::try_new(r.initial_backoff_ms, r.max_backoff_ms)
+            .map_err(|e| err("retry.initial_backoff_ms", e.to_string()))?;
         if r.breaker_window_ms < r.breaker_cooldown_ms {
             return Err(err(
                 "retry.breaker_window_ms",
@@ -889,7 +922,7 @@ impl Config {
         if s.non_final_retention_secs < s.final_retention_secs {
             return Err(err(
                 "state.non_final_retention_secs",
-                format!("must be ≥ state.final_retention_secs ({}): orders that never become final are kept longer than paid ones (SPEC §6)", s.final_retention_secs),
+                format!("must be ≥ state.final_retention_secs ({}): orders that never become final are kept longer than paid ones (SPEC §6)", s.final_retention_secs.as_secs()),
             ));
         }
         if r.breaker_threshold == 0 || r.breaker_threshold >= r.max_attempts {

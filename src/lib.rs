@@ -26,6 +26,8 @@
 //!   signing requests, verifying responses, classifying every outcome into a
 //!   [`wechatpay::Disposition`], the HTTP client (the body rules, [`wechatpay::rules`], are the
 //!   core's, re-exported).
+//! - [`clock`]: the one monotonic clock (tokio's, so tests pause it), the wall clock, and the one
+//!   cancellation type.
 //! - [`retry`]: backoff, circuit breaker, send-rate limiter (pure, time passed in).
 //! - [`state`]: writes acknowledged by the broker (changelog records, tombstones, dead letters)
 //!   and restoring a partition from the changelog.
@@ -33,17 +35,19 @@
 //! - [`telemetry`]: metrics, health, and the `/metrics` `/healthz` `/readyz` server.
 //! - [`config`] and [`app`]: configuration, wiring and lifecycle of `run`.
 //! - [`sandbox`]: a faithful stand-in for the endpoint (independent RSA implementation, the same
-//!   body rules, fault injection), used by tests, the demo and benchmarks.
-//! - [`demo`], [`check`], [`keygen`], [`mod@bench`]: the embedded demo, `check-event`, test keys,
-//!   benchmarks.
+//!   body rules, fault injection), used by tests, the demo and benchmarks; with [`keygen`] (test
+//!   keys), the crate `catering-sync-sandbox` (`crates/sandbox`), which depends on the core only
+//!   (`scripts/check-layers.sh`), re-exported here.
+//! - [`demo`], [`check`], [`mod@bench`]: the embedded demo, `check-event`, benchmarks.
 //! - [`cli`]: the command-line interface; `main.rs` only dispatches to it.
 #![deny(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod pipeline;
 
-pub use catering_sync_core::{event, snapshot};
+pub use catering_sync_core::{event, plan, snapshot};
 
 pub mod wechatpay;
 
@@ -59,7 +63,7 @@ pub mod app;
 pub mod config;
 
 #[cfg(feature = "tools")]
-pub mod sandbox;
+pub use catering_sync_sandbox as sandbox;
 
 #[cfg(feature = "tools")]
 pub mod bench;
@@ -67,7 +71,7 @@ pub mod check;
 #[cfg(feature = "tools")]
 pub mod demo;
 #[cfg(feature = "tools")]
-pub mod keygen;
+pub use catering_sync_sandbox::keygen;
 
 pub mod cli;
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -17,6 +17,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::clock::Instant;
 use crate::config::KafkaConfig;
 use crate::dead_letter::{header, header_value, Reason};
 use crate::pipeline::kafka;

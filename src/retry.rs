@@ -1,8 +1,10 @@
 //! Retry policy, circuit breaker and send-rate limiter. Pure: time and randomness are passed in.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng;
+
+use crate::clock::Instant;
 
 /// Exponential backoff with full jitter: attempt `n` waits a uniform random time in
 /// `[0, min(max, initial × 2ⁿ)]`, or the server's `Retry-After` when that is longer.

@@ -104,7 +104,7 @@ pub async fn restore(bed: &Bed, orders: usize) -> anyhow::Result<RestoreResult> 
             None,
         );
         let token = format!("bench-{p}");
-        let (_keep, mut never) = tokio::sync::watch::channel(false);
+        let mut never = crate::clock::Cancel::never();
         sink.fence(1, &token, &mut never)
             .await
             .map_err(|_| anyhow::anyhow!("fence of partition {p} cancelled"))?;
@@ -131,7 +131,7 @@ pub async fn restore(bed: &Bed, orders: usize) -> anyhow::Result<RestoreResult> 
                     },
                     &mut into,
                     Duration::from_secs(600),
-                    &std::sync::atomic::AtomicBool::new(false),
+                    &crate::clock::Cancel::never(),
                 )
                 .map(|()| into)
             })

@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::event::{decode, DecodeLimits};
-use crate::snapshot::{Defaults, OrderState};
+use crate::snapshot::Defaults;
 
 const DISHES: [(&str, &str, i64); 16] = [
     ("宫保鸡丁", "SICHUAN_CUISINE", 3800),
@@ -39,16 +39,16 @@ pub struct DemoOrder {
 }
 
 impl DemoOrder {
-    /// The final request body the pure core computes from the events.
+    /// The final request body the pure core's plan posts for the events (each post taken as
+    /// acknowledged).
     pub fn expected_body(&self) -> Option<Value> {
-        let mut s = OrderState::default();
-        for e in &self.events {
-            s.apply(
-                &decode(e, &DecodeLimits::default()).ok()?,
-                &Defaults::default(),
-            );
-        }
-        serde_json::from_slice(&s.body()?.bytes).ok()
+        let events: Vec<_> = self
+            .events
+            .iter()
+            .map(|e| decode(e, &DecodeLimits::default()).ok())
+            .collect::<Option<_>>()?;
+        let posts = crate::plan::acknowledged_posts(&events, &Defaults::default());
+        serde_json::from_slice(&posts.last()?.bytes).ok()
     }
 }
 

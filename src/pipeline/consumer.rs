@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -23,14 +23,16 @@ use super::commits::{Answer, CommitQueue, Done, Offsets, Reporter};
 use super::kafka::InRecord;
 use super::partition::{Finished, PartitionWorker, Signals};
 use super::Shared;
+use crate::clock::Instant;
+use crate::clock::{Cancel, Canceller};
 
 struct Handle {
     tx: mpsc::Sender<InRecord>,
     stash: VecDeque<InRecord>,
     consumer_paused: bool,
-    stop: watch::Sender<bool>,
-    finish: watch::Sender<bool>,
-    abort: watch::Sender<bool>,
+    stop: Canceller,
+    finish: Canceller,
+    abort: Canceller,
     finished: oneshot::Receiver<Finished>,
 }
 
@@ -302,17 +304,15 @@ impl PollContext {
         self.shared.health.assigned(partition);
         self.shared.metrics.assigned_partitions.inc();
         let (tx, rx) = mpsc::channel(self.shared.settings.partition_buffer.max(1));
-        let (stop, stop_rx) = watch::channel(false);
-        let (finish, finish_rx) = watch::channel(false);
-        let (abort, abort_rx) = watch::channel(false);
+        let (stop, finish, abort) = (Canceller::new(), Canceller::new(), Canceller::new());
         let (done_tx, done_rx) = oneshot::channel();
         let worker = PartitionWorker::new(
             self.shared.clone(),
             partition,
             Signals {
-                stop: stop_rx,
-                finish: finish_rx,
-                abort: abort_rx,
+                stop: stop.token(),
+                finish: finish.token(),
+                abort: abort.token(),
             },
         );
         let generation = self
@@ -349,9 +349,9 @@ impl PollContext {
                 .collect()
         };
         for (_, h) in &handles {
-            let _ = h.stop.send(true);
+            h.stop.cancel();
             if how == Release::Lost {
-                let _ = h.abort.send(true);
+                h.abort.cancel();
             }
         }
         // The worker keeps the drain bound itself (tasks, then writes); this is its margin.
@@ -445,7 +445,7 @@ impl PollContext {
             .unwrap_or_else(|p| p.into_inner())
             .values()
         {
-            let _ = h.finish.send(true);
+            h.finish.cancel();
         }
         let deadline = Instant::now() + within;
         loop {
@@ -687,8 +687,8 @@ impl PollLoop {
     }
 
     /// Poll until `stop`; then drain everything, commit, and close.
-    pub fn run(self, stop: Arc<AtomicBool>) {
-        while !stop.load(Ordering::Relaxed) {
+    pub fn run(self, stop: Cancel) {
+        while !stop.is_cancelled() {
             self.commit_done();
             self.reconcile();
             match self.consumer.poll(Duration::from_millis(50)) {
@@ -697,10 +697,11 @@ impl PollLoop {
                 None => {}
             }
             self.ctx().shared.health.polled();
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            self.ctx().shared.metrics.last_poll.set(now);
+            self.ctx()
+                .shared
+                .metrics
+                .last_poll
+                .set(crate::clock::unix_secs());
         }
         tracing::info!("stopping: finishing what was received, then draining");
         let _ = self

@@ -14,12 +14,13 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{watch, Semaphore};
 
 use super::lease::Lease;
+use crate::clock::{Cancel, Instant};
 use crate::retry::{Backoff, BreakerPolicy, BreakerState, CircuitBreaker, ProbeSlot, RateLimiter};
 use crate::snapshot::Body;
 use crate::telemetry::metrics::{status_label, Metrics};
@@ -156,17 +157,6 @@ impl Drop for Waiting<'_> {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Sleep for `d` unless cancelled first; true when cancelled.
-async fn sleep_or_cancel(d: Duration, cancel: &mut watch::Receiver<bool>) -> bool {
-    if *cancel.borrow() {
-        return true;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(d) => false,
-        _ = cancel.wait_for(|c| *c) => true,
-    }
 }
 
 /// What a body must wait for before its next attempt.
@@ -306,12 +296,12 @@ impl Delivery {
     }
 
     /// Wait until this body may be sent; false when cancelled.
-    async fn admit(&self, cancel: &mut watch::Receiver<bool>) -> bool {
+    async fn admit(&self, cancel: &mut Cancel) -> bool {
         loop {
             let (wait, mut until) = match self.gate(Instant::now()) {
                 Gate::Go => return true,
                 Gate::Rate(w) => {
-                    if sleep_or_cancel(w, cancel).await {
+                    if cancel.sleep(w).await {
                         return false;
                     }
                     continue;
@@ -319,7 +309,7 @@ impl Delivery {
                 Gate::Breaker => (Duration::from_secs(1), self.held_back.subscribe()),
                 Gate::Fault(w) => (w, self.paused.subscribe()),
             };
-            if *cancel.borrow() {
+            if cancel.is_cancelled() {
                 return false;
             }
             let _waiting = self
@@ -331,7 +321,7 @@ impl Delivery {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = until.wait_for(|held| !*held) => {}
-                _ = cancel.wait_for(|c| *c) => return false,
+                _ = cancel.cancelled() => return false,
             }
         }
     }
@@ -341,23 +331,23 @@ impl Delivery {
     pub async fn deliver(
         &self,
         body: &Body,
-        cancel: &mut watch::Receiver<bool>,
+        cancel: &mut Cancel,
         on_wire: &AtomicUsize,
     ) -> Delivered {
         let mut attempts = 0u32;
         let mut counted = 0u32;
         let mut uncounted = 0u32;
         loop {
-            if *cancel.borrow() || !self.admit(cancel).await {
+            if cancel.is_cancelled() || !self.admit(cancel).await {
                 return Delivered::Cancelled;
             }
             // The wait for a permit races cancellation: a revoked partition sends nothing more.
             let permit = tokio::select! {
                 p = self.permits.acquire() => p,
-                _ = cancel.wait_for(|c| *c) => return Delivered::Cancelled,
+                _ = cancel.cancelled() => return Delivered::Cancelled,
             };
             // Last check before the request exists: still ours, and not suspended past the lease.
-            if *cancel.borrow() || !self.lease.holds() {
+            if cancel.is_cancelled() || !self.lease.holds() {
                 return Delivered::Cancelled;
             }
             let attempt = {
@@ -379,7 +369,7 @@ impl Delivery {
                 Step::Done(d) => return d,
                 Step::Fault => {}
                 Step::Retry(delay) => {
-                    if sleep_or_cancel(delay, cancel).await {
+                    if cancel.sleep(delay).await {
                         return Delivered::Cancelled;
                     }
                 }
@@ -556,5 +546,112 @@ async fn probe_loop(delivery: Weak<Delivery>) {
         let Some(d) = delivery.upgrade() else { return };
         d.update_paused();
         d.probe_if_due().await;
+    }
+}
+
+/// The gate in virtual time: nothing here sleeps for real, and no request is sent.
+#[cfg(all(test, feature = "tools"))]
+mod tests {
+    use super::*;
+    use crate::clock::Canceller;
+    use crate::wechatpay::{ClientConfig, Credentials, MerchantKey, VerificationKeys};
+
+    fn delivery(max_rate_per_second: f64, config_fault_retry: Duration) -> Arc<Delivery> {
+        let keys = crate::keygen::generate("1900000001", &mut rand::thread_rng()).unwrap();
+        let credentials = Credentials::new(
+            keys.mchid.clone(),
+            keys.merchant_serial.clone(),
+            MerchantKey::from_pem(&keys.merchant_private_pem).unwrap(),
+        );
+        let client = WechatPayClient::new(
+            &ClientConfig {
+                // Nothing listens there; the gate tests never get as far as a request.
+                base_url: "http://127.0.0.1:9".into(),
+                ..ClientConfig::default()
+            },
+            Arc::new(credentials),
+            Arc::new(VerificationKeys::new()),
+        )
+        .unwrap();
+        let settings = DeliverySettings {
+            backoff: crate::retry::Backoff::try_new(
+                Duration::from_millis(100),
+                Duration::from_secs(10),
+            )
+            .unwrap(),
+            max_attempts: 5,
+            config_fault_retry,
+            breaker: BreakerPolicy {
+                min_failures: 5,
+                failure_rate: 0.5,
+                window: Duration::from_secs(30),
+                cooldown: Duration::from_secs(5),
+            },
+            max_in_flight: 8,
+            max_rate_per_second,
+        };
+        let metrics = Metrics::new(&prometheus::Registry::new()).unwrap();
+        Delivery::start(
+            client,
+            settings,
+            Arc::new(Health::default()),
+            metrics,
+            Lease::new(Duration::from_secs(3600)),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_spaces_admissions_in_virtual_time() {
+        let d = delivery(5.0, Duration::from_secs(30));
+        let mut cancel = Cancel::never();
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert!(d.admit(&mut cancel).await);
+        }
+        assert_eq!(Instant::now(), t0, "the first second's tokens go at once");
+        for _ in 0..20 {
+            assert!(d.admit(&mut cancel).await);
+        }
+        let spent = Instant::now() - t0;
+        assert!(
+            (Duration::from_millis(3_990)..=Duration::from_millis(4_010)).contains(&spent),
+            "20 more at 5/s take 4 s of virtual time, took {spent:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deployment_fault_admits_one_body_per_probe_interval_and_cancellation_at_once() {
+        let retry = Duration::from_secs(30);
+        let d = delivery(0.0, retry);
+        let t0 = Instant::now();
+        // As `enter_fault` does, without a request: the fault, its first probe time, paused.
+        d.health.set_config_fault(true);
+        *lock(&d.next_fault_probe) = t0 + retry;
+        d.update_paused();
+        let stop = Canceller::new();
+        let cancel = stop.token();
+        let admitted = |d: Arc<Delivery>, mut cancel: Cancel| {
+            tokio::spawn(async move { d.admit(&mut cancel).await.then(Instant::now) })
+        };
+        let a = admitted(d.clone(), cancel.clone());
+        let b = admitted(d.clone(), cancel.clone());
+        let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
+        let (first, second) = (a.min(b), a.max(b));
+        assert_eq!(
+            first - t0,
+            retry,
+            "the first body probes when the interval is up"
+        );
+        assert_eq!(
+            second - t0,
+            2 * retry,
+            "the next one waits for the next turn"
+        );
+
+        let c = admitted(d.clone(), cancel);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        stop.cancel();
+        assert_eq!(c.await.unwrap(), None, "cancelled, not admitted");
+        assert!(Instant::now() - t0 < 3 * retry);
     }
 }

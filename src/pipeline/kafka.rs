@@ -68,7 +68,10 @@ pub fn consumer_config(cfg: &KafkaConfig) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", cfg.assignor.as_str())
-        .set("session.timeout.ms", cfg.session_timeout_ms.to_string())
+        .set(
+            "session.timeout.ms",
+            cfg.session_timeout_ms.as_millis().to_string(),
+        )
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "5000");
     for (k, v) in &cfg.consumer.0 {

@@ -15,17 +15,16 @@
 
 use std::sync::Arc;
 
-use time::OffsetDateTime;
-use tokio::sync::watch;
-
 use super::delivery::Delivered;
 use super::kafka::InRecord;
 use super::lease::{crash_point, CrashPoint};
 use super::partition::Owned;
 use super::Shared;
+use crate::clock::Cancel;
 use crate::dead_letter::{self, Failure, Reason, Source};
 use crate::event::OrderEvent;
-use crate::snapshot::{may_coalesce, OrderState, Outcome};
+use crate::plan::{self, Step};
+use crate::snapshot::{Ignored, OrderState};
 use crate::state::Sink;
 
 /// One decoded event waiting for its order.
@@ -35,6 +34,12 @@ pub struct Job {
     pub record: Arc<InRecord>,
     /// The decoded event.
     pub event: OrderEvent,
+}
+
+impl AsRef<OrderEvent> for Job {
+    fn as_ref(&self) -> &OrderEvent {
+        &self.event
+    }
 }
 
 /// What an order task hands back to its partition.
@@ -55,7 +60,7 @@ pub async fn dead_letter(
     record: &InRecord,
     out_order_no: Option<&str>,
     failure: &Failure<'_>,
-    cancel: &mut watch::Receiver<bool>,
+    cancel: &mut Cancel,
 ) -> bool {
     let source = Source {
         topic: record.topic.clone(),
@@ -69,7 +74,7 @@ pub async fn dead_letter(
         &source,
         &shared.group,
         failure,
-        OffsetDateTime::now_utc(),
+        crate::clock::utc_now(),
     );
     let ok = sink.dead_letter(&dl, cancel).await.is_ok();
     if ok {
@@ -97,10 +102,19 @@ struct Run<'a> {
     owned: &'a Arc<Owned>,
     state: OrderState,
     done: Vec<i64>,
-    cancel: watch::Receiver<bool>,
+    cancel: Cancel,
 }
 
 impl Run<'_> {
+    fn ignored(&self, order: &str, job: &Job, why: Ignored) {
+        self.shared
+            .metrics
+            .events_ignored
+            .with_label_values(&[why.as_str()])
+            .inc();
+        tracing::debug!(partition = self.owned.partition, offset = job.record.offset, out_order_no = %order, event_id = job.event.event_id.as_str(), reason = why.as_str(), "event ignored");
+    }
+
     /// The write-ahead record: the state about to be posted, its acknowledged digest unknown.
     async fn write_ahead(&mut self, order: &str) -> bool {
         let value = self.state.write_ahead_bytes(order);
@@ -141,15 +155,16 @@ impl Run<'_> {
     }
 }
 
-/// Process `jobs` of one order in sequence. Stops early when `cancel` turns true (the partition
-/// is being given up): what is not done is redone by the next owner.
+/// Process `jobs` of one order in sequence: the core's [`plan::next`] decides each step, this
+/// executes it. Stops early when `cancel` fires (the partition is being given up): what is not
+/// done is redone by the next owner.
 pub async fn process(
     shared: Arc<Shared>,
     owned: Arc<Owned>,
     order: Box<str>,
     state: OrderState,
     jobs: Vec<Job>,
-    cancel: watch::Receiver<bool>,
+    cancel: Cancel,
 ) -> OrderDone {
     let mut run = Run {
         shared: &shared,
@@ -158,79 +173,56 @@ pub async fn process(
         done: Vec::with_capacity(jobs.len()),
         cancel,
     };
-    let partition = owned.partition;
     let mut i = 0;
-    while i < jobs.len() && !*run.cancel.borrow() {
-        let job = &jobs[i];
-        let before = run.state.clone();
-        let outcome = run.state.apply(&job.event, &shared.defaults);
-        let span = (job.record.offset, job.event.event_id.as_str());
-        // A restored state whose body was written ahead but never acknowledged is posted even
-        // when the redelivered event is a duplicate of it.
-        let (post_due, changed) = match &outcome {
-            Outcome::Ignored(why) => {
-                shared
-                    .metrics
-                    .events_ignored
-                    .with_label_values(&[why.as_str()])
-                    .inc();
-                tracing::debug!(partition, offset = span.0, out_order_no = %order, event_id = span.1, reason = why.as_str(), "event ignored");
-                (run.state.post_due(), false)
-            }
-            Outcome::Applied { post_due } => (*post_due, true),
-            Outcome::Rejected(_) => (false, false),
-        };
-        if let Outcome::Rejected(r) = outcome {
+    while i < jobs.len() && !run.cancel.is_cancelled() {
+        let step = plan::next(&mut run.state, &jobs[i..], &shared.defaults);
+        let group = &jobs[i..i + step.events()];
+        if !execute(&mut run, &order, group, step).await {
+            break;
+        }
+        i += group.len();
+    }
+    OrderDone {
+        order,
+        state: run.state,
+        done: run.done,
+    }
+}
+
+/// Carry out one step of the plan for `group`; false when the partition is being given up.
+async fn execute(run: &mut Run<'_>, order: &str, group: &[Job], step: Step) -> bool {
+    let job = &group[0];
+    match step {
+        Step::DeadLetter(r) => {
             let failure = Failure {
                 reason: r.dead_letter_reason(),
                 detail: r.detail(),
                 attempts: 0,
                 answer: None,
             };
-            if !run
-                .dead_letter_group(std::slice::from_ref(job), &failure)
-                .await
-            {
-                break;
+            run.dead_letter_group(group, &failure).await
+        }
+        Step::Done { ignored, changed } => {
+            if let Some(why) = ignored {
+                run.ignored(order, job, why);
             }
-        } else if !post_due {
-            if changed && !run.write_state(&order).await {
-                break;
+            if changed && !run.write_state(order).await {
+                return false;
             }
             run.done.push(job.record.offset);
-        } else {
-            // Coalesce later events of the same status into this post (SPEC §4).
-            let start = i;
-            let mut changed = changed;
-            while i + 1 < jobs.len() {
-                let mut trial = run.state.clone();
-                let status = run.state.snapshot.status;
-                let next = trial.apply(&jobs[i + 1].event, &shared.defaults);
-                match next {
-                    Outcome::Applied { .. } | Outcome::Ignored(_)
-                        if trial
-                            .snapshot
-                            .status
-                            .zip(status)
-                            .is_some_and(|(a, b)| may_coalesce(b, a)) =>
-                    {
-                        changed |= matches!(next, Outcome::Applied { .. });
-                        run.state = trial;
-                        i += 1;
-                    }
-                    _ => break,
-                }
-            }
-            if !post(&mut run, &order, &jobs[start..=i], before, changed).await {
-                break;
-            }
+            true
         }
-        i += 1;
-    }
-    OrderDone {
-        order,
-        state: run.state,
-        done: run.done,
+        Step::Post {
+            ignored,
+            changed,
+            before,
+            ..
+        } => {
+            if let Some(why) = ignored {
+                run.ignored(order, job, why);
+            }
+            post(run, order, group, *before, changed).await
+        }
     }
 }
 
@@ -269,8 +261,7 @@ async fn post(
     match delivered {
         Delivered::Acknowledged { attempts } => {
             crash_point(CrashPoint::AfterAck);
-            let now_ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-            run.state.mark_acked(&body, now_ms as u64);
+            run.state.mark_acked(&body, crate::clock::unix_millis());
             // Debug, not info: the normal path, thousands a second per pod; the metrics count it.
             tracing::debug!(partition, out_order_no = %order, offset = group.last().map(|j| j.record.offset), status = %body.status, attempts, events = group.len(), "acknowledged by WeChat Pay");
             // The acknowledged digest follows off the order's critical path (its state, and so
@@ -331,7 +322,7 @@ async fn undo(run: &mut Run<'_>, order: &str, before: OrderState, changed: bool)
     if !changed {
         return true;
     }
-    if *run.cancel.borrow() {
+    if run.cancel.is_cancelled() {
         run.owned
             .sink
             .queue_state(order, &run.state.record_bytes(order));

@@ -11,17 +11,18 @@
 //! (crash-only) rather than overlap with the next owner.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::kafka::InRecord;
 use super::offsets::OffsetTracker;
 use super::order::{self, Job, OrderDone};
 use super::Shared;
+use crate::clock::{Cancel, Instant};
 use crate::dead_letter::{Failure, Reason};
 use crate::event::decode;
 use crate::snapshot::order::ChangedAt;
@@ -126,18 +127,15 @@ pub struct PartitionWorker {
     active: HashMap<Box<str>, VecDeque<Job>>,
     tracker: OffsetTracker,
     tasks: JoinSet<TaskResult>,
-    stop: watch::Receiver<bool>,
-    finish: watch::Receiver<bool>,
-    abort: watch::Receiver<bool>,
+    stop: Cancel,
+    finish: Cancel,
+    abort: Cancel,
     /// Orders this worker holds (in the map or checked out to a task).
     tracked: i64,
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::clock::unix_millis()
 }
 
 fn token() -> String {
@@ -148,11 +146,11 @@ fn token() -> String {
 /// The signals a worker obeys.
 pub struct Signals {
     /// Revocation or shutdown: dispatch nothing more, retries stop, in-flight requests end.
-    pub stop: watch::Receiver<bool>,
+    pub stop: Cancel,
     /// Shutdown: take nothing new, finish every event already received, then report.
-    pub finish: watch::Receiver<bool>,
+    pub finish: Cancel,
     /// The assignment is lost: abort everything now.
-    pub abort: watch::Receiver<bool>,
+    pub abort: Cancel,
 }
 
 impl PartitionWorker {
@@ -211,7 +209,7 @@ impl PartitionWorker {
                 }
             } => true,
             _ = tokio::time::sleep(bound) => false,
-            _ = abort.wait_for(|a| *a) => false,
+            _ = abort.cancelled() => false,
         };
         let mut quiet = true;
         if !joined {
@@ -252,7 +250,7 @@ impl PartitionWorker {
             .settings
             .drain_timeout
             .saturating_sub(since.elapsed());
-        if *self.abort.borrow() {
+        if self.abort.is_cancelled() {
             return true;
         }
         let o = owned.clone();
@@ -296,8 +294,8 @@ impl PartitionWorker {
             };
             let step = tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => Step::Stop,
-                _ = finish.wait_for(|f| *f), if !finishing => Step::Finish,
+                _ = stop.cancelled() => Step::Stop,
+                _ = finish.cancelled(), if !finishing => Step::Finish,
                 Some(result) = self.tasks.join_next(), if !self.tasks.is_empty() => Step::Task(result),
                 record = inbox.recv(), if room && !finishing => Step::Record(record),
                 _ = commit_tick.tick() => Step::Commit,
@@ -347,10 +345,9 @@ impl PartitionWorker {
             }
             owner.tokens.push(token);
             owner.epoch = epoch;
-            let cancelled = Arc::new(AtomicBool::new(false));
             let read = {
                 let s = shared.clone();
-                let cancelled = cancelled.clone();
+                let cancelled = stop.clone();
                 let mut into = std::mem::take(&mut restored);
                 let owner = owner.clone();
                 tokio::task::spawn_blocking(move || {
@@ -368,10 +365,8 @@ impl PartitionWorker {
             };
             let result = tokio::select! {
                 r = read => r,
-                _ = stop.wait_for(|s| *s) => {
-                    cancelled.store(true, Ordering::SeqCst);
-                    return false;
-                }
+                // The restore thread sees the same cancellation and ends.
+                _ = stop.cancelled() => return false,
             };
             match result {
                 Ok((Ok(()), into)) if into.superseded => {
@@ -437,19 +432,14 @@ impl PartitionWorker {
             restored = Restored::default();
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                _ = stop.wait_for(|s| *s) => return false,
+                _ = stop.cancelled() => return false,
             }
         }
     }
 
     /// Write again, with this owner's epoch, every order whose latest record was a zombie's:
     /// compaction keeps a key's latest record whatever its epoch, so the good one must be later.
-    async fn repair(
-        &self,
-        owned: &Arc<Owned>,
-        restored: &Restored,
-        stop: &mut watch::Receiver<bool>,
-    ) -> bool {
+    async fn repair(&self, owned: &Arc<Owned>, restored: &Restored, stop: &mut Cancel) -> bool {
         for key in &restored.stale_keys {
             let written = match restored.orders.get(key) {
                 Some(state) => {
@@ -562,7 +552,7 @@ impl PartitionWorker {
             .get_mut(&order)
             .map(|q| q.drain(..).collect())
             .unwrap_or_default();
-        if queued.is_empty() || *self.stop.borrow() {
+        if queued.is_empty() || self.stop.is_cancelled() {
             self.active.remove(&order);
         } else {
             self.spawn_order(order, queued, owned);

@@ -14,8 +14,7 @@
 //! release (no epoch header) count as epoch 0.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -26,6 +25,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::sink::{EPOCH_HEADER, FENCE_HEADER, FENCE_KEY};
+use crate::clock::{Cancel, Instant};
 use crate::snapshot::OrderState;
 
 /// A restored partition.
@@ -94,11 +94,7 @@ fn epoch_of(m: &impl Message) -> u64 {
 /// When a restored order last changed: its record's timestamp (every change of an order writes
 /// one), or now when the broker gives none (the retention clock then starts at the restore).
 fn changed_at(ts: rdkafka::Timestamp) -> crate::snapshot::order::ChangedAt {
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-    };
+    let now = crate::clock::unix_millis;
     let ms = ts.to_millis().filter(|t| *t > 0).map(|t| t as u64);
     crate::snapshot::order::ChangedAt(ms.unwrap_or_else(now))
 }
@@ -115,7 +111,7 @@ pub fn restore_partition(
     owner: &Owner,
     into: &mut Restored,
     deadline: Duration,
-    cancelled: &AtomicBool,
+    cancelled: &Cancel,
 ) -> Result<(), KafkaError> {
     let consumer: BaseConsumer<ReadToEndContext> = config.create_with_context(ReadToEndContext)?;
     let mut tpl = TopicPartitionList::new();
@@ -127,7 +123,7 @@ pub fn restore_partition(
     consumer.assign(&tpl)?;
     let started = Instant::now();
     loop {
-        if cancelled.load(Ordering::SeqCst) {
+        if cancelled.is_cancelled() {
             return Err(KafkaError::Canceled);
         }
         if started.elapsed() > deadline {

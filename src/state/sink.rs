@@ -10,15 +10,16 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
+use crate::clock::{Cancel, Instant};
 use crate::dead_letter::DeadLetter;
 use crate::pipeline::lease::Lease;
 use crate::telemetry::metrics::Metrics;
@@ -325,12 +326,12 @@ impl Sink {
         &'a self,
         kind: Kind,
         record: impl Fn() -> BaseRecord<'a, [u8], [u8], Box<Pending>>,
-        cancel: &mut watch::Receiver<bool>,
+        cancel: &mut Cancel,
     ) -> Result<i64, Stop> {
         let mut delay = Duration::from_millis(100);
         let started = Instant::now();
         loop {
-            if *cancel.borrow() || !self.lease_holds() {
+            if cancel.is_cancelled() || !self.lease_holds() {
                 return Err(Stop::Cancelled);
             }
             let answer = match self.queue(record()) {
@@ -363,7 +364,7 @@ impl Sink {
             }
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = cancel.wait_for(|c| *c) => return Err(Stop::Cancelled),
+                _ = cancel.cancelled() => return Err(Stop::Cancelled),
             }
             delay = (delay * 2).min(Duration::from_secs(5));
         }
@@ -393,7 +394,7 @@ impl Sink {
         &self,
         out_order_no: &str,
         value: &[u8],
-        cancel: &mut watch::Receiver<bool>,
+        cancel: &mut Cancel,
     ) -> Result<(), Cancelled> {
         let key = out_order_no.as_bytes();
         self.send_acked(
@@ -454,7 +455,7 @@ impl Sink {
     pub async fn tombstone(
         &self,
         out_order_no: &str,
-        cancel: &mut watch::Receiver<bool>,
+        cancel: &mut Cancel,
     ) -> Result<(), Cancelled> {
         self.send_acked(
             Kind::Tombstone,
@@ -480,7 +481,7 @@ impl Sink {
         &self,
         epoch: u64,
         token: &str,
-        cancel: &mut watch::Receiver<bool>,
+        cancel: &mut Cancel,
     ) -> Result<i64, Cancelled> {
         let value = serde_json::json!({
             "fence": { "epoch": epoch, "token": token, "partition": self.partition }
@@ -515,11 +516,7 @@ impl Sink {
     /// Write a dead letter (partitioned by its key, like the original). One that cannot fit the
     /// producer's `message.max.bytes`, or that the broker refuses as too large, is written as a
     /// truncated copy (`catering-sync.truncated`: size and SHA-256 of the whole value).
-    pub async fn dead_letter(
-        &self,
-        dl: &DeadLetter,
-        cancel: &mut watch::Receiver<bool>,
-    ) -> Result<(), Cancelled> {
+    pub async fn dead_letter(&self, dl: &DeadLetter, cancel: &mut Cancel) -> Result<(), Cancelled> {
         let limit = self.producer.context().max_message_bytes;
         // Headroom for the record's framing, and for the truncation header itself.
         let fits = limit.saturating_sub(1024);
@@ -546,7 +543,7 @@ impl Sink {
         &self,
         dl: &DeadLetter,
         kind: Kind,
-        cancel: &mut watch::Receiver<bool>,
+        cancel: &mut Cancel,
     ) -> Result<(), Stop> {
         let headers = || {
             dl.headers.iter().fold(

@@ -15,9 +15,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 use super::{metrics, Health};
+use crate::clock::Cancel;
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -115,12 +115,12 @@ impl Accept for TcpListener {
     }
 }
 
-/// Serve until `stop` turns true.
+/// Serve until `stop` is cancelled.
 pub async fn serve(
     listener: TcpListener,
     health: Arc<Health>,
     registry: prometheus::Registry,
-    stop: watch::Receiver<bool>,
+    stop: Cancel,
 ) {
     serve_on(listener, tokio::time::sleep, health, registry, stop).await;
 }
@@ -131,7 +131,7 @@ async fn serve_on<A, P, F>(
     mut pause: P,
     health: Arc<Health>,
     registry: prometheus::Registry,
-    mut stop: watch::Receiver<bool>,
+    mut stop: Cancel,
 ) where
     A: Accept,
     P: FnMut(Duration) -> F + Send,
@@ -140,7 +140,7 @@ async fn serve_on<A, P, F>(
     let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stop.cancelled() => break,
             accepted = acceptor.accept() => accepted,
         };
         match accepted {
@@ -160,7 +160,7 @@ async fn serve_on<A, P, F>(
                     tracing::warn!(error = %e, failures = backoff.failures, pause_ms = wait.as_millis() as u64, "ops server cannot accept connections (file descriptors exhausted?); backing off");
                 }
                 tokio::select! {
-                    _ = stop.wait_for(|s| *s) => break,
+                    _ = stop.cancelled() => break,
                     _ = pause(wait) => {}
                 }
             }
@@ -319,13 +319,13 @@ mod accept_loop {
         let clock = Clock::new();
         let health = Arc::new(Health::default());
         health.polled();
-        let (stop, stop_rx) = watch::channel(false);
+        let stop = crate::clock::Canceller::new();
         let server = tokio::spawn(serve_on(
             acceptor,
             clock.pause(),
             health,
             prometheus::Registry::new(),
-            stop_rx,
+            stop.token(),
         ));
         // Fifty pauses of the loop's clock while every accept fails: exactly one attempt each.
         for step in 1..=50 {
@@ -367,7 +367,7 @@ mod accept_loop {
             51,
             "no pause once accepting"
         );
-        stop.send(true).unwrap();
+        stop.cancel();
         server.await.unwrap();
     }
 

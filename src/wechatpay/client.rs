@@ -2,7 +2,7 @@
 //! every attempt, exactly the signed bytes on the wire, and the response verified and classified.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -11,6 +11,7 @@ use super::keys::VerificationKeys;
 use super::sign::{nonce, Credentials};
 use super::verify::{header, verify_response};
 use super::SYNC_STATUS_PATH;
+use crate::clock::Instant;
 
 /// Largest response body read; WeChat Pay's error bodies are tiny.
 const MAX_RESPONSE_BODY: usize = 64 * 1024;
@@ -136,7 +137,7 @@ impl WechatPayClient {
             Ok(response) => self.read(response).await,
             Err(e) => Err(transport(&e)),
         };
-        let now = SystemTime::now();
+        let now = crate::clock::system_now();
         match outcome {
             Ok(r) => {
                 let exchange = Exchange::Response {
@@ -215,8 +216,5 @@ fn transport(e: &reqwest::Error) -> Exchange<'static> {
 
 /// Unix seconds now.
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    crate::clock::unix_secs()
 }

@@ -37,22 +37,7 @@ pub enum KeyError {
 
 /// Decode the first PEM block of `text`, tolerating text before it (e.g. openssl bag attributes).
 pub fn decode_pem(text: &str) -> Result<(String, Vec<u8>), KeyError> {
-    let start = text
-        .find("-----BEGIN ")
-        .ok_or_else(|| KeyError::Pem("no -----BEGIN line".into()))?;
-    let rest = &text[start..];
-    let label_end = rest[11..]
-        .find("-----")
-        .ok_or_else(|| KeyError::Pem("unterminated BEGIN line".into()))?;
-    let label = &rest[11..11 + label_end];
-    let end_marker = format!("-----END {label}-----");
-    let end = rest
-        .find(&end_marker)
-        .ok_or_else(|| KeyError::Pem(format!("no END line for {label}")))?;
-    let block = rest[..end + end_marker.len()].replace("\r\n", "\n");
-    let (label, der) =
-        pem_rfc7468::decode_vec(block.as_bytes()).map_err(|e| KeyError::Pem(e.to_string()))?;
-    Ok((label.to_string(), der))
+    catering_sync_core::pem::decode_first(text).map_err(|e| KeyError::Pem(e.0))
 }
 
 /// The merchant's API private key (`apiclient_key.pem`), ready to sign with ring.
@@ -247,7 +232,4 @@ fn strip_sign_byte(bytes: &[u8]) -> &[u8] {
     }
 }
 
-/// Upper-case hex, as WeChat Pay writes certificate serials.
-pub fn hex_upper(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
+pub use catering_sync_core::pem::hex_upper;

@@ -9,9 +9,8 @@ use super::keys::MerchantKey;
 
 pub use catering_sync_core::apiv3::{
     request_message, response_message, Authorization, AuthorizationParseError, AUTH_SCHEME,
+    NONCE_ALPHABET,
 };
-
-const NONCE_ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// 32 random characters of `[0-9A-Za-z]`, as the official SDKs make them.
 pub fn nonce<R: Rng + ?Sized>(rng: &mut R) -> String {

@@ -6,9 +6,9 @@
 //! The child-process tests run `$CATERING_SYNC_TEST_BIN` when set, so they can be pointed at the
 //! previous release to show the defect (quoted in the README's delivery section).
 
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use catering_sync::clock::Cancel;
 use catering_sync::event::{decode, DecodeLimits};
 use catering_sync::sandbox::{Faults, SandboxHandle};
 use catering_sync::snapshot::{Defaults, OrderState};
@@ -238,7 +238,7 @@ fn restore(broker: &TestBroker, topic: &str, token: &str) -> Restored {
         },
         &mut into,
         Duration::from_secs(30),
-        &AtomicBool::new(false),
+        &Cancel::never(),
     )
     .expect("restore");
     into
@@ -262,7 +262,7 @@ async fn a_zombies_write_after_a_newer_fence_is_ignored_by_the_next_restore() {
     let broker = TestBroker::start();
     let topic = crate::broker::unique("state");
     broker.create_topic(&topic, 1).await;
-    let (_keep, mut never) = tokio::sync::watch::channel(false);
+    let mut never = Cancel::never();
     let order = growing_order("ZOMBIE1", 2);
     let state_after = |n: usize| {
         let mut s = OrderState::default();
@@ -339,7 +339,7 @@ async fn a_zombies_write_after_a_newer_fence_is_ignored_by_the_next_restore() {
         },
         &mut into,
         Duration::from_secs(30),
-        &AtomicBool::new(false),
+        &Cancel::never(),
     )
     .unwrap();
     assert!(into.superseded, "the zombie learns it was superseded");

@@ -14,6 +14,9 @@ pub const MAX_RESPONSE_SKEW_SECS: i64 = 300;
 /// Prefix of the deliberately wrong signatures WeChat Pay sends to check that merchants verify.
 pub const SIGNTEST_PREFIX: &str = "WECHATPAY/SIGNTEST/";
 
+/// The characters of a nonce (32 of them, as the official SDKs make them).
+pub const NONCE_ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
 /// The Authorization scheme of APIv3.
 pub const AUTH_SCHEME: &str = "WECHATPAY2-SHA256-RSA2048";
 

@@ -11,9 +11,11 @@
 //!   violation (`malformed` / `invalid_event`), with strict JSON ([`event::parse_strict`]).
 //! - [`snapshot`]: the order snapshot, typed and compact; applying events (merge, status only
 //!   forward, validation), the request body and its digest, the changelog record.
+//! - [`plan`]: an order's work decided without IO — what to apply, post (coalesced),
+//!   dead-letter and mark done; the service executes it, `check-event` and the demo follow it.
 //! - [`rules`]: the sync-status body rules (every violation with its field path).
 //! - [`apiv3`]: the sync-status path, the canonical messages signatures cover, the
-//!   `Authorization` header built and parsed.
+//!   `Authorization` header built and parsed; [`pem`]: PEM text → DER, serials as hex.
 //! - [`dead_letter`]: the dead-letter reasons and header names.
 //! - [`fixtures`]: the deterministic order-fixture factory of benchmarks and tests.
 #![deny(unsafe_code)]
@@ -23,6 +25,8 @@
 pub mod apiv3;
 pub mod dead_letter;
 pub mod event;
+pub mod pem;
+pub mod plan;
 pub mod rules;
 pub mod snapshot;
 

@@ -122,7 +122,7 @@ fn every_manifest_parses_and_carries_the_required_fields() {
 
     // Shutdown: the grace period outlasts the drain deadline with margin for commit and leave.
     let grace = i64_of(&pod["terminationGracePeriodSeconds"], "grace") as u64;
-    let shutdown_ms = config.pipeline.shutdown_timeout_ms;
+    let shutdown_ms = config.pipeline.shutdown_timeout_ms.as_millis() as u64;
     assert!(
         grace * 1000 > shutdown_ms + 10_000,
         "terminationGracePeriodSeconds {grace} must exceed pipeline.shutdown_timeout_ms \

@@ -237,6 +237,14 @@ pub struct OrderEvent {
     pub patch: Patch,
 }
 
+/// An event is its own event (so [`crate::plan::next`] takes plain events and the service's
+/// queued jobs alike).
+impl AsRef<OrderEvent> for OrderEvent {
+    fn as_ref(&self) -> &OrderEvent {
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

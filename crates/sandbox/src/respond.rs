@@ -11,10 +11,16 @@ use rsa::signature::{SignatureEncoding, Signer};
 use rsa::RsaPrivateKey;
 use sha2::Sha256;
 
-use crate::wechatpay::sign::{nonce, response_message};
-use crate::wechatpay::verify::SIGNTEST_PREFIX;
+use catering_sync_core::apiv3::{response_message, NONCE_ALPHABET, SIGNTEST_PREFIX};
 
 use super::faults::SignatureFault;
+
+/// 32 random characters of the APIv3 nonce alphabet, as WeChat Pay's responses carry.
+fn response_nonce<R: Rng>(rng: &mut R) -> String {
+    (0..32)
+        .map(|_| NONCE_ALPHABET[rng.gen_range(0..NONCE_ALPHABET.len())] as char)
+        .collect()
+}
 
 /// The four signature headers of a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +85,7 @@ impl ResponseSigner {
 
     fn fresh(&self, body: &[u8], now: i64) -> SignedHeaders {
         let timestamp = now.to_string();
-        let nonce = nonce(&mut rand::thread_rng());
+        let nonce = response_nonce(&mut rand::thread_rng());
         let message = response_message(&timestamp, &nonce, body);
         let signature =
             base64::engine::general_purpose::STANDARD.encode(self.key.sign(&message).to_bytes());

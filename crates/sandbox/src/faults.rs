@@ -7,7 +7,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// What an outage looks like to the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutageKind {
     /// 503 SERVICE_UNAVAILABLE.
@@ -19,7 +19,7 @@ pub enum OutageKind {
 
 /// A fault of the deployment, answered to every request (after the rate faults' draw and
 /// outages, like `unauthorized`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeploymentFault {
     /// 403 `NO_AUTH`: API not enabled, IP not allow-listed.
@@ -30,6 +30,35 @@ pub enum DeploymentFault {
     MethodNotAllowed,
     /// 400 `INVALID_REQUEST` about a header (Accept, User-Agent).
     InvalidRequest,
+}
+
+impl DeploymentFault {
+    /// Every deployment fault, with its command-line name.
+    pub const ALL: [(Self, &'static str); 4] = [
+        (Self::NoAuth, "no-auth"),
+        (Self::NotFound, "not-found"),
+        (Self::MethodNotAllowed, "method-not-allowed"),
+        (Self::InvalidRequest, "invalid-request"),
+    ];
+}
+
+impl std::str::FromStr for DeploymentFault {
+    type Err = String;
+    /// `no-auth`, `not-found`, `method-not-allowed` or `invalid-request` (`_` also accepted).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let wanted = s.replace('_', "-");
+        Self::ALL
+            .iter()
+            .find(|(_, name)| *name == wanted)
+            .map(|(f, _)| *f)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
+                format!(
+                    "deployment fault {s:?}: expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
 }
 
 /// A window, relative to when the faults were installed, during which every request fails.
@@ -73,54 +102,39 @@ impl std::str::FromStr for Outage {
 
 /// Every injectable fault. Rates are probabilities in `[0, 1]` per request, drawn in the order
 /// of the fields (at most one rate fault per request).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
     /// Added latency for every request, in milliseconds.
-    #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
     /// Uniform random extra latency, 0..=jitter_ms.
-    #[arg(long, default_value_t = 0)]
     pub jitter_ms: u64,
     /// Share of requests answered 500 SYSTEM_ERROR.
-    #[arg(long, default_value_t = 0.0)]
     pub rate_500: f64,
     /// Share answered 503 SERVICE_UNAVAILABLE.
-    #[arg(long, default_value_t = 0.0)]
     pub rate_503: f64,
     /// Share answered 429 FREQUENCY_LIMITED with `Retry-After`.
-    #[arg(long, default_value_t = 0.0)]
     pub rate_429: f64,
     /// `Retry-After` seconds sent with 429.
-    #[arg(long, default_value_t = 1)]
     pub retry_after_secs: u64,
     /// Share of requests that hang for `hang_ms`, then lose the connection.
-    #[arg(long, default_value_t = 0.0)]
     pub rate_hang: f64,
     /// How long a hang lasts (past the client's timeout).
-    #[arg(long, default_value_t = 60_000)]
     pub hang_ms: u64,
     /// Share of requests whose connection is closed without an answer.
-    #[arg(long, default_value_t = 0.0)]
     pub rate_drop: f64,
     /// Share of accepted requests answered 204 with a wrong signature.
-    #[arg(long, default_value_t = 0.0)]
     pub rate_bad_signature: f64,
     /// Share of accepted requests answered 204 with a `WECHATPAY/SIGNTEST/` signature.
-    #[arg(long, default_value_t = 0.0)]
     pub rate_signtest: f64,
     /// Answer 401 SIGN_ERROR to everything (a wrong key, as WeChat Pay would see it).
-    #[arg(long, default_value_t = false)]
     pub unauthorized: bool,
     /// Answer every request with a deployment fault (403 NO_AUTH, 404, 405, 400 INVALID_REQUEST).
-    #[arg(long)]
     pub deployment_fault: Option<DeploymentFault>,
     /// Answer 500 SYSTEM_ERROR to every request for this `out_order_no` (a body WeChat Pay keeps
     /// failing on while it answers everything else), repeatable.
-    #[arg(long = "fail-order", value_name = "OUT_ORDER_NO")]
     pub fail_orders: Vec<String>,
     /// Outage windows, `START_MS:DURATION_MS[:drop]`, repeatable.
-    #[arg(long = "outage", value_name = "START_MS:DURATION_MS[:KIND]")]
     pub outages: Vec<Outage>,
 }
 
@@ -285,6 +299,12 @@ mod tests {
         );
         assert!("1".parse::<Outage>().is_err());
         assert!("1:2:boom".parse::<Outage>().is_err());
+        assert_eq!("no-auth".parse(), Ok(DeploymentFault::NoAuth));
+        assert_eq!(
+            "method_not_allowed".parse(),
+            Ok(DeploymentFault::MethodNotAllowed)
+        );
+        assert!("teapot".parse::<DeploymentFault>().is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use rsa::signature::Verifier;
 use rsa::RsaPublicKey;
 use sha2::Sha256;
 
-use crate::wechatpay::sign::{request_message, Authorization};
+use catering_sync_core::apiv3::{request_message, Authorization};
 
 /// WeChat Pay rejects a timestamp more than this far from its clock.
 pub const MAX_REQUEST_SKEW_SECS: i64 = 300;

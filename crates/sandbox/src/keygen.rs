@@ -8,7 +8,7 @@ use rand::{CryptoRng, Rng, RngCore};
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::RsaPrivateKey;
 
-use crate::wechatpay::keys::hex_upper;
+use catering_sync_core::pem::hex_upper;
 
 /// Bits of every generated key.
 pub const KEY_BITS: usize = 2048;

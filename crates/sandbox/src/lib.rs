@@ -1,10 +1,16 @@
+//! # catering-sync-sandbox
+//!
 //! `catering-sync sandbox`: a faithful stand-in for WeChat Pay's sync-status endpoint.
 //!
 //! It authenticates requests exactly as WeChat Pay does ([`auth`], with the `rsa` crate, an
 //! implementation independent of the client's ring), validates bodies with the same rules module
-//! as the client ([`crate::wechatpay::rules`]), answers 204 with signed headers ([`respond`]) or
+//! as the client (`catering_sync_core::rules`), answers 204 with signed headers ([`respond`]) or
 //! WeChat Pay's error JSON, records what it accepted ([`store`]) and injects faults on demand
-//! ([`faults`]). Usable as a library (tests, the demo) and as a process.
+//! ([`faults`]). Usable as a library (tests, the demo) and as a process. [`keygen`] makes the
+//! test keys it and its merchants use.
+//!
+//! It depends on the core only (`catering-sync-core`) plus its own crypto (the pure-Rust `rsa`
+//! crate), never on the service: `scripts/check-layers.sh` fails the test command if it does.
 //!
 //! Routes:
 //! - `POST /v3/catering/orders/sync-status`
@@ -14,6 +20,7 @@
 
 pub mod auth;
 pub mod faults;
+pub mod keygen;
 pub mod respond;
 mod server;
 pub mod store;
@@ -28,8 +35,9 @@ use spki::der::{Decode, Encode};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use catering_sync_core::pem::decode_first as decode_pem;
+
 use crate::keygen::{files, GeneratedKeys};
-use crate::wechatpay::keys::decode_pem;
 
 pub use auth::MerchantIdentity;
 pub use faults::{DeploymentFault, Faults, Outage, OutageKind};

@@ -19,8 +19,8 @@ use super::faults::{DeploymentFault, Faults, Injected, SignatureFault};
 use super::respond::request_id;
 use super::store::RecordedPost;
 use super::State;
-use crate::wechatpay::rules::{self, Mode};
-use crate::wechatpay::SYNC_STATUS_PATH;
+use catering_sync_core::apiv3::SYNC_STATUS_PATH;
+use catering_sync_core::rules::{self, Mode};
 
 type Body = Full<Bytes>;
 
