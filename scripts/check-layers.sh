@@ -6,29 +6,36 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# tree CRATE: the crate's normal dependencies, one "name version" per line, de-duplicated.
+tree() { cargo tree --locked -p "$1" -e normal --prefix none | sed "s/ (\*)$//" | sort -u; }
+
+# forbid CRATE DEPS PATTERN WHY: fail when a dependency of CRATE matches PATTERN.
+forbid() {
+  local bad
+  if bad="$(grep -E "$3" <<<"$2")"; then
+    echo "$1 $4, but its dependency tree has:" >&2
+    echo "$bad" >&2
+    exit 1
+  fi
+}
+
 # (Not libc: sha2's cpufeatures uses it on aarch64 to read CPU features, which is not IO.)
-io='^(tokio|rdkafka|rdkafka-sys|reqwest|hyper|hyper-util|ring|rsa|prometheus|tracing|clap|mio|socket2) '
-deps="$(cargo tree --locked -p catering-sync-core -e normal --prefix none | sed "s/ (\*)$//" | sort -u)"
-if bad="$(grep -E "$io" <<<"$deps")"; then
-  echo "catering-sync-core must stay pure (no IO crates), but its dependency tree has:" >&2
-  echo "$bad" >&2
-  exit 1
-fi
+core="$(tree catering-sync-core)"
+forbid catering-sync-core "$core" \
+  '^(tokio|rdkafka|rdkafka-sys|reqwest|hyper|hyper-util|ring|rsa|prometheus|tracing|clap|mio|socket2) ' \
+  "must stay pure (no IO crates)"
 # Nor its own code: no file system, network, processes, environment or clock.
 if bad="$(grep -rnE 'std::(fs|net|process|env)\b|SystemTime|Instant::now|thread::sleep' crates/core/src)"; then
   echo "catering-sync-core must stay pure (no IO), but its code has:" >&2
   echo "$bad" >&2
   exit 1
 fi
-echo "layers ok: catering-sync-core has $(wc -l <<<"$deps") crates in its tree, none of them IO; its code reads no file, socket, process, environment or clock"
+echo "layers ok: catering-sync-core has $(wc -l <<<"$core") crates in its tree, none of them IO; its code reads no file, socket, process, environment or clock"
 
 # The sandbox: the core and its own crypto, never the service or what only the service uses.
-service='^(catering-sync|rdkafka|rdkafka-sys|reqwest|ring|prometheus|clap|mimalloc) '
-sdeps="$(cargo tree --locked -p catering-sync-sandbox -e normal --prefix none | sed "s/ (\*)$//" | sort -u)"
-if bad="$(grep -E "$service" <<<"$sdeps")"; then
-  echo "catering-sync-sandbox may depend on the core only, but its dependency tree has:" >&2
-  echo "$bad" >&2
-  exit 1
-fi
-grep -qE '^catering-sync-core ' <<<"$sdeps" || { echo "catering-sync-sandbox no longer uses the core's rules" >&2; exit 1; }
-echo "layers ok: catering-sync-sandbox has $(wc -l <<<"$sdeps") crates in its tree: the core, none of the service's"
+sandbox="$(tree catering-sync-sandbox)"
+forbid catering-sync-sandbox "$sandbox" \
+  '^(catering-sync|rdkafka|rdkafka-sys|reqwest|ring|prometheus|clap|mimalloc) ' \
+  "may depend on the core only"
+grep -qE '^catering-sync-core ' <<<"$sandbox" || { echo "catering-sync-sandbox no longer uses the core's rules" >&2; exit 1; }
+echo "layers ok: catering-sync-sandbox has $(wc -l <<<"$sandbox") crates in its tree: the core, none of the service's"
