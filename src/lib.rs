@@ -15,8 +15,9 @@
 //!
 //! - [`pipeline`]: the Kafka side. A poll thread owns the group consumer (routing, pause/resume,
 //!   commits, rebalances); a worker per partition restores state and runs orders concurrently,
-//!   each order's events in sequence; [`pipeline::offsets`] decides what may be committed;
-//!   [`pipeline::delivery`] posts with retries, breaker and rate limit.
+//!   each order's events in sequence; `pipeline::offsets` decides what may be committed;
+//!   `pipeline::delivery` posts with retries, breaker and rate limit (crate-internal modules:
+//!   only `pipeline::kafka`, the client settings, is public).
 //! - [`event`], [`snapshot`] and [`wechatpay::rules`] are the pure core, the crate
 //!   `catering-sync-core` (`crates/core`), re-exported here: record bytes → a typed order event
 //!   (or every violation), the order snapshot and its merge, the request body and its digest, the
@@ -28,17 +29,17 @@
 //!   core's, re-exported).
 //! - [`clock`]: the one monotonic clock (tokio's, so tests pause it), the wall clock, and the one
 //!   cancellation type.
-//! - [`retry`]: backoff, circuit breaker, send-rate limiter (pure, time passed in).
+//! - `retry`: backoff, circuit breaker, send-rate limiter (pure, time passed in).
 //! - [`state`]: writes acknowledged by the broker (changelog records, tombstones, dead letters)
 //!   and restoring a partition from the changelog.
-//! - [`dead_letter`]: the dead-letter record and its headers; [`replay`]: `dlq replay`.
+//! - [`dead_letter`]: the dead-letter record and its headers; `replay`: `dlq replay`.
 //! - [`telemetry`]: metrics, health, and the `/metrics` `/healthz` `/readyz` server.
 //! - [`config`] and [`app`]: configuration, wiring and lifecycle of `run`.
 //! - [`sandbox`]: a faithful stand-in for the endpoint (independent RSA implementation, the same
 //!   body rules, fault injection), used by tests, the demo and benchmarks; with [`keygen`] (test
 //!   keys), the crate `catering-sync-sandbox` (`crates/sandbox`), which depends on the core only
 //!   (`scripts/check-layers.sh`), re-exported here.
-//! - [`demo`], [`check`], [`mod@bench`]: the embedded demo, `check-event`, benchmarks.
+//! - [`demo`], `check`, [`mod@bench`]: the embedded demo, `check-event`, benchmarks.
 //! - [`cli`]: the command-line interface; `main.rs` only dispatches to it.
 #![deny(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -51,11 +52,11 @@ pub use catering_sync_core::{event, plan, snapshot};
 
 pub mod wechatpay;
 
-pub mod retry;
+pub(crate) mod retry;
 pub mod state;
 
 pub mod dead_letter;
-pub mod replay;
+pub(crate) mod replay;
 
 pub mod telemetry;
 
@@ -67,7 +68,7 @@ pub use catering_sync_sandbox as sandbox;
 
 #[cfg(feature = "tools")]
 pub mod bench;
-pub mod check;
+pub(crate) mod check;
 #[cfg(feature = "tools")]
 pub mod demo;
 #[cfg(feature = "tools")]

@@ -144,6 +144,7 @@ impl CommitQueue {
     }
 
     /// Offsets waiting to be sent.
+    #[cfg(test)]
     pub fn waiting(&self) -> usize {
         self.want.len()
     }

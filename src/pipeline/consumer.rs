@@ -52,7 +52,6 @@ pub struct PollContext {
     runtime: tokio::runtime::Handle,
     partitions: Mutex<HashMap<i32, Handle>>,
     commits: std_mpsc::Sender<Done>,
-    rebalances: std::sync::atomic::AtomicU64,
     /// Shutting down: partitions assigned now are not started.
     stopping: AtomicBool,
     /// The periodic commits: one asynchronous commit in flight, answered on `replies`.
@@ -139,7 +138,6 @@ impl ClientContext for PollContext {
 
 impl ConsumerContext for PollContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        self.rebalances.fetch_add(1, Ordering::Relaxed);
         let kind = if matches!(rebalance, Rebalance::Assign(_)) {
             "assign"
         } else {
@@ -537,7 +535,6 @@ impl PollLoop {
             runtime,
             partitions: Mutex::new(HashMap::new()),
             commits: commit_tx,
-            rebalances: Default::default(),
             stopping: AtomicBool::new(false),
             queue: Mutex::new(CommitQueue::default()),
             replies: Mutex::new(None),
@@ -715,10 +712,5 @@ impl PollLoop {
         self.ctx().shut_down(&self.consumer, finish_within);
         self.consumer.unsubscribe();
         // Dropping the consumer closes it and leaves the group.
-    }
-
-    /// Rebalances seen.
-    pub fn rebalances(&self) -> u64 {
-        self.ctx().rebalances.load(Ordering::Relaxed)
     }
 }

@@ -8,15 +8,15 @@
 //!                                          └   or dead letter (acks=all) → done
 //! ```
 
-pub mod commit_queue_ffi;
-pub mod commits;
-pub mod consumer;
-pub mod delivery;
+pub(crate) mod commit_queue_ffi;
+pub(crate) mod commits;
+pub(crate) mod consumer;
+pub(crate) mod delivery;
 pub mod kafka;
-pub mod lease;
-pub mod offsets;
-pub mod order;
-pub mod partition;
+pub(crate) mod lease;
+pub(crate) mod offsets;
+pub(crate) mod order;
+pub(crate) mod partition;
 
 use std::sync::Arc;
 use std::time::Duration;

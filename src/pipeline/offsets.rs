@@ -55,11 +55,6 @@ impl OffsetTracker {
         self.committed = Some(c);
         Some(c)
     }
-
-    /// The offset last handed out for commit.
-    pub fn committed(&self) -> Option<i64> {
-        self.committed
-    }
 }
 
 #[cfg(test)]
