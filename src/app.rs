@@ -135,7 +135,8 @@ pub async fn run(
         registry.clone(),
         http_stop.token(),
     ));
-    let stop = Canceller::new();
+    // Explicit: dropping `run`'s future (its runtime shutting down) must not start a drain.
+    let stop = Canceller::explicit();
     let thread = start_poll_thread(&config, shared, stop.token())?;
     lease
         .start_watchdog()

@@ -328,9 +328,8 @@ pub struct FaultArgs {
     /// Answer 401 SIGN_ERROR to everything (a wrong key, as WeChat Pay would see it).
     #[arg(long, default_value_t = false)]
     pub unauthorized: bool,
-    /// Answer every request with a deployment fault: no-auth (403 NO_AUTH), not-found (404),
-    /// method-not-allowed (405), invalid-request (400 about a header).
-    #[arg(long, value_name = "FAULT")]
+    /// Answer every request with a deployment fault (403 NO_AUTH, 404, 405, 400 INVALID_REQUEST).
+    #[arg(long, value_parser = deployment_fault_parser())]
     pub deployment_fault: Option<crate::sandbox::DeploymentFault>,
     /// Answer 500 SYSTEM_ERROR to every request for this `out_order_no` (a body WeChat Pay keeps
     /// failing on while it answers everything else), repeatable.
@@ -339,6 +338,18 @@ pub struct FaultArgs {
     /// Outage windows, `START_MS:DURATION_MS[:drop]`, repeatable.
     #[arg(long = "outage", value_name = "START_MS:DURATION_MS[:KIND]")]
     pub outages: Vec<crate::sandbox::Outage>,
+}
+
+/// The deployment faults by their command-line names, listed in `--help` and in clap's errors.
+#[cfg(feature = "tools")]
+fn deployment_fault_parser(
+) -> impl clap::builder::TypedValueParser<Value = crate::sandbox::DeploymentFault> {
+    use clap::builder::TypedValueParser as _;
+    let names = crate::sandbox::DeploymentFault::ALL.map(|(_, name)| name);
+    clap::builder::PossibleValuesParser::new(names).map(|name| {
+        name.parse()
+            .expect("every possible value is a deployment fault's name")
+    })
 }
 
 #[cfg(feature = "tools")]

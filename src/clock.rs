@@ -1,9 +1,13 @@
 //! Time and cancellation, one of each for the whole service.
 //!
-//! - The monotonic clock is tokio's [`Instant`]: `tokio::time::pause` stops it and
-//!   `tokio::time::advance` moves it, so tests of the retry gate, breaker, rate limiter, drain
-//!   bounds and sweeps run in virtual time instead of sleeping. Every deadline, backoff and
-//!   breaker window of the service reads [`now`].
+//! - The monotonic clock of the async side is tokio's [`Instant`]: `tokio::time::pause` stops
+//!   it and `tokio::time::advance` moves it, so tests of the retry gate, breaker, rate limiter
+//!   and the workers' bounds run in virtual time instead of sleeping. The delivery machinery,
+//!   the retry policy, the partition workers and `dlq replay` measure with it. Code that runs
+//!   outside the runtime's tasks — the rdkafka poll thread and its commit queue, the blocking
+//!   changelog restore and flush, the suspension lease's watchdog — measures with
+//!   `std::time::Instant`: a paused clock cannot apply to a thread it does not drive (a blocking
+//!   task even keeps a paused clock from advancing), so those stay bounded in real time.
 //! - The wall clock, [`unix_now`] and [`utc_now`], only for what is written down or compared
 //!   with another machine's clock: `Wechatpay-Timestamp`, record timestamps, `sent_at`.
 //! - Cancellation is a [`Cancel`]: cloned freely, checked without waiting
@@ -48,10 +52,13 @@ pub fn utc_now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
 }
 
-/// The cancelling half: [`Canceller::cancel`] (or dropping it) cancels every [`Cancel`] made
-/// from it.
+/// The cancelling half: [`Canceller::cancel`] (or dropping it, unless made
+/// [`Canceller::explicit`]) cancels every [`Cancel`] made from it.
 #[derive(Debug)]
-pub struct Canceller(watch::Sender<bool>);
+pub struct Canceller {
+    tx: watch::Sender<bool>,
+    on_drop: bool,
+}
 
 /// The observing half; cheap to clone. Cancellation is final.
 #[derive(Debug, Clone)]
@@ -69,32 +76,47 @@ impl Default for Canceller {
 
 impl Drop for Canceller {
     fn drop(&mut self) {
-        self.cancel();
+        if self.on_drop {
+            self.cancel();
+        }
     }
 }
 
 impl Canceller {
-    /// Not cancelled yet.
+    /// Not cancelled yet; cancels when dropped.
     pub fn new() -> Self {
-        Self(watch::channel(false).0)
+        Self {
+            tx: watch::channel(false).0,
+            on_drop: true,
+        }
+    }
+
+    /// Cancels only when [`Canceller::cancel`] is called, never by being dropped (the poll
+    /// thread's stop: if `run`'s future is dropped, e.g. its runtime shuts down, the thread must
+    /// not start a drain it can no longer finish).
+    pub fn explicit() -> Self {
+        Self {
+            tx: watch::channel(false).0,
+            on_drop: false,
+        }
     }
 
     /// A token that observes this canceller.
     pub fn token(&self) -> Cancel {
         Cancel {
-            rx: self.0.subscribe(),
+            rx: self.tx.subscribe(),
             _never: None,
         }
     }
 
     /// Cancel every token, now and for good (idempotent).
     pub fn cancel(&self) {
-        self.0.send_if_modified(|c| !std::mem::replace(c, true));
+        self.tx.send_if_modified(|c| !std::mem::replace(c, true));
     }
 
     /// Has [`Canceller::cancel`] been called?
     pub fn is_cancelled(&self) -> bool {
-        *self.0.borrow()
+        *self.tx.borrow()
     }
 }
 
@@ -169,5 +191,12 @@ mod tests {
         let t0 = now();
         assert!(!never.sleep(Duration::from_secs(5)).await);
         assert_eq!(now() - t0, Duration::from_secs(5));
+        let explicit = Canceller::explicit();
+        let token = explicit.token();
+        drop(explicit);
+        assert!(
+            !token.is_cancelled(),
+            "an explicit canceller cancels only when told"
+        );
     }
 }

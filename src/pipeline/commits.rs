@@ -4,10 +4,10 @@
 //! (the latest per partition), and a failed commit is repeated after a backoff. So a coordinator
 //! that is down costs commits, never the poll loop: pause/resume, rebalances and `/healthz` go on.
 
-use crate::clock::Instant;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::Sender;
-use std::time::Duration;
+// Used on the poll thread, not a runtime task: real time (see `crate::clock`).
+use std::time::{Duration, Instant};
 
 /// Offsets of one commit: partition → next offset to read.
 pub type Offsets = BTreeMap<i32, i64>;

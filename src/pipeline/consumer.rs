@@ -9,7 +9,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
-use std::time::Duration;
+// The poll thread is not a runtime task: it measures real time (see `crate::clock`).
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -23,7 +24,6 @@ use super::commits::{Answer, CommitQueue, Done, Offsets, Reporter};
 use super::kafka::InRecord;
 use super::partition::{Finished, PartitionWorker, Signals};
 use super::Shared;
-use crate::clock::Instant;
 use crate::clock::{Cancel, Canceller};
 
 struct Handle {

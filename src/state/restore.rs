@@ -14,7 +14,8 @@
 //! release (no epoch header) count as epoch 0.
 
 use std::collections::HashMap;
-use std::time::Duration;
+// A blocking task: real time (see `crate::clock`).
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -25,7 +26,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::sink::{EPOCH_HEADER, FENCE_HEADER, FENCE_KEY};
-use crate::clock::{Cancel, Instant};
+use crate::clock::Cancel;
 use crate::snapshot::OrderState;
 
 /// A restored partition.

@@ -10,7 +10,8 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+// Flushed from blocking tasks, so real time (see `crate::clock`).
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
@@ -19,7 +20,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::oneshot;
 
-use crate::clock::{Cancel, Instant};
+use crate::clock::Cancel;
 use crate::dead_letter::DeadLetter;
 use crate::pipeline::lease::Lease;
 use crate::telemetry::metrics::Metrics;

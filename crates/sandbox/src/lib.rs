@@ -90,7 +90,7 @@ fn key_err(path: &Path, reason: impl ToString) -> SandboxError {
 
 /// A merchant public key from a `PUBLIC KEY` PEM or an X.509 `CERTIFICATE` PEM.
 pub fn merchant_public_key(pem: &str) -> Result<rsa::RsaPublicKey, String> {
-    let (label, der) = decode_pem(pem).map_err(|e| e.to_string())?;
+    let (label, der) = decode_pem(pem).map_err(|e| format!("not a PEM document: {e}"))?;
     let spki = match label.as_str() {
         "PUBLIC KEY" => der,
         "CERTIFICATE" => x509_cert::Certificate::from_der(&der)
