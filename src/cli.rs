@@ -819,7 +819,7 @@ fn dlq_replay(args: &ReplayArgs) -> Result<(), Failure> {
             &mut stdout.lock(),
         ))
         .map(|_| ())
-        .map_err(runtime_error)
+        .map_err(|e| runtime_error(e.into()))
 }
 
 #[cfg(feature = "tools")]

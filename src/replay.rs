@@ -166,6 +166,31 @@ pub struct Summary {
     pub by_reason: BTreeMap<String, usize>,
 }
 
+/// Why a replay stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// Reading the dead-letter topic failed.
+    #[error("reading the dead-letter topic: {0}")]
+    Read(#[from] KafkaError),
+    /// The reading task ended abnormally.
+    #[error("reading the dead-letter topic: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The producer could not be made.
+    #[error("creating the producer: {0}")]
+    Producer(KafkaError),
+    /// Re-publishing one dead letter failed (the ones before it are re-published).
+    #[error("re-publishing {from}: {error}")]
+    Publish {
+        /// `DLQ_TOPIC/PARTITION/OFFSET`.
+        from: String,
+        /// The producer's error.
+        error: KafkaError,
+    },
+    /// The report could not be written.
+    #[error("writing the report: {0}")]
+    Report(#[from] std::io::Error),
+}
+
 /// Replay dead letters of `cfg.dlq_topic` matching `filter` to `cfg.input_topic`.
 pub async fn replay(
     cfg: &KafkaConfig,
@@ -173,12 +198,14 @@ pub async fn replay(
     dry_run: bool,
     rate_per_second: f64,
     out: &mut impl Write,
-) -> anyhow::Result<Summary> {
+) -> Result<Summary, ReplayError> {
     let c = cfg.clone();
     let records =
         tokio::task::spawn_blocking(move || read_topic(&c, &c.dlq_topic, Duration::from_secs(600)))
             .await??;
-    let producer: FutureProducer = kafka::producer_config(cfg).create()?;
+    let producer: FutureProducer = kafka::producer_config(cfg)
+        .create()
+        .map_err(ReplayError::Producer)?;
     let mut summary = Summary {
         read: records.len(),
         ..Summary::default()
@@ -227,7 +254,10 @@ pub async fn replay(
         producer
             .send(record, Timeout::After(Duration::from_secs(30)))
             .await
-            .map_err(|(e, _)| anyhow::anyhow!("re-publishing {from}: {e}"))?;
+            .map_err(|(error, _)| ReplayError::Publish {
+                from: from.clone(),
+                error,
+            })?;
         summary.sent += 1;
         if let Some(i) = interval {
             tokio::time::sleep(i).await;

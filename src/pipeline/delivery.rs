@@ -23,6 +23,7 @@ use super::lease::Lease;
 use crate::clock::{Cancel, Instant};
 use crate::retry::{Backoff, BreakerPolicy, BreakerState, CircuitBreaker, ProbeSlot, RateLimiter};
 use crate::snapshot::Body;
+use crate::telemetry::events::{self, Emit as _};
 use crate::telemetry::metrics::{status_label, Metrics};
 use crate::telemetry::Health;
 use crate::wechatpay::{Disposition, Rejection, Transient, TransientCause, WechatPayClient};
@@ -442,36 +443,35 @@ impl Delivery {
             .settings
             .backoff
             .delay(exponent, t.retry_after, &mut rand::thread_rng());
-        self.metrics
-            .retries
-            .with_label_values(&[t.cause.label()])
-            .inc();
-        tracing::debug!(cause = t.cause.label(), status = ?t.status, attempts, counted = *counted, delay_ms = delay.as_millis() as u64, "retrying");
+        events::Retrying {
+            cause: t.cause.label(),
+            status: t.status,
+            attempts,
+            counted: *counted,
+            delay_ms: delay.as_millis() as u64,
+        }
+        .emit(&self.metrics);
         Step::Retry(delay)
     }
 
     fn note_unverified(&self, cause: &TransientCause) {
         if let TransientCause::Unverified(e) = cause {
-            self.metrics
-                .signature_failures
-                .with_label_values(&[e.label()])
-                .inc();
-            if *e != crate::wechatpay::VerifyError::SignTestProbe {
-                tracing::warn!(reason = e.label(), error = %e, "2xx response whose signature did not verify: retrying (possible tampering)");
+            events::Unverified {
+                reason: e.label(),
+                error: e,
+                signtest: *e == crate::wechatpay::VerifyError::SignTestProbe,
             }
+            .emit(&self.metrics);
         }
     }
 
     fn throttled(&self, now: Instant) {
         let mut limiter = lock(&self.limiter);
         if limiter.on_throttled(now) {
-            self.metrics
-                .send_rate_limit
-                .set(limiter.rate().round() as i64);
-            tracing::warn!(
-                rate = limiter.rate(),
-                "WeChat Pay answered 429: send rate lowered"
-            );
+            events::RateLowered {
+                rate: limiter.rate(),
+            }
+            .emit(&self.metrics);
         }
     }
 
@@ -519,11 +519,12 @@ impl Delivery {
             }
             Disposition::Transient(_) => ("failed", false),
         };
-        self.metrics
-            .probes
-            .with_label_values(&[what, outcome])
-            .inc();
-        tracing::info!(probe = what, outcome, status = ?attempt.status, "WeChat Pay probed");
+        events::Probed {
+            probe: what,
+            outcome,
+            status: attempt.status,
+        }
+        .emit(&self.metrics);
         answered
     }
 }

@@ -26,6 +26,7 @@ use crate::event::OrderEvent;
 use crate::plan::{self, Step};
 use crate::snapshot::{Ignored, OrderState};
 use crate::state::Sink;
+use crate::telemetry::events::{self, Emit as _};
 
 /// One decoded event waiting for its order.
 #[derive(Debug, Clone)]
@@ -78,21 +79,16 @@ pub async fn dead_letter(
     );
     let ok = sink.dead_letter(&dl, cancel).await.is_ok();
     if ok {
-        shared
-            .metrics
-            .dead_letters
-            .with_label_values(&[failure.reason.as_str()])
-            .inc();
-        tracing::warn!(
-            partition = record.partition,
-            offset = record.offset,
-            out_order_no = out_order_no.unwrap_or(""),
-            reason = failure.reason.as_str(),
-            error = %failure.detail,
-            attempts = failure.attempts,
-            http_status = failure.answer.map(|a| a.status),
-            "dead-lettered"
-        );
+        events::DeadLettered {
+            partition: record.partition,
+            offset: record.offset,
+            out_order_no,
+            reason: failure.reason.as_str(),
+            detail: &failure.detail,
+            attempts: failure.attempts,
+            http_status: failure.answer.map(|a| a.status),
+        }
+        .emit(&shared.metrics);
     }
     ok
 }
@@ -107,12 +103,14 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn ignored(&self, order: &str, job: &Job, why: Ignored) {
-        self.shared
-            .metrics
-            .events_ignored
-            .with_label_values(&[why.as_str()])
-            .inc();
-        tracing::debug!(partition = self.owned.partition, offset = job.record.offset, out_order_no = %order, event_id = job.event.event_id.as_str(), reason = why.as_str(), "event ignored");
+        events::EventIgnored {
+            partition: self.owned.partition,
+            offset: job.record.offset,
+            out_order_no: order,
+            event_id: &job.event.event_id,
+            reason: why.as_str(),
+        }
+        .emit(&self.shared.metrics);
     }
 
     /// The write-ahead record: the state about to be posted, its acknowledged digest unknown.

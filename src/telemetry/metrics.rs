@@ -16,27 +16,6 @@ pub const POST_STATUSES: [&str; 15] = [
     "200", "204", "400", "401", "403", "404", "408", "429", "500", "502", "503", "504", "3xx",
     "other", "none",
 ];
-/// Retry causes.
-pub const RETRY_CAUSES: [&str; 5] = [
-    "unverified",
-    "throttled",
-    "server_error",
-    "timeout",
-    "connection",
-];
-/// Ignore reasons.
-pub const IGNORE_REASONS: [&str; 2] = ["duplicate_event", "stale_seq"];
-/// Response-signature failure reasons.
-pub const SIGNATURE_FAILURES: [&str; 7] = [
-    "missing_header",
-    "signtest",
-    "unknown_serial",
-    "bad_timestamp",
-    "skewed",
-    "bad_encoding",
-    "mismatch",
-];
-
 /// Every metric family the service exports (histograms by their base name).
 pub const NAMES: &[&str] = &[
     "catering_sync_events_consumed_total",
@@ -257,7 +236,7 @@ impl Metrics {
                 "catering_sync_events_ignored_total",
                 "Events ignored (duplicate event id, stale seq)",
                 "reason",
-                &IGNORE_REASONS,
+                &crate::snapshot::Ignored::ALL.map(|i| i.as_str()),
             )?,
             posts,
             post_duration: histogram(
@@ -273,7 +252,7 @@ impl Metrics {
                 "catering_sync_retries_total",
                 "Retries scheduled after a transient failure, by cause",
                 "cause",
-                &RETRY_CAUSES,
+                &crate::wechatpay::TransientCause::each().map(|c| c.label()),
             )?,
             dead_letters: counter_vec(
                 r,
@@ -323,7 +302,7 @@ impl Metrics {
                 "catering_sync_response_signature_failures_total",
                 "2xx responses whose signature did not verify, by reason",
                 "reason",
-                &SIGNATURE_FAILURES,
+                &crate::wechatpay::VerifyError::each().map(|e| e.label()),
             )?,
             config_fault: gauge(
                 r,

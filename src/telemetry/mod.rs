@@ -1,5 +1,7 @@
-//! Health and the HTTP endpoints (`/healthz`, `/readyz`).
+//! Health, metrics, notable occurrences as events (their log line and metric together), and
+//! the HTTP endpoints (`/metrics`, `/healthz`, `/readyz`).
 
+pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod server;

@@ -79,6 +79,28 @@ pub enum TransientCause {
 }
 
 impl TransientCause {
+    /// One cause of each kind (payloads arbitrary): the retry metric's label set is derived
+    /// from it.
+    pub fn each() -> [Self; 6] {
+        // A new variant fails to compile here until it is listed below.
+        let _every_variant_listed = |c: &Self| match c {
+            Self::Unverified(_)
+            | Self::Throttled
+            | Self::NotProcessed(_)
+            | Self::Server(_)
+            | Self::Timeout
+            | Self::Connection => (),
+        };
+        [
+            Self::Unverified(VerifyError::Mismatch),
+            Self::Throttled,
+            Self::NotProcessed(202),
+            Self::Server(500),
+            Self::Timeout,
+            Self::Connection,
+        ]
+    }
+
     /// A short, bounded label for metrics and dead-letter headers.
     pub fn label(&self) -> &'static str {
         match self {

@@ -50,6 +50,30 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
+    /// One failure of each kind (payloads arbitrary): the signature-failure metric's label set
+    /// is derived from it.
+    pub fn each() -> [Self; 7] {
+        // A new variant fails to compile here until it is listed below.
+        let _every_variant_listed = |e: &Self| match e {
+            Self::MissingHeader(_)
+            | Self::SignTestProbe
+            | Self::UnknownSerial(_)
+            | Self::BadTimestamp
+            | Self::Skewed(_)
+            | Self::BadEncoding
+            | Self::Mismatch => (),
+        };
+        [
+            Self::MissingHeader(header::SIGNATURE),
+            Self::SignTestProbe,
+            Self::UnknownSerial(String::new()),
+            Self::BadTimestamp,
+            Self::Skewed(0),
+            Self::BadEncoding,
+            Self::Mismatch,
+        ]
+    }
+
     /// A short, bounded label for metrics.
     pub fn label(&self) -> &'static str {
         match self {

@@ -59,6 +59,15 @@ pub enum Ignored {
 }
 
 impl Ignored {
+    /// Every reason: the metric's label set is derived from it.
+    pub const ALL: [Self; 2] = {
+        // A new variant fails to compile here until it is listed in ALL.
+        let _every_variant_listed = |i: Self| match i {
+            Self::DuplicateEvent | Self::StaleSeq => (),
+        };
+        [Self::DuplicateEvent, Self::StaleSeq]
+    };
+
     /// Metric label.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,0 +1,175 @@
+//! Notable occurrences as events, after Vector's internal events: each is one value whose
+//! [`Emit::emit`] writes its log line and moves its metric together, so the two can never
+//! disagree (a metric moved without its line, a line with a label the metric lacks). Fields are
+//! plain values and bounded labels, so telemetry imports nothing of the pipeline; label sets are
+//! derived from the enums that own them (`Reason::ALL`, `Ignored::ALL`, `TransientCause::each`,
+//! `VerifyError::each`) where the metrics are registered.
+
+use super::metrics::Metrics;
+
+/// An occurrence that logs and counts itself.
+pub trait Emit {
+    /// Write the log line and move the metric.
+    fn emit(self, metrics: &Metrics);
+}
+
+/// A dead letter the broker acknowledged.
+#[derive(Debug)]
+pub struct DeadLettered<'a> {
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// The order, when known.
+    pub out_order_no: Option<&'a str>,
+    /// `Reason::as_str`.
+    pub reason: &'static str,
+    /// What went wrong.
+    pub detail: &'a str,
+    /// Attempts made.
+    pub attempts: u32,
+    /// WeChat Pay's HTTP status, when it answered.
+    pub http_status: Option<u16>,
+}
+
+impl Emit for DeadLettered<'_> {
+    fn emit(self, metrics: &Metrics) {
+        metrics.dead_letters.with_label_values(&[self.reason]).inc();
+        tracing::warn!(
+            partition = self.partition,
+            offset = self.offset,
+            out_order_no = self.out_order_no.unwrap_or(""),
+            reason = self.reason,
+            error = %self.detail,
+            attempts = self.attempts,
+            http_status = self.http_status,
+            "dead-lettered"
+        );
+    }
+}
+
+/// An event that was not applied (duplicate, stale): counted, never dead-lettered.
+#[derive(Debug)]
+pub struct EventIgnored<'a> {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// The order.
+    pub out_order_no: &'a str,
+    /// The event.
+    pub event_id: &'a str,
+    /// `Ignored::as_str`.
+    pub reason: &'static str,
+}
+
+impl Emit for EventIgnored<'_> {
+    fn emit(self, metrics: &Metrics) {
+        metrics
+            .events_ignored
+            .with_label_values(&[self.reason])
+            .inc();
+        tracing::debug!(
+            partition = self.partition,
+            offset = self.offset,
+            out_order_no = %self.out_order_no,
+            event_id = self.event_id,
+            reason = self.reason,
+            "event ignored"
+        );
+    }
+}
+
+/// A transient failure whose retry is scheduled.
+#[derive(Debug)]
+pub struct Retrying {
+    /// `TransientCause::label`.
+    pub cause: &'static str,
+    /// HTTP status, when there was an answer.
+    pub status: Option<u16>,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Attempts that counted toward the budget.
+    pub counted: u32,
+    /// The wait before the next attempt, in milliseconds.
+    pub delay_ms: u64,
+}
+
+impl Emit for Retrying {
+    fn emit(self, metrics: &Metrics) {
+        metrics.retries.with_label_values(&[self.cause]).inc();
+        tracing::debug!(
+            cause = self.cause,
+            status = ?self.status,
+            attempts = self.attempts,
+            counted = self.counted,
+            delay_ms = self.delay_ms,
+            "retrying"
+        );
+    }
+}
+
+/// A 2xx whose signature did not verify.
+pub struct Unverified<'a> {
+    /// `VerifyError::label`.
+    pub reason: &'static str,
+    /// The verification error.
+    pub error: &'a dyn std::fmt::Display,
+    /// A `WECHATPAY/SIGNTEST/` probe: counted, not logged (unverified by design).
+    pub signtest: bool,
+}
+
+impl Emit for Unverified<'_> {
+    fn emit(self, metrics: &Metrics) {
+        metrics
+            .signature_failures
+            .with_label_values(&[self.reason])
+            .inc();
+        if !self.signtest {
+            tracing::warn!(reason = self.reason, error = %self.error, "2xx response whose signature did not verify: retrying (possible tampering)");
+        }
+    }
+}
+
+/// A 429 that lowered the send rate.
+#[derive(Debug)]
+pub struct RateLowered {
+    /// The new rate, posts per second.
+    pub rate: f64,
+}
+
+impl Emit for RateLowered {
+    fn emit(self, metrics: &Metrics) {
+        metrics.send_rate_limit.set(self.rate.round() as i64);
+        tracing::warn!(
+            rate = self.rate,
+            "WeChat Pay answered 429: send rate lowered"
+        );
+    }
+}
+
+/// A probe of WeChat Pay and what it got.
+#[derive(Debug)]
+pub struct Probed {
+    /// `breaker` or `deployment_fault`.
+    pub probe: &'static str,
+    /// `answered`, `deployment_fault`, `throttled` or `failed`.
+    pub outcome: &'static str,
+    /// HTTP status, when there was an answer.
+    pub status: Option<u16>,
+}
+
+impl Emit for Probed {
+    fn emit(self, metrics: &Metrics) {
+        metrics
+            .probes
+            .with_label_values(&[self.probe, self.outcome])
+            .inc();
+        tracing::info!(
+            probe = self.probe,
+            outcome = self.outcome,
+            status = ?self.status,
+            "WeChat Pay probed"
+        );
+    }
+}
