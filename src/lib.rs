@@ -39,7 +39,8 @@
 //!   body rules, fault injection), used by tests, the demo and benchmarks; with [`keygen`] (test
 //!   keys), the crate `catering-sync-sandbox` (`crates/sandbox`), which depends on the core only
 //!   (`scripts/check-layers.sh`), re-exported here.
-//! - [`demo`], `check`, [`mod@bench`]: the embedded demo, `check-event`, benchmarks.
+//! - [`demo`], `check`, [`mod@bench`]: the embedded demo, `check-event`, benchmarks;
+//!   [`local`]: the one local configuration they and the tests run with, built as a value.
 //! - [`cli`]: the command-line interface; `main.rs` only dispatches to it.
 #![deny(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -71,6 +72,8 @@ pub mod bench;
 pub(crate) mod check;
 #[cfg(feature = "tools")]
 pub mod demo;
+#[cfg(feature = "tools")]
+pub mod local;
 #[cfg(feature = "tools")]
 pub use catering_sync_sandbox::keygen;
 

@@ -100,49 +100,31 @@ impl Bed {
         sequential: bool,
         http_port: u16,
     ) -> String {
-        let dir = self.keys_dir();
-        format!(
-            r#"# catering-sync bench: run {run}
-[kafka]
-brokers = "{bootstrap}"
-group_id = "bench-{run}"
-input_topic = "{input}"
-changelog_topic = "bench-{run}-state"
-dlq_topic = "bench-{run}-dlq"
-# tansu hangs a second member's SyncGroup under cooperative-sticky (one member here, but keep
-# what works on the test broker).
-assignor = "range"
-session_timeout_ms = 6000
-changelog_replication = 1
-[kafka.common]
-"broker.address.family" = "v4"
-[kafka.consumer]
-"allow.auto.create.topics" = "false"
-# tansu answers a waiting fetch only when fetch.wait.max.ms expires, not when data arrives
-# (Kafka answers at once): a short wait keeps the broker hop from dominating the latency run.
-"fetch.wait.max.ms" = "{FETCH_WAIT_MS}"
-[wechatpay]
-base_url = "{sandbox}"
-mchid = "{mchid}"
-merchant_serial = "{serial}"
-private_key_file = "{dir}/apiclient_key.pem"
-[[wechatpay.verification_keys]]
-key_id = "{kid}"
-public_key_file = "{dir}/wechatpay_pub_key.pem"
-[pipeline]
-sequential = {sequential}
-max_in_flight = {mif}
-[http]
-listen = "127.0.0.1:{http_port}"
-"#,
-            bootstrap = self.tansu.bootstrap,
-            mchid = self.keys.mchid,
-            serial = self.keys.merchant_serial,
-            dir = dir.display(),
-            kid = self.keys.wechatpay_key_id,
-            mif = self.max_in_flight,
-            FETCH_WAIT_MS = FETCH_WAIT_MS,
+        let config = crate::local::LocalConfig::new(
+            &self.tansu.bootstrap,
+            sandbox,
+            &self.keys_dir(),
+            &self.keys,
         )
+        .names(
+            &format!("bench-{run}"),
+            input,
+            &format!("bench-{run}-state"),
+            &format!("bench-{run}-dlq"),
+        )
+        // tansu hangs a second member's SyncGroup under cooperative-sticky (one member here,
+        // but keep what works on the test broker).
+        .set("kafka.assignor", "range")
+        .property("common", "broker.address.family", "v4")
+        .property("consumer", "allow.auto.create.topics", "false")
+        // tansu answers a waiting fetch only when fetch.wait.max.ms expires, not when data
+        // arrives (Kafka answers at once): a short wait keeps the broker hop from dominating
+        // the latency run.
+        .property("consumer", "fetch.wait.max.ms", &FETCH_WAIT_MS.to_string())
+        .set("pipeline.sequential", sequential)
+        .set("pipeline.max_in_flight", self.max_in_flight as i64)
+        .set("http.listen", format!("127.0.0.1:{http_port}"));
+        format!("# catering-sync bench: run {run}\n{}", config.to_toml())
     }
 }
 

@@ -88,49 +88,28 @@ fn config_text(
     k: &crate::keygen::GeneratedKeys,
     sandbox_url: &str,
 ) -> String {
-    format!(
-        r#"
-[kafka]
-brokers = "{bootstrap}"
-group_id = "catering-sync-demo"
-input_topic = "catering.order-events"
-changelog_topic = "catering-sync.snapshots"
-dlq_topic = "catering-sync.dlq"
-assignor = "cooperative-sticky"
-session_timeout_ms = 6000
-changelog_replication = 1
-[kafka.consumer]
-"heartbeat.interval.ms" = "500"
-"statistics.interval.ms" = "1000"
-[wechatpay]
-base_url = "{sandbox_url}"
-mchid = "{mchid}"
-merchant_serial = "{serial}"
-private_key_file = "{dir}/apiclient_key.pem"
-request_timeout_ms = 3000
-[[wechatpay.verification_keys]]
-key_id = "{kid}"
-public_key_file = "{dir}/wechatpay_pub_key.pem"
-[pipeline]
-max_in_flight = 16
-drain_timeout_ms = 5000
-commit_interval_ms = 200
-shutdown_timeout_ms = 10000
-[retry]
-initial_backoff_ms = 20
-max_backoff_ms = 1000
-max_attempts = 8
-breaker_threshold = 5
-breaker_cooldown_ms = 500
-config_fault_retry_ms = 1000
-[http]
-listen = "127.0.0.1:0"
-"#,
-        mchid = k.mchid,
-        serial = k.merchant_serial,
-        dir = keys_dir.display(),
-        kid = k.wechatpay_key_id,
-    )
+    crate::local::LocalConfig::new(bootstrap, sandbox_url, keys_dir, k)
+        .names(
+            "catering-sync-demo",
+            "catering.order-events",
+            "catering-sync.snapshots",
+            "catering-sync.dlq",
+        )
+        .set("kafka.assignor", "cooperative-sticky")
+        .property("consumer", "heartbeat.interval.ms", "500")
+        .property("consumer", "statistics.interval.ms", "1000")
+        .set("wechatpay.request_timeout_ms", 3_000)
+        .set("pipeline.max_in_flight", 16)
+        .set("pipeline.drain_timeout_ms", 5_000)
+        .set("pipeline.commit_interval_ms", 200)
+        .set("pipeline.shutdown_timeout_ms", 10_000)
+        .set("retry.initial_backoff_ms", 20)
+        .set("retry.max_backoff_ms", 1_000)
+        .set("retry.max_attempts", 8)
+        .set("retry.breaker_threshold", 5)
+        .set("retry.breaker_cooldown_ms", 500)
+        .set("retry.config_fault_retry_ms", 1_000)
+        .to_toml()
 }
 
 /// Run the demo. The mock cluster lives on this task (it is not `Send`), so run this future with

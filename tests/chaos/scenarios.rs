@@ -931,9 +931,7 @@ pub async fn cooperative(profile: Profile) {
         ..Faults::default()
     };
     let mut run = Run::mock("cooperative", profile, 6, faults).await;
-    run.config = run
-        .config
-        .replace("assignor = \"range\"", "assignor = \"cooperative-sticky\"");
+    run.set_config("kafka", "assignor", "\"cooperative-sticky\"");
     let (orders, changes) = profile.pick((600, 5), (2000, 10));
     let s = stream("CO", orders, run.seed);
     let mut chunks = s.chunks(profile.pick(20, 40));

@@ -51,12 +51,12 @@ async fn metrics_of_a_running_pipeline_are_exported_and_move() {
     records.push(Outgoing::keyed("bad", b"{not json".to_vec()));
     let delivered = broker.produce_batch(&names.input, records).await;
     let ends = ends(&delivered);
-    let app = RunningApp::start(
-        &config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "").replace(
-            "[kafka.consumer]\n\"heartbeat",
-            "[kafka.consumer]\n\"statistics.interval.ms\" = \"500\"\n\"heartbeat",
-        ),
-    )
+    let app = RunningApp::start(&config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
+        "[kafka.consumer]\n\"statistics.interval.ms\" = \"500\"",
+    ))
     .await;
     let url = format!("http://{}/metrics", app.http_addr);
     let done = delivered_and_committed(

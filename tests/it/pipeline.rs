@@ -181,8 +181,12 @@ async fn dead_letters_poison_events_and_commits_past_them() {
     records.push(crate::broker::Outgoing::keyed("PZ-NEW", invalid));
     let delivered = broker.produce_batch(&names.input, records.clone()).await;
     let ends = ends(&delivered);
-    let config = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "")
-        .replace("[pipeline]", "[pipeline]\nmax_event_bytes = 100000");
+    let config = config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
+        "[pipeline]\nmax_event_bytes = 100000",
+    );
     let app = RunningApp::start(&config).await;
     let done = eventually(Duration::from_secs(90), || async {
         all_committed(&broker, &names, &ends, 2).await
@@ -636,8 +640,10 @@ async fn backpressure_pauses_and_resumes_without_loss() {
         .produce_batch(&names.input, interleave(&orders, 5))
         .await;
     let ends = ends(&delivered);
-    let config = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "").replace(
-        "[pipeline]",
+    let config = config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
         "[pipeline]\npartition_buffer = 4\nmax_in_flight = 3",
     );
     let app = RunningApp::start(&config).await;

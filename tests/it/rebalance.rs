@@ -135,8 +135,12 @@ async fn rebalance_with_a_member_added_and_one_killed_on_mock_cluster_cooperativ
         ..Faults::default()
     })
     .await;
-    let config = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "")
-        .replace("assignor = \"range\"", "assignor = \"cooperative-sticky\"");
+    let config = config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
+        "[kafka]\nassignor = \"cooperative-sticky\"",
+    );
     three_members_one_added_one_killed(&broker, config, &names, &sandbox, 6).await;
     sandbox.shutdown().await;
 }

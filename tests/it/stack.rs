@@ -10,6 +10,7 @@ use std::sync::Arc;
 use catering_sync::app::{self, AppError};
 use catering_sync::config::Config;
 use catering_sync::event::{decode, DecodeLimits};
+use catering_sync::local::LocalConfig;
 use catering_sync::sandbox::{Faults, SandboxConfig, SandboxHandle};
 use catering_sync::snapshot::{Defaults, OrderState};
 use catering_sync::telemetry::Health;
@@ -40,58 +41,26 @@ impl Names {
 }
 
 /// A configuration for tests: short timeouts, the `range` assignor (tansu), the sandbox.
-pub fn config_text(bootstrap: &str, names: &Names, sandbox_url: &str, extra: &str) -> String {
-    let dir = keys_dir();
-    let k = keys();
-    format!(
-        r#"
-[kafka]
-brokers = "{bootstrap}"
-group_id = "{group}"
-input_topic = "{input}"
-changelog_topic = "{changelog}"
-dlq_topic = "{dlq}"
-assignor = "range"
-session_timeout_ms = 6000
-changelog_replication = 1
-[kafka.common]
-"broker.address.family" = "v4"
-[kafka.consumer]
-"heartbeat.interval.ms" = "500"
-"allow.auto.create.topics" = "false"
-[wechatpay]
-base_url = "{sandbox_url}"
-mchid = "{mchid}"
-merchant_serial = "{serial}"
-private_key_file = "{dir}/apiclient_key.pem"
-request_timeout_ms = 2000
-[[wechatpay.verification_keys]]
-key_id = "{kid}"
-public_key_file = "{dir}/wechatpay_pub_key.pem"
-[pipeline]
-drain_timeout_ms = 5000
-commit_interval_ms = 200
-shutdown_timeout_ms = 10000
-[retry]
-initial_backoff_ms = 50
-max_backoff_ms = 1000
-max_attempts = 10
-breaker_threshold = 3
-breaker_cooldown_ms = 500
-config_fault_retry_ms = 500
-[http]
-listen = "127.0.0.1:0"
-{extra}
-"#,
-        group = names.group,
-        input = names.input,
-        changelog = names.changelog,
-        dlq = names.dlq,
-        mchid = k.mchid,
-        serial = k.merchant_serial,
-        dir = dir.display(),
-        kid = k.wechatpay_key_id,
-    )
+/// `overrides` is a TOML table merged over it key by key (`"[retry]\nmax_attempts = 4"`).
+pub fn config_text(bootstrap: &str, names: &Names, sandbox_url: &str, overrides: &str) -> String {
+    LocalConfig::new(bootstrap, sandbox_url, &keys_dir(), keys())
+        .names(&names.group, &names.input, &names.changelog, &names.dlq)
+        .set("kafka.assignor", "range")
+        .property("common", "broker.address.family", "v4")
+        .property("consumer", "heartbeat.interval.ms", "500")
+        .property("consumer", "allow.auto.create.topics", "false")
+        .set("wechatpay.request_timeout_ms", 2_000)
+        .set("pipeline.drain_timeout_ms", 5_000)
+        .set("pipeline.commit_interval_ms", 200)
+        .set("pipeline.shutdown_timeout_ms", 10_000)
+        .set("retry.initial_backoff_ms", 50)
+        .set("retry.max_backoff_ms", 1_000)
+        .set("retry.max_attempts", 10)
+        .set("retry.breaker_threshold", 3)
+        .set("retry.breaker_cooldown_ms", 500)
+        .set("retry.config_fault_retry_ms", 500)
+        .merge(overrides)
+        .to_toml()
 }
 
 /// A service running in this process.

@@ -164,7 +164,12 @@ async fn a_brownout_dead_letters_nothing_and_catches_up() {
         .produce_batch(&names.input, interleave(&orders, 0))
         .await;
     let ends = ends(&delivered);
-    let config = config(&broker, &names, &sandbox).replace("max_attempts = 10", "max_attempts = 4");
+    let config = config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
+        "[retry]\nmax_attempts = 4",
+    );
     let app = RunningApp::start(&config).await;
     // Long enough for many flaps of the breaker: until 1,500 answers were 500s (or the first
     // dead letter).

@@ -201,12 +201,12 @@ async fn a_zero_commit_interval_is_refused_at_start() {
     let records: Vec<Outgoing> = interleave(&orders, 0);
     broker.produce_batch(&names.input, records).await;
     let port = free_port();
-    let config = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "")
-        .replace("commit_interval_ms = 200", "commit_interval_ms = 0")
-        .replace(
-            "listen = \"127.0.0.1:0\"",
-            &format!("listen = \"127.0.0.1:{port}\""),
-        );
+    let config = config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
+        &format!("[pipeline]\ncommit_interval_ms = 0\n[http]\nlisten = \"127.0.0.1:{port}\""),
+    );
     let mut app = ChildApp::spawn(&config);
     let started = exit_or_ready(&mut app, port, Duration::from_secs(90)).await;
     match started {

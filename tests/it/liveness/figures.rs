@@ -24,9 +24,9 @@ fn env(name: &str, default: u64) -> u64 {
 /// Production retry defaults (backoff 200 ms – 30 s, 10 attempts, breaker 5 / 50 % / 30 s window,
 /// 5 s cooldown), not the tests' short ones.
 fn production_retry(config: String) -> String {
-    let start = config.find("[retry]").expect("retry table");
-    let end = config[start..].find("[http]").expect("http table") + start;
-    format!("{}[retry]\n{}", &config[..start], &config[end..])
+    let mut table: toml::Table = config.parse().expect("a TOML configuration");
+    table.insert("retry".into(), toml::Table::new().into());
+    toml::to_string(&table).expect("a table serialises")
 }
 
 async fn scenario(name: &str, fault: Faults, fault_for: Duration) {
