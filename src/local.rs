@@ -39,6 +39,15 @@ impl LocalConfig {
         .set("http.listen", "127.0.0.1:0")
     }
 
+    /// Short bounds for runs of seconds, shared by the demo and the tests: 500 ms heartbeats,
+    /// a 5 s drain, commits every 200 ms, a 10 s shutdown.
+    pub fn quick(self) -> Self {
+        self.property("consumer", "heartbeat.interval.ms", "500")
+            .set("pipeline.drain_timeout_ms", 5_000)
+            .set("pipeline.commit_interval_ms", 200)
+            .set("pipeline.shutdown_timeout_ms", 10_000)
+    }
+
     /// The group and its three topics.
     pub fn names(self, group: &str, input: &str, changelog: &str, dlq: &str) -> Self {
         self.set("kafka.group_id", group)

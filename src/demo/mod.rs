@@ -95,14 +95,11 @@ fn config_text(
             "catering-sync.snapshots",
             "catering-sync.dlq",
         )
+        .quick()
         .set("kafka.assignor", "cooperative-sticky")
-        .property("consumer", "heartbeat.interval.ms", "500")
         .property("consumer", "statistics.interval.ms", "1000")
         .set("wechatpay.request_timeout_ms", 3_000)
         .set("pipeline.max_in_flight", 16)
-        .set("pipeline.drain_timeout_ms", 5_000)
-        .set("pipeline.commit_interval_ms", 200)
-        .set("pipeline.shutdown_timeout_ms", 10_000)
         .set("retry.initial_backoff_ms", 20)
         .set("retry.max_backoff_ms", 1_000)
         .set("retry.max_attempts", 8)
