@@ -91,7 +91,8 @@ impl LocalConfig {
     }
 
     /// Merge an override table given as TOML text: its keys replace or join this one's, tables
-    /// merged key by key (`"[retry]\nmax_attempts = 4"` changes one key of `[retry]`).
+    /// merged key by key (`"[retry]\nmax_attempts = 4"` changes one key of `[retry]`); an
+    /// array (`[[wechatpay.verification_keys]]`) replaces the array, it is not appended to.
     pub fn merge(mut self, overrides: &str) -> Self {
         let extra: Table = overrides
             .parse()

@@ -169,11 +169,11 @@ pub struct Summary {
 /// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    /// Reading the dead-letter topic failed.
-    #[error("reading the dead-letter topic: {0}")]
+    /// Reading the dead-letter topic failed (the cause follows in the error chain).
+    #[error("reading the dead-letter topic")]
     Read(#[from] KafkaError),
     /// The reading task ended abnormally.
-    #[error("reading the dead-letter topic: {0}")]
+    #[error("reading the dead-letter topic")]
     Task(#[from] tokio::task::JoinError),
     /// The producer could not be made.
     #[error("creating the producer: {0}")]
@@ -187,7 +187,7 @@ pub enum ReplayError {
         error: KafkaError,
     },
     /// The report could not be written.
-    #[error("writing the report: {0}")]
+    #[error("writing the report")]
     Report(#[from] std::io::Error),
 }
 

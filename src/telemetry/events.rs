@@ -3,7 +3,9 @@
 //! disagree (a metric moved without its line, a line with a label the metric lacks). Fields are
 //! plain values and bounded labels, so telemetry imports nothing of the pipeline; label sets are
 //! derived from the enums that own them (`Reason::ALL`, `Ignored::ALL`, `TransientCause::each`,
-//! `VerifyError::each`) where the metrics are registered.
+//! `VerifyError::each`) where the metrics are registered. Each line keeps the target of the
+//! stage it reports on (`catering_sync::pipeline::order` or `::delivery`), so `RUST_LOG`
+//! directives by module select it as before.
 
 use super::metrics::Metrics;
 
@@ -36,6 +38,7 @@ impl Emit for DeadLettered<'_> {
     fn emit(self, metrics: &Metrics) {
         metrics.dead_letters.with_label_values(&[self.reason]).inc();
         tracing::warn!(
+            target: "catering_sync::pipeline::order",
             partition = self.partition,
             offset = self.offset,
             out_order_no = self.out_order_no.unwrap_or(""),
@@ -70,6 +73,7 @@ impl Emit for EventIgnored<'_> {
             .with_label_values(&[self.reason])
             .inc();
         tracing::debug!(
+            target: "catering_sync::pipeline::order",
             partition = self.partition,
             offset = self.offset,
             out_order_no = %self.out_order_no,
@@ -99,6 +103,7 @@ impl Emit for Retrying {
     fn emit(self, metrics: &Metrics) {
         metrics.retries.with_label_values(&[self.cause]).inc();
         tracing::debug!(
+            target: "catering_sync::pipeline::delivery",
             cause = self.cause,
             status = ?self.status,
             attempts = self.attempts,
@@ -126,7 +131,9 @@ impl Emit for Unverified<'_> {
             .with_label_values(&[self.reason])
             .inc();
         if !self.signtest {
-            tracing::warn!(reason = self.reason, error = %self.error, "2xx response whose signature did not verify: retrying (possible tampering)");
+            tracing::warn!(
+                target: "catering_sync::pipeline::delivery",
+                reason = self.reason, error = %self.error, "2xx response whose signature did not verify: retrying (possible tampering)");
         }
     }
 }
@@ -142,6 +149,7 @@ impl Emit for RateLowered {
     fn emit(self, metrics: &Metrics) {
         metrics.send_rate_limit.set(self.rate.round() as i64);
         tracing::warn!(
+            target: "catering_sync::pipeline::delivery",
             rate = self.rate,
             "WeChat Pay answered 429: send rate lowered"
         );
@@ -166,6 +174,7 @@ impl Emit for Probed {
             .with_label_values(&[self.probe, self.outcome])
             .inc();
         tracing::info!(
+            target: "catering_sync::pipeline::delivery",
             probe = self.probe,
             outcome = self.outcome,
             status = ?self.status,

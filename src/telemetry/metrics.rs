@@ -430,6 +430,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn label_sets_derived_from_the_enums_are_distinct_and_complete() {
+        use std::collections::BTreeSet;
+        let distinct =
+            |labels: &[&str]| labels.iter().collect::<BTreeSet<_>>().len() == labels.len();
+        let ignored = crate::snapshot::Ignored::ALL.map(|i| i.as_str());
+        let causes = crate::wechatpay::TransientCause::each().map(|c| c.label());
+        let failures = crate::wechatpay::VerifyError::each().map(|e| e.label());
+        assert!(distinct(&ignored) && distinct(&causes) && distinct(&failures));
+        assert!(
+            causes.contains(&"not_processed"),
+            "the label RETRY_CAUSES had lost"
+        );
+    }
+
+    #[test]
     fn the_registry_exports_exactly_the_documented_names() {
         let (r, m) = Metrics::standalone();
         // Per-partition families appear once a partition is assigned.

@@ -44,15 +44,12 @@ async fn a_changelog_refused_for_good_makes_the_pod_not_ready_then_exit_non_zero
     }
     let sandbox = sandbox_with(Faults::default()).await;
     let port = free_port();
-    let config = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "")
-        .replace(
-            "listen = \"127.0.0.1:0\"",
-            &format!("listen = \"127.0.0.1:{port}\""),
-        )
-        .replace(
-            "commit_interval_ms = 200",
-            "commit_interval_ms = 200\nproduce_fault_exit_ms = 5000",
-        );
+    let config = config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
+        &format!("[pipeline]\nproduce_fault_exit_ms = 5000\n[http]\nlisten = \"127.0.0.1:{port}\""),
+    );
     let first = gen_orders("PFA", 5);
     broker
         .produce_batch(&names.input, interleave(&first, 0))
