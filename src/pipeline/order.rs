@@ -24,9 +24,10 @@ use crate::clock::Cancel;
 use crate::dead_letter::{self, Failure, Reason, Source};
 use crate::event::OrderEvent;
 use crate::plan::{self, Step};
-use crate::snapshot::{Ignored, OrderState};
+use crate::snapshot::{Body, Ignored, OrderState};
 use crate::state::Sink;
 use crate::telemetry::events::{self, Emit as _};
+use crate::wechatpay::Rejection;
 
 /// One decoded event waiting for its order.
 #[derive(Debug, Clone)]
@@ -250,7 +251,6 @@ async fn post(
         return false;
     }
     crash_point(CrashPoint::BeforePost);
-    let partition = run.owned.partition;
     let delivered = run
         .shared
         .delivery
@@ -258,23 +258,29 @@ async fn post(
         .await;
     match delivered {
         Delivered::Acknowledged { attempts } => {
-            crash_point(CrashPoint::AfterAck);
-            run.state.mark_acked(&body, crate::clock::unix_millis());
-            // Debug, not info: the normal path, thousands a second per pod; the metrics count it.
-            tracing::debug!(partition, out_order_no = %order, offset = group.last().map(|j| j.record.offset), status = %body.status, attempts, events = group.len(), "acknowledged by WeChat Pay");
-            // The acknowledged digest follows off the order's critical path (its state, and so
-            // every event of the group, is already durable). A final (PAY_SUCCESS) one is queued
-            // now, ahead of the order's next record: the sweep's retention clock starts from it.
-            // Any other rides on the order's next record: losing it costs at most a duplicate
-            // post of the same body after a crash, and saves a changelog write per post.
-            if body.status == crate::snapshot::Status::PaySuccess {
-                run.owned
-                    .sink
-                    .queue_state(order, &run.state.record_bytes(order));
-            }
-            run.done.extend(group.iter().map(|j| j.record.offset));
+            acknowledged(run, order, group, &body, attempts);
             true
         }
+        Delivered::Cancelled => false,
+        failed => {
+            let Some((reason, detail, attempts, answer)) = verdict(failed) else {
+                return false;
+            };
+            let failure = Failure {
+                reason,
+                detail,
+                attempts,
+                answer: answer.as_ref(),
+            };
+            undo(run, order, before, changed).await && run.dead_letter_group(group, &failure).await
+        }
+    }
+}
+
+/// Why a post that ended without a verified 204 is dead-lettered: the reason, the detail, the
+/// attempts and WeChat Pay's answer when there was one (`None` for any other outcome).
+fn verdict(delivered: Delivered) -> Option<(Reason, String, u32, Option<Rejection>)> {
+    match delivered {
         Delivered::Rejected {
             rejection,
             attempts,
@@ -283,30 +289,38 @@ async fn post(
                 || format!("HTTP {}", rejection.status),
                 |e| format!("{}: {}", e.code, e.message),
             );
-            let failure = Failure {
-                reason: Reason::Rejected,
-                detail,
-                attempts,
-                answer: Some(&rejection),
-            };
-            undo(run, order, before, changed).await && run.dead_letter_group(group, &failure).await
+            Some((Reason::Rejected, detail, attempts, Some(rejection)))
         }
         Delivered::Exhausted { last, attempts } => {
-            let answer = last.status.map(|status| crate::wechatpay::Rejection {
+            let answer = last.status.map(|status| Rejection {
                 status,
                 error: last.error.clone(),
                 request_id: None,
             });
-            let failure = Failure {
-                reason: Reason::RetriesExhausted,
-                detail: format!("{} after {attempts} attempts", last.cause.label()),
-                attempts,
-                answer: answer.as_ref(),
-            };
-            undo(run, order, before, changed).await && run.dead_letter_group(group, &failure).await
+            let detail = format!("{} after {attempts} attempts", last.cause.label());
+            Some((Reason::RetriesExhausted, detail, attempts, answer))
         }
-        Delivered::Cancelled => false,
+        Delivered::Acknowledged { .. } | Delivered::Cancelled => None,
     }
+}
+
+/// A verified 204 for `body`: the state knows it, and the group's offsets are done.
+fn acknowledged(run: &mut Run<'_>, order: &str, group: &[Job], body: &Body, attempts: u32) {
+    crash_point(CrashPoint::AfterAck);
+    run.state.mark_acked(body, crate::clock::unix_millis());
+    // Debug, not info: the normal path, thousands a second per pod; the metrics count it.
+    tracing::debug!(partition = run.owned.partition, out_order_no = %order, offset = group.last().map(|j| j.record.offset), status = %body.status, attempts, events = group.len(), "acknowledged by WeChat Pay");
+    // The acknowledged digest follows off the order's critical path (its state, and so every
+    // event of the group, is already durable). A final (PAY_SUCCESS) one is queued now, ahead of
+    // the order's next record: the sweep's retention clock starts from it. Any other rides on
+    // the order's next record: losing it costs at most a duplicate post of the same body after a
+    // crash, and saves a changelog write per post.
+    if body.status == crate::snapshot::Status::PaySuccess {
+        run.owned
+            .sink
+            .queue_state(order, &run.state.record_bytes(order));
+    }
+    run.done.extend(group.iter().map(|j| j.record.offset));
 }
 
 /// A post ends in dead letters: the state before the group is durable again (so a replayed dead

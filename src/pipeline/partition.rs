@@ -326,7 +326,6 @@ impl PartitionWorker {
 
     /// Fence the changelog partition and read it up to the fence. False when stopped first.
     async fn restore(&mut self, owned: &Arc<Owned>) -> bool {
-        let shared = self.shared.clone();
         let partition = self.partition;
         let started = Instant::now();
         let mut restored = Restored::default();
@@ -345,28 +344,11 @@ impl PartitionWorker {
             }
             owner.tokens.push(token);
             owner.epoch = epoch;
-            let read = {
-                let s = shared.clone();
-                let cancelled = stop.clone();
-                let mut into = std::mem::take(&mut restored);
-                let owner = owner.clone();
-                tokio::task::spawn_blocking(move || {
-                    let r = crate::state::restore_partition(
-                        &s.restore_config,
-                        &s.changelog_topic,
-                        partition,
-                        &owner,
-                        &mut into,
-                        Duration::from_secs(600),
-                        &cancelled,
-                    );
-                    (r, into)
-                })
-            };
-            let result = tokio::select! {
-                r = read => r,
-                // The restore thread sees the same cancellation and ends.
-                _ = stop.cancelled() => return false,
+            let Some(result) = self
+                .read_changelog(&owner, std::mem::take(&mut restored), &mut stop)
+                .await
+            else {
+                return false;
             };
             match result {
                 Ok((Ok(()), into)) if into.superseded => {
@@ -395,31 +377,7 @@ impl PartitionWorker {
                     if !self.repair(owned, &into, &mut stop).await {
                         return false;
                     }
-                    if into.fenced > 0 {
-                        shared
-                            .metrics
-                            .fencing
-                            .with_label_values(&["stale_record_ignored"])
-                            .inc_by(into.fenced);
-                    }
-                    tracing::info!(
-                        partition,
-                        epoch,
-                        orders = into.orders.len(),
-                        records = into.records,
-                        unreadable = into.unreadable,
-                        fenced = into.fenced,
-                        ms = started.elapsed().as_millis() as u64,
-                        "partition fenced and state restored"
-                    );
-                    self.tracked = into.orders.len() as i64;
-                    shared.metrics.tracked_orders.add(self.tracked);
-                    shared
-                        .metrics
-                        .restore_duration
-                        .observe(started.elapsed().as_secs_f64());
-                    self.orders = into.orders;
-                    shared.health.restored(partition);
+                    self.restored(into, epoch, started);
                     return true;
                 }
                 Ok((Err(e), _)) => {
@@ -435,6 +393,67 @@ impl PartitionWorker {
                 _ = stop.cancelled() => return false,
             }
         }
+    }
+
+    /// Read the changelog partition up to `owner`'s fence on a blocking thread, into `into`;
+    /// `None` when stopped first (the reading thread sees the same cancellation and ends).
+    async fn read_changelog(
+        &self,
+        owner: &Owner,
+        mut into: Restored,
+        stop: &mut Cancel,
+    ) -> Option<Result<(Result<(), rdkafka::error::KafkaError>, Restored), tokio::task::JoinError>>
+    {
+        let shared = self.shared.clone();
+        let partition = self.partition;
+        let cancelled = stop.clone();
+        let owner = owner.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let r = crate::state::restore_partition(
+                &shared.restore_config,
+                &shared.changelog_topic,
+                partition,
+                &owner,
+                &mut into,
+                Duration::from_secs(600),
+                &cancelled,
+            );
+            (r, into)
+        });
+        tokio::select! {
+            r = read => Some(r),
+            _ = stop.cancelled() => None,
+        }
+    }
+
+    /// The restore is complete and repaired: count it, log it, and take the orders.
+    fn restored(&mut self, into: Restored, epoch: u64, started: Instant) {
+        let (shared, partition) = (&self.shared, self.partition);
+        if into.fenced > 0 {
+            shared
+                .metrics
+                .fencing
+                .with_label_values(&["stale_record_ignored"])
+                .inc_by(into.fenced);
+        }
+        tracing::info!(
+            partition,
+            epoch,
+            orders = into.orders.len(),
+            records = into.records,
+            unreadable = into.unreadable,
+            fenced = into.fenced,
+            ms = started.elapsed().as_millis() as u64,
+            "partition fenced and state restored"
+        );
+        self.tracked = into.orders.len() as i64;
+        shared.metrics.tracked_orders.add(self.tracked);
+        shared
+            .metrics
+            .restore_duration
+            .observe(started.elapsed().as_secs_f64());
+        self.orders = into.orders;
+        shared.health.restored(partition);
     }
 
     /// Write again, with this owner's epoch, every order whose latest record was a zombie's:

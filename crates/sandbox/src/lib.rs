@@ -88,29 +88,40 @@ fn key_err(path: &Path, reason: impl ToString) -> SandboxError {
     }
 }
 
+/// Why a key given to the sandbox is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// No PEM block, or a broken one.
+    #[error("not a PEM document: {0}")]
+    Pem(String),
+    /// A PEM block of another kind.
+    #[error("unexpected PEM label {0:?}, expected PUBLIC KEY or CERTIFICATE")]
+    Label(String),
+    /// The certificate or key inside could not be parsed.
+    #[error("{0}")]
+    Der(String),
+}
+
 /// A merchant public key from a `PUBLIC KEY` PEM or an X.509 `CERTIFICATE` PEM.
-pub fn merchant_public_key(pem: &str) -> Result<rsa::RsaPublicKey, String> {
-    let (label, der) = decode_pem(pem).map_err(|e| format!("not a PEM document: {e}"))?;
+pub fn merchant_public_key(pem: &str) -> Result<rsa::RsaPublicKey, KeyError> {
+    let der_err = |e: &dyn std::fmt::Display| KeyError::Der(e.to_string());
+    let (label, der) = decode_pem(pem).map_err(|e| KeyError::Pem(e.0))?;
     let spki = match label.as_str() {
         "PUBLIC KEY" => der,
         "CERTIFICATE" => x509_cert::Certificate::from_der(&der)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| der_err(&e))?
             .tbs_certificate
             .subject_public_key_info
             .to_der()
-            .map_err(|e| e.to_string())?,
-        other => {
-            return Err(format!(
-                "unexpected PEM label {other:?}, expected PUBLIC KEY or CERTIFICATE"
-            ))
-        }
+            .map_err(|e| der_err(&e))?,
+        other => return Err(KeyError::Label(other.to_string())),
     };
-    rsa::RsaPublicKey::from_public_key_der(&spki).map_err(|e| e.to_string())
+    rsa::RsaPublicKey::from_public_key_der(&spki).map_err(|e| der_err(&e))
 }
 
 impl SandboxConfig {
     /// Configuration from generated keys, faithful (no faults, every signature checked).
-    pub fn from_generated(keys: &GeneratedKeys) -> Result<Self, String> {
+    pub fn from_generated(keys: &GeneratedKeys) -> Result<Self, KeyError> {
         Ok(Self {
             merchants: vec![MerchantIdentity {
                 mchid: keys.mchid.clone(),
@@ -119,7 +130,7 @@ impl SandboxConfig {
             }],
             wechatpay_key_id: keys.wechatpay_key_id.clone(),
             wechatpay_private_key: rsa::RsaPrivateKey::from_pkcs8_pem(&keys.wechatpay_private_pem)
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| KeyError::Der(e.to_string()))?,
             faults: Faults::default(),
             bench_mode: false,
             verify_every: 1,
