@@ -557,7 +557,11 @@ mod tests {
     use crate::clock::Canceller;
     use crate::wechatpay::{ClientConfig, Credentials, MerchantKey, VerificationKeys};
 
-    fn delivery(max_rate_per_second: f64, config_fault_retry: Duration) -> Arc<Delivery> {
+    fn delivery(
+        max_rate_per_second: f64,
+        config_fault_retry: Duration,
+        cooldown: Duration,
+    ) -> Arc<Delivery> {
         let keys = crate::keygen::generate("1900000001", &mut rand::thread_rng()).unwrap();
         let credentials = Credentials::new(
             keys.mchid.clone(),
@@ -586,7 +590,7 @@ mod tests {
                 min_failures: 5,
                 failure_rate: 0.5,
                 window: Duration::from_secs(30),
-                cooldown: Duration::from_secs(5),
+                cooldown,
             },
             max_in_flight: 8,
             max_rate_per_second,
@@ -603,7 +607,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_rate_limit_spaces_admissions_in_virtual_time() {
-        let d = delivery(5.0, Duration::from_secs(30));
+        let d = delivery(5.0, Duration::from_secs(30), Duration::from_secs(5));
         let mut cancel = Cancel::never();
         let t0 = Instant::now();
         for _ in 0..5 {
@@ -623,7 +627,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_deployment_fault_admits_one_body_per_probe_interval_and_cancellation_at_once() {
         let retry = Duration::from_secs(30);
-        let d = delivery(0.0, retry);
+        let d = delivery(0.0, retry, Duration::from_secs(5));
         let t0 = Instant::now();
         // As `enter_fault` does, without a request: the fault, its first probe time, paused.
         d.health.set_config_fault(true);
@@ -654,5 +658,31 @@ mod tests {
         stop.cancel();
         assert_eq!(c.await.unwrap(), None, "cancelled, not admitted");
         assert!(Instant::now() - t0 < 3 * retry);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_breaker_holds_bodies_back_until_it_closes() {
+        // A cooldown of an hour: no probe is due within the test, so nothing is sent.
+        let d = delivery(0.0, Duration::from_secs(30), Duration::from_secs(3600));
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            lock(&d.breaker).on_failure(t0);
+        }
+        d.update_paused();
+        assert_eq!(d.breaker_state(), BreakerState::Open);
+        let waiting = {
+            let d = d.clone();
+            tokio::spawn(async move { d.admit(&mut Cancel::never()).await.then(Instant::now) })
+        };
+        tokio::time::advance(Duration::from_secs(600)).await;
+        assert!(
+            !waiting.is_finished(),
+            "held back while the breaker is open"
+        );
+        // What a successful probe does: the breaker closes and the waiting body goes at once.
+        d.wechatpay_answered();
+        let admitted = waiting.await.unwrap().expect("admitted");
+        assert_eq!(admitted - t0, Duration::from_secs(600));
+        assert_eq!(d.breaker_state(), BreakerState::Closed);
     }
 }
