@@ -227,42 +227,60 @@ pub async fn replay(
         if dry_run {
             continue;
         }
-        let headers = r
-            .headers
-            .iter()
-            .filter(|(k, _)| !k.starts_with("catering-sync."))
-            .fold(OwnedHeaders::new(), |h, (k, v)| {
-                h.insert(Header {
-                    key: k,
-                    value: Some(v.as_slice()),
-                })
-            })
-            .insert(Header {
-                key: header::REPLAYED_FROM,
-                value: Some(from.as_bytes()),
-            });
-        let mut record = FutureRecord::to(&cfg.input_topic).headers(headers);
-        if let Some(p) = r.source_partition() {
-            record = record.partition(p);
-        }
-        if let Some(k) = &r.key {
-            record = record.key(k.as_slice());
-        }
-        if let Some(v) = &r.value {
-            record = record.payload(v.as_slice());
-        }
-        producer
-            .send(record, Timeout::After(Duration::from_secs(30)))
-            .await
-            .map_err(|(error, _)| ReplayError::Publish {
-                from: from.clone(),
-                error,
-            })?;
+        republish(&producer, &cfg.input_topic, r, &from).await?;
         summary.sent += 1;
         if let Some(i) = interval {
             tokio::time::sleep(i).await;
         }
     }
+    report(out, &summary, &cfg.input_topic)?;
+    Ok(summary)
+}
+
+/// Re-publish one dead letter's original record to `input_topic`, into its source partition,
+/// without the `catering-sync.*` headers and with `catering-sync.replayed-from` = `from`.
+async fn republish(
+    producer: &FutureProducer,
+    input_topic: &str,
+    r: &DeadLetterRecord,
+    from: &str,
+) -> Result<(), ReplayError> {
+    let headers = r
+        .headers
+        .iter()
+        .filter(|(k, _)| !k.starts_with("catering-sync."))
+        .fold(OwnedHeaders::new(), |h, (k, v)| {
+            h.insert(Header {
+                key: k,
+                value: Some(v.as_slice()),
+            })
+        })
+        .insert(Header {
+            key: header::REPLAYED_FROM,
+            value: Some(from.as_bytes()),
+        });
+    let mut record = FutureRecord::to(input_topic).headers(headers);
+    if let Some(p) = r.source_partition() {
+        record = record.partition(p);
+    }
+    if let Some(k) = &r.key {
+        record = record.key(k.as_slice());
+    }
+    if let Some(v) = &r.value {
+        record = record.payload(v.as_slice());
+    }
+    producer
+        .send(record, Timeout::After(Duration::from_secs(30)))
+        .await
+        .map(|_| ())
+        .map_err(|(error, _)| ReplayError::Publish {
+            from: from.to_string(),
+            error,
+        })
+}
+
+/// The closing line: read, matched (by reason), re-published.
+fn report(out: &mut impl Write, summary: &Summary, input_topic: &str) -> std::io::Result<()> {
     writeln!(
         out,
         "{} dead letters read, {} matched{}, {} re-published to {}",
@@ -282,7 +300,6 @@ pub async fn replay(
             )
         },
         summary.sent,
-        cfg.input_topic
-    )?;
-    Ok(summary)
+        input_topic
+    )
 }
