@@ -138,69 +138,90 @@ pub fn restore_partition(
             Some(Err(e)) => return Err(e),
             Some(Ok(m)) => m,
         };
-        into.records += 1;
-        into.next_offset = m.offset() + 1;
-        let epoch = epoch_of(&m);
-        let after_own_fence = m.offset() > owner.first_fence;
-        if let Some(t) = header(&m, FENCE_HEADER) {
-            let own = owner.tokens.iter().any(|o| o.as_bytes() == t);
-            if own && owner.tokens.last().is_some_and(|l| l.as_bytes() == t) {
-                return Ok(());
-            }
-            if !own && after_own_fence {
-                into.superseded = true;
-                return Ok(());
-            }
-            if !own {
-                into.max_epoch = into.max_epoch.max(epoch);
-            }
-            continue;
-        }
-        let key = m.key().and_then(|k| std::str::from_utf8(k).ok());
-        if epoch < into.max_epoch {
-            into.fenced += 1;
-            if let Some(k) = key.filter(|k| *k != FENCE_KEY) {
-                into.stale_keys.insert(k.into());
-            }
-            tracing::warn!(
-                partition,
-                offset = m.offset(),
-                epoch,
-                fence_epoch = into.max_epoch,
-                "changelog record written after a newer owner's fence (a zombie's write): ignored"
-            );
-            continue;
-        }
-        into.max_epoch = epoch;
-        let Some(key) = key else {
-            into.unreadable += 1;
-            continue;
-        };
-        into.stale_keys.remove(key);
-        if key == FENCE_KEY {
-            // A fence without its header: not state either way.
-            continue;
-        }
-        match m.payload() {
-            None => {
-                into.orders.remove(key);
-            }
-            Some(bytes) => match OrderState::from_record_bytes(bytes) {
-                Ok((no, mut state)) if no == key => {
-                    state.changed_at = changed_at(m.timestamp());
-                    into.orders.insert(key.into(), Box::new(state));
-                }
-                Ok(_) | Err(_) => {
-                    into.unreadable += 1;
-                    tracing::warn!(
-                        partition,
-                        offset = m.offset(),
-                        "unreadable changelog record skipped"
-                    );
-                }
-            },
+        if let Read::Done = read_record(&m, owner, partition, into) {
+            return Ok(());
         }
     }
+}
+
+/// Whether the restore reads on after a record.
+enum Read {
+    /// Not at the barrier yet.
+    More,
+    /// This owner's latest fence (done), or a newer owner's fence after ours (superseded).
+    Done,
+}
+
+/// Apply one changelog record to `into`: a fence, a zombie's write, a state or a tombstone.
+fn read_record(
+    m: &rdkafka::message::BorrowedMessage<'_>,
+    owner: &Owner,
+    partition: i32,
+    into: &mut Restored,
+) -> Read {
+    into.records += 1;
+    into.next_offset = m.offset() + 1;
+    let epoch = epoch_of(m);
+    let after_own_fence = m.offset() > owner.first_fence;
+    if let Some(t) = header(m, FENCE_HEADER) {
+        let own = owner.tokens.iter().any(|o| o.as_bytes() == t);
+        if own && owner.tokens.last().is_some_and(|l| l.as_bytes() == t) {
+            return Read::Done;
+        }
+        if !own && after_own_fence {
+            into.superseded = true;
+            return Read::Done;
+        }
+        if !own {
+            into.max_epoch = into.max_epoch.max(epoch);
+        }
+        return Read::More;
+    }
+    let key = m.key().and_then(|k| std::str::from_utf8(k).ok());
+    if epoch < into.max_epoch {
+        into.fenced += 1;
+        if let Some(k) = key.filter(|k| *k != FENCE_KEY) {
+            into.stale_keys.insert(k.into());
+        }
+        tracing::warn!(
+            partition,
+            offset = m.offset(),
+            epoch,
+            fence_epoch = into.max_epoch,
+            "changelog record written after a newer owner's fence (a zombie's write): ignored"
+        );
+        return Read::More;
+    }
+    into.max_epoch = epoch;
+    let Some(key) = key else {
+        into.unreadable += 1;
+        return Read::More;
+    };
+    into.stale_keys.remove(key);
+    if key == FENCE_KEY {
+        // A fence without its header: not state either way.
+        return Read::More;
+    }
+    match m.payload() {
+        None => {
+            into.orders.remove(key);
+        }
+        Some(bytes) => match OrderState::from_record_bytes(bytes) {
+            Ok((no, mut state)) if no == key => {
+                state.changed_at = changed_at(m.timestamp());
+                into.orders.insert(key.into(), Box::new(state));
+            }
+            Ok(_) | Err(_) => {
+                into.unreadable += 1;
+                tracing::warn!(
+                    partition,
+                    offset = m.offset(),
+                    "unreadable changelog record skipped"
+                );
+            }
+        },
+    }
+    Read::More
 }
 
 #[cfg(test)]
