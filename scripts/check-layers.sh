@@ -2,7 +2,9 @@
 # The workspace's layering, checked on the dependency graph (run by ./scripts/test.sh):
 # `catering-sync-core` (crates/core) stays pure — none of the IO crates below may appear anywhere
 # in its normal dependency tree; `catering-sync-sandbox` (crates/sandbox) builds on the core and
-# its own crypto only — never the service, nor the service's Kafka, HTTP client, signing or CLI.
+# its own crypto only — never the service, nor the service's Kafka, HTTP client, signing or CLI;
+# `catering-sync-service` (crates/service), what runs in production, never reaches the tools —
+# the sandbox, the command line, the demo's and the benchmarks' crates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +37,15 @@ echo "layers ok: catering-sync-core has $(wc -l <<<"$core") crates in its tree, 
 # The sandbox: the core and its own crypto, never the service or what only the service uses.
 sandbox="$(tree catering-sync-sandbox)"
 forbid catering-sync-sandbox "$sandbox" \
-  '^(catering-sync|rdkafka|rdkafka-sys|reqwest|ring|prometheus|clap|mimalloc) ' \
+  '^(catering-sync|catering-sync-service|rdkafka|rdkafka-sys|reqwest|ring|prometheus|clap|mimalloc) ' \
   "may depend on the core only"
 grep -qE '^catering-sync-core ' <<<"$sandbox" || { echo "catering-sync-sandbox no longer uses the core's rules" >&2; exit 1; }
 echo "layers ok: catering-sync-sandbox has $(wc -l <<<"$sandbox") crates in its tree: the core, none of the service's"
+
+# The service: what `run` needs, none of the tools.
+service="$(tree catering-sync-service)"
+forbid catering-sync-service "$service" \
+  '^(catering-sync|catering-sync-sandbox|clap|clap_builder|indicatif|tempfile|mimalloc|tracing-subscriber) ' \
+  "must not depend on the tools (sandbox, command line, demo, benchmarks)"
+grep -qE '^catering-sync-core ' <<<"$service" || { echo "catering-sync-service no longer uses the core" >&2; exit 1; }
+echo "layers ok: catering-sync-service has $(wc -l <<<"$service") crates in its tree: the core, no sandbox, command line or tool"

@@ -65,7 +65,7 @@ fn shown(out: &Output) -> String {
     )
 }
 
-/// Every key of the configuration that is a duration or a rate (src/config.rs), and the sizes
+/// Every key of the configuration that is a duration or a rate (crates/service/src/config.rs), and the sizes
 /// that can stall it, each with a value absurdly large for it. Written out here on purpose, apart
 /// from the list the service keeps.
 const DURATION_AND_RATE_KEYS: [(&str, &str); 21] = [

@@ -333,7 +333,7 @@ mod tests {
     #[test]
     fn offsets_are_never_auto_stored_or_auto_committed() {
         let cfg: crate::config::Config = crate::config::Config::from_toml(
-            include_str!("../../deploy/config/catering-sync.example.toml"),
+            include_str!("../../../../deploy/config/catering-sync.example.toml"),
             [(
                 "CATERING_SYNC__KAFKA__CONSUMER__FETCH_MAX_BYTES".to_string(),
                 "1000".to_string(),

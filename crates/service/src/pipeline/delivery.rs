@@ -551,7 +551,7 @@ async fn probe_loop(delivery: Weak<Delivery>) {
 }
 
 /// The gate in virtual time: nothing here sleeps for real, and no request is sent.
-#[cfg(all(test, feature = "tools"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::Canceller;
@@ -562,7 +562,8 @@ mod tests {
         config_fault_retry: Duration,
         cooldown: Duration,
     ) -> Arc<Delivery> {
-        let keys = crate::keygen::generate("1900000001", &mut rand::thread_rng()).unwrap();
+        let keys =
+            catering_sync_sandbox::keygen::generate("1900000001", &mut rand::thread_rng()).unwrap();
         let credentials = Credentials::new(
             keys.mchid.clone(),
             keys.merchant_serial.clone(),
@@ -674,11 +675,20 @@ mod tests {
             let d = d.clone();
             tokio::spawn(async move { d.admit(&mut Cancel::never()).await.then(Instant::now) })
         };
-        tokio::time::advance(Duration::from_secs(600)).await;
+        // Sleeping (not `advance`) lets every timer inside the 10 minutes fire and the waiting
+        // task run after each, so a probe or admission that came due would have happened.
+        tokio::time::sleep(Duration::from_secs(600)).await;
         assert!(
             !waiting.is_finished(),
             "held back while the breaker is open"
         );
+        let mut probes = 0;
+        for p in crate::telemetry::metrics::PROBES {
+            for o in crate::telemetry::metrics::PROBE_OUTCOMES {
+                probes += d.metrics.probes.with_label_values(&[p, o]).get();
+            }
+        }
+        assert_eq!(probes, 0, "no probe is due within the cooldown");
         // What a successful probe does: the breaker closes and the waiting body goes at once.
         d.wechatpay_answered();
         let admitted = waiting.await.unwrap().expect("admitted");

@@ -963,7 +963,7 @@ mod tests {
 
     #[test]
     fn the_shipped_example_loads() {
-        let text = include_str!("../deploy/config/catering-sync.example.toml");
+        let text = include_str!("../../../deploy/config/catering-sync.example.toml");
         let c = Config::from_toml(text, vars(&[])).unwrap();
         assert_eq!(c.kafka.assignor, Assignor::CooperativeSticky);
         assert_eq!(c.wechatpay.verification_keys.len(), 1);
