@@ -511,9 +511,7 @@ fn run_sandbox(args: SandboxArgs) -> Result<(), Failure> {
             .push(parse_merchant(spec).map_err(config_error)?);
     }
     let faults = Faults::from(args.faults);
-    faults
-        .validate()
-        .map_err(|e| config_error(anyhow::anyhow!(e)))?;
+    faults.validate().map_err(|e| config_error(e.into()))?;
     config.faults = faults;
     config.bench_mode = args.bench_mode;
     config.verify_every = args.verify_every.max(1);

@@ -10,19 +10,19 @@ use crate::stack::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn end_to_end_500_orders_reach_the_sandbox_in_order_and_are_committed() {
-    let (broker, names, sandbox) = tansu_stack(4, Faults::default()).await;
-    let orders = gen_orders("E2E", 500);
-    let delivered = broker
-        .produce_batch(&names.input, interleave(&orders, 10))
+    let Running {
+        broker,
+        names,
+        sandbox,
+        orders,
+        ends,
+        app,
+        ..
+    } = Scenario::new("E2E", 500)
+        .partitions(4)
+        .dup_every(10)
+        .start()
         .await;
-    let ends = ends(&delivered);
-    let app = RunningApp::start(&config_text(
-        &broker.bootstrap(),
-        &names,
-        &sandbox.base_url(),
-        "",
-    ))
-    .await;
     let done = delivered_and_committed(
         &broker,
         &names,
@@ -293,26 +293,21 @@ async fn an_outage_dead_letters_nothing_and_catches_up() {
 /// it recovers by itself once the signature is accepted again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_401_pauses_everything_without_dead_letters_and_recovers() {
-    let (broker, names, sandbox) = tansu_stack(
-        2,
-        Faults {
+    let Running {
+        broker,
+        names,
+        sandbox,
+        orders,
+        ends,
+        app,
+        ..
+    } = Scenario::new("AUTH", 30)
+        .faults(Faults {
             unauthorized: true,
             ..Faults::default()
-        },
-    )
-    .await;
-    let orders = gen_orders("AUTH", 30);
-    let delivered = broker
-        .produce_batch(&names.input, interleave(&orders, 0))
+        })
+        .start()
         .await;
-    let ends = ends(&delivered);
-    let app = RunningApp::start(&config_text(
-        &broker.bootstrap(),
-        &names,
-        &sandbox.base_url(),
-        "",
-    ))
-    .await;
     let not_ready = eventually(Duration::from_secs(30), || async {
         sandbox.stats().responses_by_status.contains_key(&401) && app.readyz().await == 503
     })

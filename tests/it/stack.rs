@@ -118,6 +118,116 @@ pub async fn tansu_stack(
     (broker, names, sandbox_with(faults).await)
 }
 
+/// The setup most pipeline tests repeat, as one value: a tansu broker with a fresh input topic
+/// of `partitions`, a sandbox with `faults`, `orders` generated orders produced interleaved
+/// (a duplicate every `dup_every` records, 0 none), then the service in-process with `overrides`
+/// merged over [`config_text`].
+///
+/// ```ignore
+/// let s = Scenario::new("E2E", 500).partitions(4).dup_every(10).start().await;
+/// assert!(s.delivered_and_committed(Duration::from_secs(120)).await);
+/// ```
+pub struct Scenario {
+    tag: &'static str,
+    orders: usize,
+    partitions: i32,
+    faults: Faults,
+    dup_every: usize,
+    overrides: String,
+}
+
+impl Scenario {
+    /// `orders` orders tagged `tag`, over 2 partitions, no faults, no duplicates.
+    pub fn new(tag: &'static str, orders: usize) -> Self {
+        Self {
+            tag,
+            orders,
+            partitions: 2,
+            faults: Faults::default(),
+            dup_every: 0,
+            overrides: String::new(),
+        }
+    }
+
+    pub fn partitions(mut self, n: i32) -> Self {
+        self.partitions = n;
+        self
+    }
+
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    pub fn dup_every(mut self, n: usize) -> Self {
+        self.dup_every = n;
+        self
+    }
+
+    /// A TOML table merged over the test configuration.
+    pub fn config(mut self, overrides: &str) -> Self {
+        self.overrides = overrides.into();
+        self
+    }
+
+    /// Start the broker and the sandbox, produce the orders, start the service.
+    pub async fn start(self) -> Running {
+        let (broker, names, sandbox) = tansu_stack(self.partitions, self.faults).await;
+        let orders = gen_orders(self.tag, self.orders);
+        let delivered = broker
+            .produce_batch(&names.input, interleave(&orders, self.dup_every))
+            .await;
+        let ends = ends(&delivered);
+        let app = RunningApp::start(&config_text(
+            &broker.bootstrap(),
+            &names,
+            &sandbox.base_url(),
+            &self.overrides,
+        ))
+        .await;
+        Running {
+            broker,
+            names,
+            sandbox,
+            orders,
+            delivered,
+            ends,
+            partitions: self.partitions,
+            app,
+        }
+    }
+}
+
+/// A started [`Scenario`].
+pub struct Running {
+    pub broker: crate::broker::TestBroker,
+    pub names: Names,
+    pub sandbox: SandboxHandle,
+    pub orders: Vec<GenOrder>,
+    /// Where each produced record landed (partition, offset), in production order.
+    pub delivered: Vec<(i32, i64)>,
+    /// End offset per partition of what was produced.
+    pub ends: BTreeMap<i32, i64>,
+    pub partitions: i32,
+    pub app: RunningApp,
+}
+
+impl Running {
+    /// [`delivered_and_committed`] for this scenario's orders and partitions.
+    pub async fn delivered_and_committed(&self, limit: std::time::Duration) -> bool {
+        delivered_and_committed(
+            &self.broker,
+            &self.names,
+            &self.sandbox,
+            &self.orders,
+            &self.ends,
+            self.partitions,
+            limit,
+        )
+        .await
+    }
+}
+
 pub async fn sandbox_with(faults: Faults) -> SandboxHandle {
     let mut config = SandboxConfig::from_generated(keys()).expect("sandbox config");
     config.faults = faults;

@@ -42,10 +42,42 @@ impl DeploymentFault {
     ];
 }
 
+/// A fault setting that cannot be installed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FaultError {
+    /// Not one of the deployment faults.
+    #[error("deployment fault {given:?}: expected one of {expected}")]
+    DeploymentFault {
+        /// What was given.
+        given: String,
+        /// The names accepted, comma-separated.
+        expected: String,
+    },
+    /// An outage that is not `START_MS:DURATION_MS[:KIND]`.
+    #[error("outage {given:?}: {why}")]
+    Outage {
+        /// What was given.
+        given: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// An outage kind other than `unavailable` or `drop`.
+    #[error("outage kind {0:?}: expected unavailable or drop")]
+    OutageKind(String),
+    /// A rate outside `[0, 1]`.
+    #[error("{name} must be within [0, 1], got {rate}")]
+    Rate {
+        /// The field.
+        name: &'static str,
+        /// Its value.
+        rate: f64,
+    },
+}
+
 impl std::str::FromStr for DeploymentFault {
-    type Err = String;
+    type Err = FaultError;
     /// `no-auth`, `not-found`, `method-not-allowed` or `invalid-request` (`_` also accepted).
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, FaultError> {
         let wanted = s.replace('_', "-");
         Self::ALL
             .iter()
@@ -53,10 +85,10 @@ impl std::str::FromStr for DeploymentFault {
             .map(|(f, _)| *f)
             .ok_or_else(|| {
                 let names: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
-                format!(
-                    "deployment fault {s:?}: expected one of {}",
-                    names.join(", ")
-                )
+                FaultError::DeploymentFault {
+                    given: s.into(),
+                    expected: names.join(", "),
+                }
             })
     }
 }
@@ -76,21 +108,25 @@ pub struct Outage {
 }
 
 impl std::str::FromStr for Outage {
-    type Err = String;
+    type Err = FaultError;
     /// `START_MS:DURATION_MS[:drop|unavailable]`.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, FaultError> {
         let mut parts = s.split(':');
-        let num = |p: Option<&str>| -> Result<u64, String> {
-            p.ok_or_else(|| format!("outage {s:?}: expected START_MS:DURATION_MS[:KIND]"))?
+        let bad = |why: String| FaultError::Outage {
+            given: s.into(),
+            why,
+        };
+        let num = |p: Option<&str>| -> Result<u64, FaultError> {
+            p.ok_or_else(|| bad("expected START_MS:DURATION_MS[:KIND]".into()))?
                 .parse()
-                .map_err(|e| format!("outage {s:?}: {e}"))
+                .map_err(|e: std::num::ParseIntError| bad(e.to_string()))
         };
         let start_ms = num(parts.next())?;
         let duration_ms = num(parts.next())?;
         let kind = match parts.next() {
             None | Some("unavailable") => OutageKind::Unavailable,
             Some("drop") => OutageKind::Drop,
-            Some(k) => return Err(format!("outage kind {k:?}: expected unavailable or drop")),
+            Some(k) => return Err(FaultError::OutageKind(k.into())),
         };
         Ok(Self {
             start_ms,
@@ -188,7 +224,7 @@ pub enum SignatureFault {
 
 impl Faults {
     /// Reject rates outside `[0, 1]`.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FaultError> {
         let rates = [
             ("rate_500", self.rate_500),
             ("rate_503", self.rate_503),
@@ -200,7 +236,7 @@ impl Faults {
         ];
         for (name, rate) in rates {
             if !(0.0..=1.0).contains(&rate) {
-                return Err(format!("{name} must be within [0, 1], got {rate}"));
+                return Err(FaultError::Rate { name, rate });
             }
         }
         Ok(())

@@ -40,7 +40,7 @@ use catering_sync_core::pem::decode_first as decode_pem;
 use crate::keygen::{files, GeneratedKeys};
 
 pub use auth::MerchantIdentity;
-pub use faults::{DeploymentFault, Faults, Outage, OutageKind};
+pub use faults::{DeploymentFault, FaultError, Faults, Outage, OutageKind};
 pub use store::{RecordedPost, Stats};
 
 /// Everything the sandbox needs to start.

@@ -159,7 +159,7 @@ async fn set_faults(state: &State, req: Request<Incoming>) -> Response<Body> {
         Err(e) => return error(StatusCode::BAD_REQUEST, "PARAM_ERROR", &e.to_string(), None),
     };
     if let Err(e) = faults.validate() {
-        return error(StatusCode::BAD_REQUEST, "PARAM_ERROR", &e, None);
+        return error(StatusCode::BAD_REQUEST, "PARAM_ERROR", &e.to_string(), None);
     }
     *state.faults.write().unwrap_or_else(|p| p.into_inner()) =
         (faults.clone(), std::time::Instant::now());

@@ -25,6 +25,8 @@ use super::kafka::InRecord;
 use super::partition::{Finished, PartitionWorker, Signals};
 use super::Shared;
 use crate::clock::{Cancel, Canceller};
+use crate::telemetry::events::{self, Emit as _};
+use crate::telemetry::labels::{CommitFailure, Fencing, RebalanceKind};
 
 struct Handle {
     tx: mpsc::Sender<InRecord>,
@@ -62,7 +64,7 @@ pub struct PollContext {
 }
 
 /// The `kind` label of a failed commit.
-fn commit_failure_kind(e: &KafkaError) -> &'static str {
+fn commit_failure_kind(e: &KafkaError) -> CommitFailure {
     use RDKafkaErrorCode as C;
     match e.rdkafka_error_code() {
         Some(
@@ -70,7 +72,7 @@ fn commit_failure_kind(e: &KafkaError) -> &'static str {
             | C::CoordinatorNotAvailable
             | C::CoordinatorLoadInProgress
             | C::WaitingForCoordinator,
-        ) => "coordinator",
+        ) => CommitFailure::Coordinator,
         Some(
             C::RebalanceInProgress
             | C::IllegalGeneration
@@ -78,10 +80,14 @@ fn commit_failure_kind(e: &KafkaError) -> &'static str {
             | C::FencedInstanceId
             | C::State
             | C::AssignmentLost,
-        ) => "rebalance",
-        Some(C::RequestTimedOut | C::OperationTimedOut | C::MessageTimedOut) => "timeout",
-        Some(C::BrokerTransportFailure | C::AllBrokersDown | C::NetworkException) => "transport",
-        _ => "other",
+        ) => CommitFailure::Rebalance,
+        Some(C::RequestTimedOut | C::OperationTimedOut | C::MessageTimedOut) => {
+            CommitFailure::Timeout
+        }
+        Some(C::BrokerTransportFailure | C::AllBrokersDown | C::NetworkException) => {
+            CommitFailure::Transport
+        }
+        _ => CommitFailure::Other,
     }
 }
 
@@ -139,14 +145,14 @@ impl ClientContext for PollContext {
 impl ConsumerContext for PollContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let kind = if matches!(rebalance, Rebalance::Assign(_)) {
-            "assign"
+            RebalanceKind::Assign
         } else {
-            "revoke"
+            RebalanceKind::Revoke
         };
         self.shared
             .metrics
             .rebalances
-            .with_label_values(&[kind])
+            .with_label_values(&[kind.as_str()])
             .inc();
         if let Rebalance::Revoke(tpl) = rebalance {
             let revoked: Vec<i32> = tpl
@@ -156,12 +162,10 @@ impl ConsumerContext for PollContext {
                 .map(|e| e.partition())
                 .collect();
             if consumer.assignment_lost() {
-                tracing::warn!(partitions = ?revoked, "assignment lost (session timeout or poll interval exceeded): aborting the partitions' work, committing nothing");
-                self.shared
-                    .metrics
-                    .fencing
-                    .with_label_values(&["assignment_lost"])
-                    .inc();
+                events::AssignmentLost {
+                    partitions: &revoked,
+                }
+                .emit(&self.shared.metrics);
                 self.drain(consumer, &revoked, Release::Lost);
             } else {
                 tracing::info!(partitions = ?revoked, "partitions revoked: draining");
@@ -221,7 +225,7 @@ impl PollContext {
                 self.shared
                     .metrics
                     .commit_failures
-                    .with_label_values(&[commit_failure_kind(e)])
+                    .with_label_values(&[commit_failure_kind(e).as_str()])
                     .inc();
                 tracing::warn!(error = %e, offsets = ?answered, "offset commit failed; repeated after a backoff");
             }
@@ -423,7 +427,7 @@ impl PollContext {
             self.shared
                 .metrics
                 .fencing
-                .with_label_values(&["unquiet_exit"])
+                .with_label_values(&[Fencing::UnquietExit.as_str()])
                 .inc();
             let msg = format!("partitions {unquiet:?} could not be drained quietly within pipeline.drain_timeout_ms (a request or a write of theirs may still land): exiting rather than overlap with the next owner");
             tracing::error!("{msg}");
@@ -573,7 +577,7 @@ impl PollLoop {
                 ctx.shared
                     .metrics
                     .commit_failures
-                    .with_label_values(&["timeout"])
+                    .with_label_values(&[CommitFailure::Timeout.as_str()])
                     .inc();
                 tracing::warn!(
                     "offset commit unanswered for {} s; repeated",
@@ -602,7 +606,7 @@ impl PollLoop {
             ctx.shared
                 .metrics
                 .commit_failures
-                .with_label_values(&[commit_failure_kind(&e)])
+                .with_label_values(&[commit_failure_kind(&e).as_str()])
                 .inc();
             tracing::warn!(error = %e, offsets = ?offsets, "offset commit not sent; repeated after a backoff");
             ctx.queue

@@ -24,6 +24,7 @@ use crate::clock::{Cancel, Instant};
 use crate::retry::{Backoff, BreakerPolicy, BreakerState, CircuitBreaker, ProbeSlot, RateLimiter};
 use crate::snapshot::Body;
 use crate::telemetry::events::{self, Emit as _};
+use crate::telemetry::labels::{Probe, ProbeOutcome};
 use crate::telemetry::metrics::{status_label, Metrics};
 use crate::telemetry::Health;
 use crate::wechatpay::{Disposition, Rejection, Transient, TransientCause, WechatPayClient};
@@ -485,7 +486,7 @@ impl Delivery {
                 breaker: &self.breaker,
                 slot: Some(slot),
             };
-            let answered = self.probe("breaker").await;
+            let answered = self.probe(Probe::Breaker).await;
             held.end(answered);
             self.update_paused();
             return;
@@ -493,14 +494,14 @@ impl Delivery {
         let idle_fault = self.health.config_fault()
             && self.waiting_in_fault.load(Ordering::SeqCst) == 0
             && self.take_fault_probe(now).is_ok();
-        if idle_fault && self.probe("deployment_fault").await {
+        if idle_fault && self.probe(Probe::DeploymentFault).await {
             lock(&self.breaker).on_success(Instant::now());
             self.update_paused();
         }
     }
 
     /// Send the probe body; true when WeChat Pay answered (up, whatever it said of the body).
-    async fn probe(&self, what: &'static str) -> bool {
+    async fn probe(&self, what: Probe) -> bool {
         let attempt = self
             .client
             .sync_status(Bytes::from_static(PROBE_BODY))
@@ -508,16 +509,16 @@ impl Delivery {
         let (outcome, answered) = match &attempt.disposition {
             Disposition::Delivered | Disposition::Permanent(_) => {
                 self.fault_over();
-                ("answered", true)
+                (ProbeOutcome::Answered, true)
             }
             Disposition::ConfigFault(r) => {
                 self.enter_fault(r);
-                ("deployment_fault", true)
+                (ProbeOutcome::DeploymentFault, true)
             }
             Disposition::Transient(t) if t.cause == TransientCause::Throttled => {
-                ("throttled", true)
+                (ProbeOutcome::Throttled, true)
             }
-            Disposition::Transient(_) => ("failed", false),
+            Disposition::Transient(_) => (ProbeOutcome::Failed, false),
         };
         events::Probed {
             probe: what,
@@ -683,9 +684,13 @@ mod tests {
             "held back while the breaker is open"
         );
         let mut probes = 0;
-        for p in crate::telemetry::metrics::PROBES {
-            for o in crate::telemetry::metrics::PROBE_OUTCOMES {
-                probes += d.metrics.probes.with_label_values(&[p, o]).get();
+        for p in Probe::ALL {
+            for o in ProbeOutcome::ALL {
+                probes += d
+                    .metrics
+                    .probes
+                    .with_label_values(&[p.as_str(), o.as_str()])
+                    .get();
             }
         }
         assert_eq!(probes, 0, "no probe is due within the cooldown");

@@ -28,6 +28,8 @@ use crate::event::decode;
 use crate::snapshot::order::ChangedAt;
 use crate::snapshot::OrderState;
 use crate::state::{Owner, Restored, Sink};
+use crate::telemetry::events::{self, Emit as _};
+use crate::telemetry::labels::{Expiry, Fencing};
 
 pub use super::commits::Reporter;
 
@@ -75,24 +77,6 @@ enum TaskResult {
         expiry: Expiry,
         written: usize,
     },
-}
-
-/// Which retention an order is past (the `state` label of `catering_sync_orders_expired_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expiry {
-    /// Acknowledged as paid longer than `state.final_retention_secs` ago.
-    Final,
-    /// Any other order, unchanged for `state.non_final_retention_secs`.
-    NonFinal,
-}
-
-impl Expiry {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Final => "final",
-            Self::NonFinal => "non_final",
-        }
-    }
 }
 
 /// Whether an idle order is past its retention at `now` (Unix ms): an acknowledged final order
@@ -199,40 +183,7 @@ impl PartitionWorker {
         }
         self.process(&owned, &mut inbox, &commits).await;
         let stopped_at = Instant::now();
-        // Stopping: nothing new is dispatched; tasks see the stop signal and end, within the bound.
-        let bound = self.shared.settings.drain_timeout;
-        let mut abort = self.abort.clone();
-        let joined = tokio::select! {
-            _ = async {
-                while let Some(result) = self.tasks.join_next().await {
-                    self.finished(result, &owned);
-                }
-            } => true,
-            _ = tokio::time::sleep(bound) => false,
-            _ = abort.cancelled() => false,
-        };
-        let mut quiet = true;
-        if !joined {
-            let on_wire = owned.requests.load(Ordering::SeqCst);
-            tracing::warn!(
-                partition = self.partition,
-                tasks = self.tasks.len(),
-                requests_on_the_wire = on_wire,
-                "drain bound reached or assignment lost: aborting the partition's tasks"
-            );
-            self.shared
-                .metrics
-                .fencing
-                .with_label_values(&["drain_aborted"])
-                .inc();
-            quiet &= on_wire == 0;
-            self.tasks.abort_all();
-            while let Some(result) = self.tasks.join_next().await {
-                if let Ok(r) = result {
-                    self.finished(Ok(r), &owned);
-                }
-            }
-        }
+        let mut quiet = self.join_tasks(&owned).await;
         quiet &= self.settle(&owned, stopped_at).await;
         self.shared.metrics.tracked_orders.sub(self.tracked);
         let _ = finished.send(Finished {
@@ -324,6 +275,53 @@ impl PartitionWorker {
         }
     }
 
+    /// Stopping: nothing new is dispatched; tasks see the stop signal and end within
+    /// `pipeline.drain_timeout_ms`, or are aborted at it (or at once when the drain is aborted).
+    /// True when no request of theirs may still be on the wire.
+    async fn join_tasks(&mut self, owned: &Arc<Owned>) -> bool {
+        let bound = self.shared.settings.drain_timeout;
+        let mut abort = self.abort.clone();
+        let joined = tokio::select! {
+            _ = async {
+                while let Some(result) = self.tasks.join_next().await {
+                    self.finished(result, owned);
+                }
+            } => true,
+            _ = tokio::time::sleep(bound) => false,
+            _ = abort.cancelled() => false,
+        };
+        if joined {
+            return true;
+        }
+        let on_wire = owned.requests.load(Ordering::SeqCst);
+        events::DrainAborted {
+            partition: self.partition,
+            tasks: self.tasks.len(),
+            requests_on_the_wire: on_wire,
+        }
+        .emit(&self.shared.metrics);
+        self.tasks.abort_all();
+        while let Some(result) = self.tasks.join_next().await {
+            if let Ok(r) = result {
+                self.finished(Ok(r), owned);
+            }
+        }
+        on_wire == 0
+    }
+
+    /// Write a fence of this owner at `epoch` (a fresh token) and note it in `owner`; false when
+    /// stopped first.
+    async fn fence(owned: &Owned, owner: &mut Owner, epoch: u64, stop: &mut Cancel) -> bool {
+        let token = token();
+        match owned.sink.fence(epoch, &token, stop).await {
+            Ok(offset) => owner.first_fence = owner.first_fence.min(offset),
+            Err(_) => return false,
+        }
+        owner.tokens.push(token);
+        owner.epoch = epoch;
+        true
+    }
+
     /// Fence the changelog partition and read it up to the fence. False when stopped first.
     async fn restore(&mut self, owned: &Arc<Owned>) -> bool {
         let partition = self.partition;
@@ -337,13 +335,9 @@ impl PartitionWorker {
             epoch,
         };
         loop {
-            let token = token();
-            match owned.sink.fence(epoch, &token, &mut stop).await {
-                Ok(offset) => owner.first_fence = owner.first_fence.min(offset),
-                Err(_) => return false,
+            if !Self::fence(owned, &mut owner, epoch, &mut stop).await {
+                return false;
             }
-            owner.tokens.push(token);
-            owner.epoch = epoch;
             let Some(result) = self
                 .read_changelog(&owner, std::mem::take(&mut restored), &mut stop)
                 .await
@@ -433,7 +427,7 @@ impl PartitionWorker {
             shared
                 .metrics
                 .fencing
-                .with_label_values(&["stale_record_ignored"])
+                .with_label_values(&[Fencing::StaleRecordIgnored.as_str()])
                 .inc_by(into.fenced);
         }
         tracing::info!(
@@ -602,12 +596,12 @@ impl PartitionWorker {
                 self.shared
                     .metrics
                     .orders_expired
-                    .with_label_values(&[expiry.label()])
+                    .with_label_values(&[expiry.as_str()])
                     .inc_by(written as u64);
                 tracing::debug!(
                     partition = self.partition,
                     orders = written,
-                    state = expiry.label(),
+                    state = expiry.as_str(),
                     "tombstones of orders past their retention acknowledged"
                 );
                 // Events that arrived while the tombstones were written start from a fresh
@@ -713,7 +707,10 @@ fn task_panicked(
     e: &tokio::task::JoinError,
     metrics: &crate::telemetry::metrics::Metrics,
 ) {
-    metrics.fencing.with_label_values(&["task_panicked"]).inc();
+    metrics
+        .fencing
+        .with_label_values(&[Fencing::TaskPanicked.as_str()])
+        .inc();
     let msg = format!("an order task of partition {partition} panicked ({e}): exiting so the partition is restored and re-processed from its write-ahead state (crash-only)");
     tracing::error!(partition, "{msg}");
     eprintln!("catering-sync: {msg}");

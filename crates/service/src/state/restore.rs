@@ -162,20 +162,8 @@ fn read_record(
     into.records += 1;
     into.next_offset = m.offset() + 1;
     let epoch = epoch_of(m);
-    let after_own_fence = m.offset() > owner.first_fence;
-    if let Some(t) = header(m, FENCE_HEADER) {
-        let own = owner.tokens.iter().any(|o| o.as_bytes() == t);
-        if own && owner.tokens.last().is_some_and(|l| l.as_bytes() == t) {
-            return Read::Done;
-        }
-        if !own && after_own_fence {
-            into.superseded = true;
-            return Read::Done;
-        }
-        if !own {
-            into.max_epoch = into.max_epoch.max(epoch);
-        }
-        return Read::More;
+    if let Some(token) = header(m, FENCE_HEADER) {
+        return read_fence(token, m.offset() > owner.first_fence, epoch, owner, into);
     }
     let key = m.key().and_then(|k| std::str::from_utf8(k).ok());
     if epoch < into.max_epoch {
@@ -198,10 +186,45 @@ fn read_record(
         return Read::More;
     };
     into.stale_keys.remove(key);
-    if key == FENCE_KEY {
-        // A fence without its header: not state either way.
-        return Read::More;
+    if key != FENCE_KEY {
+        // (A fence without its header is not state either way.)
+        apply(m, key, partition, into);
     }
+    Read::More
+}
+
+/// A fence record: this owner's newest one ends the read; another owner's after this owner's
+/// first fence means a newer owner took over (superseded); an older owner's raises the epoch
+/// below which records are a zombie's.
+fn read_fence(
+    token: &[u8],
+    after_own_fence: bool,
+    epoch: u64,
+    owner: &Owner,
+    into: &mut Restored,
+) -> Read {
+    let own = owner.tokens.iter().any(|o| o.as_bytes() == token);
+    if own && owner.tokens.last().is_some_and(|l| l.as_bytes() == token) {
+        return Read::Done;
+    }
+    if !own && after_own_fence {
+        into.superseded = true;
+        return Read::Done;
+    }
+    if !own {
+        into.max_epoch = into.max_epoch.max(epoch);
+    }
+    Read::More
+}
+
+/// A state record of `key`: a tombstone removes the order, a readable record of that order
+/// replaces it, anything else is counted as unreadable.
+fn apply(
+    m: &rdkafka::message::BorrowedMessage<'_>,
+    key: &str,
+    partition: i32,
+    into: &mut Restored,
+) {
     match m.payload() {
         None => {
             into.orders.remove(key);
@@ -221,7 +244,6 @@ fn read_record(
             }
         },
     }
-    Read::More
 }
 
 #[cfg(test)]

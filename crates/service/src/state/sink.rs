@@ -23,6 +23,8 @@ use tokio::sync::oneshot;
 use crate::clock::Cancel;
 use crate::dead_letter::DeadLetter;
 use crate::pipeline::lease::Lease;
+use crate::telemetry::events::{self, Emit as _};
+use crate::telemetry::labels::{StateTopic, WriteFailure};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::Health;
 
@@ -108,26 +110,28 @@ fn is_too_large(code: Option<RDKafkaErrorCode>) -> bool {
 }
 
 /// A short, bounded label of a produce error for metrics.
-fn failure_kind(code: Option<RDKafkaErrorCode>) -> &'static str {
+fn failure_kind(code: Option<RDKafkaErrorCode>) -> WriteFailure {
     use RDKafkaErrorCode as C;
     match code {
-        Some(C::MessageSizeTooLarge | C::InvalidMessageSize) => "too_large",
-        Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition) => "unknown_topic",
+        Some(C::MessageSizeTooLarge | C::InvalidMessageSize) => WriteFailure::TooLarge,
+        Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition) => {
+            WriteFailure::UnknownTopic
+        }
         Some(
             C::TopicAuthorizationFailed
             | C::ClusterAuthorizationFailed
             | C::SaslAuthenticationFailed
             | C::Authentication,
-        ) => "authorization",
+        ) => WriteFailure::Authorization,
         Some(
             C::Fatal
             | C::Fenced
             | C::ProducerFenced
             | C::InvalidProducerEpoch
             | C::OutOfOrderSequenceNumber,
-        ) => "fatal",
-        Some(C::MessageTimedOut | C::RequestTimedOut) => "timeout",
-        _ => "other",
+        ) => WriteFailure::Fatal,
+        Some(C::MessageTimedOut | C::RequestTimedOut) => WriteFailure::Timeout,
+        _ => WriteFailure::Other,
     }
 }
 
@@ -232,10 +236,10 @@ impl Kind {
         }
     }
 
-    fn topic(self) -> &'static str {
+    fn topic(self) -> StateTopic {
         match self {
-            Self::DeadLetter | Self::TruncatedDeadLetter => "dead_letter",
-            _ => "changelog",
+            Self::DeadLetter | Self::TruncatedDeadLetter => StateTopic::DeadLetter,
+            Self::State | Self::Tombstone | Self::Fence => StateTopic::Changelog,
         }
     }
 }
@@ -351,15 +355,20 @@ impl Sink {
                 Err(e) => e,
             };
             let code = e.rdkafka_error_code();
-            self.metrics
-                .state_write_failures
-                .with_label_values(&[kind.topic(), failure_kind(code)])
-                .inc();
-            if kind == Kind::DeadLetter && is_too_large(code) {
-                tracing::warn!(error = %e, partition = self.partition, "dead letter too large for the topic: writing a truncated copy");
+            let truncating = kind == Kind::DeadLetter && is_too_large(code);
+            events::StateWriteFailed {
+                topic: kind.topic(),
+                kind: failure_kind(code),
+                what: kind.label(),
+                partition: self.partition,
+                permanent: is_permanent(code),
+                truncating,
+                error: &e,
+            }
+            .emit(&self.metrics);
+            if truncating {
                 return Err(Stop::TooLarge);
             }
-            tracing::error!(error = %e, what = kind.label(), partition = self.partition, permanent = is_permanent(code), "write to Kafka failed; retrying (offsets are not committed past it)");
             if is_permanent(code) {
                 self.producer.context().permanent(&e, kind.label());
             }
@@ -375,9 +384,9 @@ impl Sink {
         self.producer.context().healthy();
         self.metrics
             .state_write_duration
-            .with_label_values(&[kind.topic()])
+            .with_label_values(&[kind.topic().as_str()])
             .observe(started.elapsed().as_secs_f64());
-        if kind.topic() == "changelog" {
+        if kind.topic() == StateTopic::Changelog {
             self.metrics.changelog_writes.inc();
         }
     }

@@ -4,9 +4,10 @@
 //! plain values and bounded labels, so telemetry imports nothing of the pipeline; label sets are
 //! derived from the enums that own them (`Reason::ALL`, `Ignored::ALL`, `TransientCause::each`,
 //! `VerifyError::each`) where the metrics are registered. Each line keeps the target of the
-//! stage it reports on (`catering_sync::pipeline::order` or `::delivery`), so `RUST_LOG`
+//! stage it reports on (`catering_sync_service::pipeline::order`, `::delivery`, …), so `RUST_LOG`
 //! directives by module select it as before.
 
+use super::labels::{Fencing, Probe, ProbeOutcome, StateTopic, WriteFailure};
 use super::metrics::Metrics;
 
 /// An occurrence that logs and counts itself.
@@ -38,7 +39,7 @@ impl Emit for DeadLettered<'_> {
     fn emit(self, metrics: &Metrics) {
         metrics.dead_letters.with_label_values(&[self.reason]).inc();
         tracing::warn!(
-            target: "catering_sync::pipeline::order",
+            target: "catering_sync_service::pipeline::order",
             partition = self.partition,
             offset = self.offset,
             out_order_no = self.out_order_no.unwrap_or(""),
@@ -73,7 +74,7 @@ impl Emit for EventIgnored<'_> {
             .with_label_values(&[self.reason])
             .inc();
         tracing::debug!(
-            target: "catering_sync::pipeline::order",
+            target: "catering_sync_service::pipeline::order",
             partition = self.partition,
             offset = self.offset,
             out_order_no = %self.out_order_no,
@@ -103,7 +104,7 @@ impl Emit for Retrying {
     fn emit(self, metrics: &Metrics) {
         metrics.retries.with_label_values(&[self.cause]).inc();
         tracing::debug!(
-            target: "catering_sync::pipeline::delivery",
+            target: "catering_sync_service::pipeline::delivery",
             cause = self.cause,
             status = ?self.status,
             attempts = self.attempts,
@@ -119,7 +120,7 @@ pub struct Unverified<'a> {
     /// `VerifyError::label`.
     pub reason: &'static str,
     /// The verification error.
-    pub error: &'a dyn std::fmt::Display,
+    pub error: &'a dyn std::error::Error,
     /// A `WECHATPAY/SIGNTEST/` probe: counted, not logged (unverified by design).
     pub signtest: bool,
 }
@@ -132,7 +133,7 @@ impl Emit for Unverified<'_> {
             .inc();
         if !self.signtest {
             tracing::warn!(
-                target: "catering_sync::pipeline::delivery",
+                target: "catering_sync_service::pipeline::delivery",
                 reason = self.reason, error = %self.error, "2xx response whose signature did not verify: retrying (possible tampering)");
         }
     }
@@ -149,7 +150,7 @@ impl Emit for RateLowered {
     fn emit(self, metrics: &Metrics) {
         metrics.send_rate_limit.set(self.rate.round() as i64);
         tracing::warn!(
-            target: "catering_sync::pipeline::delivery",
+            target: "catering_sync_service::pipeline::delivery",
             rate = self.rate,
             "WeChat Pay answered 429: send rate lowered"
         );
@@ -159,10 +160,10 @@ impl Emit for RateLowered {
 /// A probe of WeChat Pay and what it got.
 #[derive(Debug)]
 pub struct Probed {
-    /// `breaker` or `deployment_fault`.
-    pub probe: &'static str,
-    /// `answered`, `deployment_fault`, `throttled` or `failed`.
-    pub outcome: &'static str,
+    /// Which probe.
+    pub probe: Probe,
+    /// What it got.
+    pub outcome: ProbeOutcome,
     /// HTTP status, when there was an answer.
     pub status: Option<u16>,
 }
@@ -171,14 +172,108 @@ impl Emit for Probed {
     fn emit(self, metrics: &Metrics) {
         metrics
             .probes
-            .with_label_values(&[self.probe, self.outcome])
+            .with_label_values(&[self.probe.as_str(), self.outcome.as_str()])
             .inc();
         tracing::info!(
-            target: "catering_sync::pipeline::delivery",
-            probe = self.probe,
-            outcome = self.outcome,
+            target: "catering_sync_service::pipeline::delivery",
+            probe = self.probe.as_str(),
+            outcome = self.outcome.as_str(),
             status = ?self.status,
             "WeChat Pay probed"
+        );
+    }
+}
+
+/// A changelog or dead-letter write the broker refused or did not acknowledge.
+#[derive(Debug)]
+pub struct StateWriteFailed<'a> {
+    /// The topic written.
+    pub topic: StateTopic,
+    /// Why, as a bounded kind.
+    pub kind: WriteFailure,
+    /// What was written (`changelog record`, `dead letter`, …).
+    pub what: &'static str,
+    /// The source partition whose state it is.
+    pub partition: i32,
+    /// Retrying will not cure it (the pod is not ready while it lasts).
+    pub permanent: bool,
+    /// A dead letter too large for its topic: a truncated copy is written instead of a retry.
+    pub truncating: bool,
+    /// The producer's error.
+    pub error: &'a dyn std::error::Error,
+}
+
+impl Emit for StateWriteFailed<'_> {
+    fn emit(self, metrics: &Metrics) {
+        metrics
+            .state_write_failures
+            .with_label_values(&[self.topic.as_str(), self.kind.as_str()])
+            .inc();
+        if self.truncating {
+            tracing::warn!(
+                target: "catering_sync_service::state::sink",
+                error = %self.error,
+                partition = self.partition,
+                "dead letter too large for the topic: writing a truncated copy"
+            );
+        } else {
+            tracing::error!(
+                target: "catering_sync_service::state::sink",
+                error = %self.error,
+                what = self.what,
+                partition = self.partition,
+                permanent = self.permanent,
+                "write to Kafka failed; retrying (offsets are not committed past it)"
+            );
+        }
+    }
+}
+
+/// Partitions revoked without a drain: the session timed out or the poll interval was exceeded,
+/// so another member may own them already.
+#[derive(Debug)]
+pub struct AssignmentLost<'a> {
+    /// The input partitions lost.
+    pub partitions: &'a [i32],
+}
+
+impl Emit for AssignmentLost<'_> {
+    fn emit(self, metrics: &Metrics) {
+        metrics
+            .fencing
+            .with_label_values(&[Fencing::AssignmentLost.as_str()])
+            .inc();
+        tracing::warn!(
+            target: "catering_sync_service::pipeline::consumer",
+            partitions = ?self.partitions,
+            "assignment lost (session timeout or poll interval exceeded): aborting the partitions' work, committing nothing"
+        );
+    }
+}
+
+/// A partition's drain reached its bound (or its assignment was lost): its tasks are aborted.
+#[derive(Debug)]
+pub struct DrainAborted {
+    /// The input partition.
+    pub partition: i32,
+    /// Order tasks still running.
+    pub tasks: usize,
+    /// Requests of theirs on the wire (a request or a write may still land).
+    pub requests_on_the_wire: usize,
+}
+
+impl Emit for DrainAborted {
+    fn emit(self, metrics: &Metrics) {
+        metrics
+            .fencing
+            .with_label_values(&[Fencing::DrainAborted.as_str()])
+            .inc();
+        tracing::warn!(
+            target: "catering_sync_service::pipeline::partition",
+            partition = self.partition,
+            tasks = self.tasks,
+            requests_on_the_wire = self.requests_on_the_wire,
+            "drain bound reached or assignment lost: aborting the partition's tasks"
         );
     }
 }

@@ -7,10 +7,11 @@ use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
+use super::labels::{
+    CommitFailure, Expiry, Fencing, Probe, ProbeOutcome, RebalanceKind, StateTopic, WriteFailure,
+};
 use crate::dead_letter::Reason;
 
-/// Outcomes of one POST attempt (`catering_sync_posts_total{outcome}`).
-pub const POST_OUTCOMES: [&str; 4] = ["delivered", "transient", "rejected", "config_fault"];
 /// HTTP statuses kept as their own label value; any other is `other`, no response is `none`.
 pub const POST_STATUSES: [&str; 15] = [
     "200", "204", "400", "401", "403", "404", "408", "429", "500", "502", "503", "504", "3xx",
@@ -46,29 +47,6 @@ pub const NAMES: &[&str] = &[
     "catering_sync_orders_expired_total",
     "catering_sync_commit_failures_total",
     "catering_sync_commit_duration_seconds",
-];
-
-/// Why an offset commit failed (`catering_sync_commit_failures_total{kind}`).
-pub const COMMIT_FAILURE_KINDS: [&str; 5] =
-    ["coordinator", "rebalance", "timeout", "transport", "other"];
-
-/// Probes of WeChat Pay (`catering_sync_probes_total{probe}`).
-pub const PROBES: [&str; 2] = ["breaker", "deployment_fault"];
-
-/// What a probe got (`catering_sync_probes_total{outcome}`).
-pub const PROBE_OUTCOMES: [&str; 4] = ["answered", "deployment_fault", "throttled", "failed"];
-
-/// The topics the state sink writes (`topic` label).
-pub const STATE_TOPICS: [&str; 2] = ["changelog", "dead_letter"];
-
-/// Why a changelog or dead-letter write failed (`catering_sync_state_write_failures_total{kind}`).
-pub const WRITE_FAILURE_KINDS: [&str; 6] = [
-    "too_large",
-    "unknown_topic",
-    "authorization",
-    "fatal",
-    "timeout",
-    "other",
 ];
 
 /// The label value for an HTTP status.
@@ -222,7 +200,7 @@ impl Metrics {
             "catering_sync_rebalances_total",
             "Rebalance callbacks by kind",
             "kind",
-            &["assign", "revoke"],
+            &RebalanceKind::values(),
         )?;
         let changelog_writes = IntCounter::new(
             "catering_sync_changelog_writes_total",
@@ -330,9 +308,9 @@ impl Metrics {
                     ),
                     &["probe", "outcome"],
                 )?;
-                for p in PROBES {
-                    for o in PROBE_OUTCOMES {
-                        c.with_label_values(&[p, o]);
+                for p in Probe::ALL {
+                    for o in ProbeOutcome::ALL {
+                        c.with_label_values(&[p.as_str(), o.as_str()]);
                     }
                 }
                 r.register(Box::new(c.clone()))?;
@@ -346,9 +324,9 @@ impl Metrics {
                     ),
                     &["topic", "kind"],
                 )?;
-                for t in STATE_TOPICS {
-                    for k in WRITE_FAILURE_KINDS {
-                        c.with_label_values(&[t, k]);
+                for t in StateTopic::ALL {
+                    for k in WriteFailure::ALL {
+                        c.with_label_values(&[t.as_str(), k.as_str()]);
                     }
                 }
                 r.register(Box::new(c.clone()))?;
@@ -363,8 +341,8 @@ impl Metrics {
                     .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0]),
                     &["topic"],
                 )?;
-                for t in STATE_TOPICS {
-                    h.with_label_values(&[t]);
+                for t in StateTopic::ALL {
+                    h.with_label_values(&[t.as_str()]);
                 }
                 r.register(Box::new(h.clone()))?;
                 h
@@ -380,21 +358,21 @@ impl Metrics {
                 "catering_sync_fencing_events_total",
                 "Ownership safety events: stale_record_ignored (a changelog record written after a newer owner's fence, skipped on restore), drain_aborted (tasks aborted at the drain bound), assignment_lost (revoked without a drain), unquiet_exit (exited rather than overlap with the next owner), task_panicked (an order task panicked: exited to restart from the write-ahead state)",
                 "kind",
-                &["stale_record_ignored", "drain_aborted", "assignment_lost", "unquiet_exit", "task_panicked"],
+                &Fencing::values(),
             )?,
             orders_expired: counter_vec(
                 r,
                 "catering_sync_orders_expired_total",
                 "Orders tombstoned past their retention (tombstone acknowledged): final (PAY_SUCCESS acknowledged, state.final_retention_secs after it), non_final (any other order, state.non_final_retention_secs after its last change)",
                 "state",
-                &["final", "non_final"],
+                &Expiry::values(),
             )?,
             commit_failures: counter_vec(
                 r,
                 "catering_sync_commit_failures_total",
                 "Failed periodic offset commits by kind: coordinator (none available, or not the coordinator), rebalance (a rebalance in progress, or this member's generation is gone), timeout (no answer within 5 minutes), transport (no connection to the brokers), other; the offsets of partitions still owned are repeated after a backoff",
                 "kind",
-                &COMMIT_FAILURE_KINDS,
+                &CommitFailure::values(),
             )?,
             commit_duration: histogram(
                 r,

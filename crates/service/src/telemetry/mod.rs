@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod health;
+pub mod labels;
 pub mod metrics;
 pub mod server;
 
