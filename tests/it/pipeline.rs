@@ -401,17 +401,19 @@ async fn restores_state_so_a_payment_after_a_restart_carries_the_earlier_dishes(
 /// within the shutdown deadline; committed offsets cover every acknowledged post.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_drains_commits_and_exits_0() {
-    let (broker, names, sandbox) = tansu_stack(
-        2,
-        Faults {
+    let Produced {
+        broker,
+        names,
+        sandbox,
+        orders,
+        delivered,
+        ..
+    } = Scenario::new("TERM", 300)
+        .faults(Faults {
             latency_ms: 20,
             ..Faults::default()
-        },
-    )
-    .await;
-    let orders = gen_orders("TERM", 300);
-    let delivered = broker
-        .produce_batch(&names.input, interleave(&orders, 0))
+        })
+        .produce()
         .await;
     let mut app = ChildApp::spawn(&config_text(
         &broker.bootstrap(),
@@ -588,11 +590,13 @@ async fn startup_checks_the_changelog_is_co_partitioned() {
 /// Orders acknowledged as paid are tombstoned in the changelog after the retention.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn final_orders_are_tombstoned_after_the_retention() {
-    let (broker, names, sandbox) = tansu_stack(1, Faults::default()).await;
-    let orders = gen_orders("TS", 5);
-    broker
-        .produce_batch(&names.input, interleave(&orders, 0))
-        .await;
+    let Produced {
+        broker,
+        names,
+        sandbox,
+        orders,
+        ..
+    } = Scenario::new("TS", 5).partitions(1).produce().await;
     let extra = "[state]\nfinal_retention_secs = 1\nsweep_interval_secs = 1";
     let app = RunningApp::start(&config_text(
         &broker.bootstrap(),
@@ -622,19 +626,21 @@ async fn final_orders_are_tombstoned_after_the_retention() {
 /// over, and everything still arrives in order and is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn backpressure_pauses_and_resumes_without_loss() {
-    let (broker, names, sandbox) = tansu_stack(
-        2,
-        Faults {
+    let Produced {
+        broker,
+        names,
+        sandbox,
+        orders,
+        ends,
+        ..
+    } = Scenario::new("BP", 150)
+        .faults(Faults {
             latency_ms: 15,
             ..Faults::default()
-        },
-    )
-    .await;
-    let orders = gen_orders("BP", 150);
-    let delivered = broker
-        .produce_batch(&names.input, interleave(&orders, 5))
+        })
+        .dup_every(5)
+        .produce()
         .await;
-    let ends = ends(&delivered);
     let config = config_text(
         &broker.bootstrap(),
         &names,

@@ -170,22 +170,15 @@ impl Scenario {
         self
     }
 
-    /// Start the broker and the sandbox, produce the orders, start the service.
-    pub async fn start(self) -> Running {
+    /// Start the broker and the sandbox and produce the orders (the service is the test's).
+    pub async fn produce(self) -> Produced {
         let (broker, names, sandbox) = tansu_stack(self.partitions, self.faults).await;
         let orders = gen_orders(self.tag, self.orders);
         let delivered = broker
             .produce_batch(&names.input, interleave(&orders, self.dup_every))
             .await;
         let ends = ends(&delivered);
-        let app = RunningApp::start(&config_text(
-            &broker.bootstrap(),
-            &names,
-            &sandbox.base_url(),
-            &self.overrides,
-        ))
-        .await;
-        Running {
+        Produced {
             broker,
             names,
             sandbox,
@@ -193,8 +186,50 @@ impl Scenario {
             delivered,
             ends,
             partitions: self.partitions,
+            overrides: self.overrides,
+        }
+    }
+
+    /// [`Scenario::produce`], then the service in-process.
+    pub async fn start(self) -> Running {
+        let p = self.produce().await;
+        let app = RunningApp::start(&p.config()).await;
+        Running {
+            broker: p.broker,
+            names: p.names,
+            sandbox: p.sandbox,
+            orders: p.orders,
+            delivered: p.delivered,
+            ends: p.ends,
+            partitions: p.partitions,
             app,
         }
+    }
+}
+
+/// A produced [`Scenario`]: everything but the service.
+pub struct Produced {
+    pub broker: crate::broker::TestBroker,
+    pub names: Names,
+    pub sandbox: SandboxHandle,
+    pub orders: Vec<GenOrder>,
+    /// Where each produced record landed (partition, offset), in production order.
+    pub delivered: Vec<(i32, i64)>,
+    /// End offset per partition of what was produced.
+    pub ends: BTreeMap<i32, i64>,
+    pub partitions: i32,
+    overrides: String,
+}
+
+impl Produced {
+    /// The test configuration for this scenario (its overrides merged).
+    pub fn config(&self) -> String {
+        config_text(
+            &self.broker.bootstrap(),
+            &self.names,
+            &self.sandbox.base_url(),
+            &self.overrides,
+        )
     }
 }
 

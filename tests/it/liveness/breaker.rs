@@ -103,12 +103,14 @@ async fn an_outage_with_a_rebalance_in_the_middle_recovers_without_dead_letters(
         rate_503: 1.0,
         ..Faults::default()
     };
-    let (broker, names, sandbox) = tansu_stack(2, down).await;
-    let orders = gen_orders("ORB", 60);
-    let delivered = broker
-        .produce_batch(&names.input, interleave(&orders, 0))
-        .await;
-    let ends = ends(&delivered);
+    let Produced {
+        broker,
+        names,
+        sandbox,
+        orders,
+        ends,
+        ..
+    } = Scenario::new("ORB", 60).faults(down).produce().await;
     let config = config(&broker, &names, &sandbox);
     let a = RunningApp::start(&config).await;
     let open = eventually(Duration::from_secs(30), || async {
@@ -158,12 +160,14 @@ async fn a_brownout_dead_letters_nothing_and_catches_up() {
         rate_500: 0.8,
         ..Faults::default()
     };
-    let (broker, names, sandbox) = tansu_stack(2, brownout).await;
-    let orders = gen_orders("BRN", 200);
-    let delivered = broker
-        .produce_batch(&names.input, interleave(&orders, 0))
-        .await;
-    let ends = ends(&delivered);
+    let Produced {
+        broker,
+        names,
+        sandbox,
+        orders,
+        ends,
+        ..
+    } = Scenario::new("BRN", 200).faults(brownout).produce().await;
     let config = config_text(
         &broker.bootstrap(),
         &names,

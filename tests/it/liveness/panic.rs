@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use catering_sync::sandbox::Faults;
-
 use crate::broker::Broker;
 use crate::stack::*;
 
@@ -20,12 +18,14 @@ fn panic_lines(log: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_panicking_order_task_exits_and_a_restart_delivers_everything() {
-    let (broker, names, sandbox) = tansu_stack(1, Faults::default()).await;
-    let orders = gen_orders("PNC", 10);
-    let delivered = broker
-        .produce_batch(&names.input, interleave(&orders, 0))
-        .await;
-    let ends = ends(&delivered);
+    let Produced {
+        broker,
+        names,
+        sandbox,
+        orders,
+        ends,
+        ..
+    } = Scenario::new("PNC", 10).partitions(1).produce().await;
     let config = config_text(&broker.bootstrap(), &names, &sandbox.base_url(), "");
     let mut app = ChildApp::spawn_with_env(
         &config,
