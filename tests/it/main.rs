@@ -15,6 +15,7 @@ mod fencing;
 mod keys;
 mod liveness;
 mod merge;
+mod migration;
 mod operations;
 mod pipeline;
 mod rebalance;

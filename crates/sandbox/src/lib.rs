@@ -63,6 +63,27 @@ pub struct SandboxConfig {
     pub record_bodies: bool,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// A merchant migrating from platform certificates to the public key: answers are signed
+    /// with this platform certificate's key unless the request's `Wechatpay-Serial` names the
+    /// public key (`wechatpay_key_id`), as WeChat Pay does during the migration.
+    pub platform_certificate: Option<PlatformCertificate>,
+}
+
+/// A platform certificate's signing key and serial (upper-case hex).
+#[derive(Clone)]
+pub struct PlatformCertificate {
+    /// The certificate's private key (only WeChat Pay has it).
+    pub private_key: rsa::RsaPrivateKey,
+    /// Its serial, as `Wechatpay-Serial` names it.
+    pub serial: String,
+}
+
+impl std::fmt::Debug for PlatformCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformCertificate")
+            .field("serial", &self.serial)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the sandbox could not be configured or started.
@@ -136,6 +157,7 @@ impl SandboxConfig {
             verify_every: 1,
             record_bodies: true,
             max_body_bytes: 1 << 20,
+            platform_certificate: None,
         })
     }
 
@@ -172,6 +194,9 @@ impl SandboxConfig {
 pub(crate) struct State {
     pub(crate) auth: auth::RequestAuthenticator,
     pub(crate) signer: respond::ResponseSigner,
+    /// With a migrating merchant: signs answers to requests that do not name the public key.
+    pub(crate) platform_signer: Option<respond::ResponseSigner>,
+    pub(crate) public_key_id: String,
     pub(crate) store: store::Store,
     pub(crate) faults: RwLock<(Faults, Instant)>,
     pub(crate) verify_every: u64,
@@ -202,9 +227,13 @@ impl SandboxHandle {
             auth: auth::RequestAuthenticator::new(&config.merchants),
             signer: respond::ResponseSigner::new(
                 config.wechatpay_private_key,
-                config.wechatpay_key_id,
+                config.wechatpay_key_id.clone(),
                 config.bench_mode,
             ),
+            platform_signer: config.platform_certificate.map(|c| {
+                respond::ResponseSigner::new(c.private_key, c.serial, config.bench_mode)
+            }),
+            public_key_id: config.wechatpay_key_id,
             store: store::Store::default(),
             faults: RwLock::new((config.faults, Instant::now())),
             verify_every: config.verify_every.max(1),

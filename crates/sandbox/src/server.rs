@@ -225,7 +225,11 @@ async fn sync_status(
                     });
             }
             record(state, &out_order_no, value, &rid, arrived_us);
-            signed_no_content(state, &rid, signature_fault)
+            let named = parts
+                .headers
+                .get("wechatpay-serial")
+                .and_then(|v| v.to_str().ok());
+            signed_no_content(state, &rid, signature_fault, named)
         }
         Err(resp) => *resp,
     };
@@ -430,8 +434,25 @@ fn accept(
     Ok((out_order_no, value))
 }
 
-fn signed_no_content(state: &State, rid: &str, fault: SignatureFault) -> Response<Body> {
-    let signed = state.signer.sign(b"", unix_now(), fault);
+/// A signed 204. With a migrating merchant, the key is the one the request's `Wechatpay-Serial`
+/// names: the public key when it names its id, the platform certificate otherwise.
+fn signed_no_content(
+    state: &State,
+    rid: &str,
+    fault: SignatureFault,
+    named: Option<&str>,
+) -> Response<Body> {
+    let signer = match &state.platform_signer {
+        Some(platform) if named.map(str::trim) != Some(state.public_key_id.as_str()) => {
+            state.store.count_signed_with("platform_certificate");
+            platform
+        }
+        _ => {
+            state.store.count_signed_with("public_key");
+            &state.signer
+        }
+    };
+    let signed = signer.sign(b"", unix_now(), fault);
     let mut resp = empty(StatusCode::NO_CONTENT);
     let h = resp.headers_mut();
     for (name, value) in [

@@ -35,6 +35,8 @@ pub struct Stats {
     pub faults: BTreeMap<String, u64>,
     /// Distinct orders recorded.
     pub orders: u64,
+    /// Signed 204s by the kind of key that signed them (`public_key`, `platform_certificate`).
+    pub signed_with: BTreeMap<String, u64>,
 }
 
 /// The record of accepted posts.
@@ -72,6 +74,11 @@ impl Store {
     /// Count a response status.
     pub fn count_response(&self, status: u16) {
         self.with(|i| *i.stats.responses_by_status.entry(status).or_default() += 1);
+    }
+
+    /// Count a signed 204 by the kind of key that signed it.
+    pub fn count_signed_with(&self, key: &str) {
+        self.with(|i| *i.stats.signed_with.entry(key.to_string()).or_default() += 1);
     }
 
     /// Count an injected fault.

@@ -281,15 +281,9 @@ impl PartitionWorker {
     async fn join_tasks(&mut self, owned: &Arc<Owned>) -> bool {
         let bound = self.shared.settings.drain_timeout;
         let mut abort = self.abort.clone();
-        let joined = tokio::select! {
-            _ = async {
-                while let Some(result) = self.tasks.join_next().await {
-                    self.finished(result, owned);
-                }
-            } => true,
-            _ = tokio::time::sleep(bound) => false,
-            _ = abort.cancelled() => false,
-        };
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let joined = join_within(&mut tasks, bound, &mut abort, |r| self.finished(r, owned)).await;
+        self.tasks = tasks;
         if joined {
             return true;
         }
@@ -699,6 +693,26 @@ impl Drop for PanicReport {
     }
 }
 
+/// Join every task of `tasks` within `bound`, or until `abort`, each result to `finished`. True
+/// when all ended in time; false at the bound or the abort, with the tasks still running left in
+/// the set (the caller aborts them).
+async fn join_within<T: 'static>(
+    tasks: &mut JoinSet<T>,
+    bound: Duration,
+    abort: &mut Cancel,
+    mut finished: impl FnMut(Result<T, tokio::task::JoinError>),
+) -> bool {
+    tokio::select! {
+        _ = async {
+            while let Some(result) = tasks.join_next().await {
+                finished(result);
+            }
+        } => true,
+        _ = tokio::time::sleep(bound) => false,
+        _ = abort.cancelled() => false,
+    }
+}
+
 /// An order task panicked (a bug): its order and its offsets would stay stuck for good (a hole
 /// no commit passes), so the process exits 1 — crash-only, like SIGKILL, which the write-ahead
 /// state makes safe: the next owner restores and re-posts what may not have landed.
@@ -763,5 +777,67 @@ mod tests {
         assert_eq!(at(&order(1, now - 7 * DAY_MS)), Some(Expiry::NonFinal));
         assert_eq!(at(&order(0, now - 8 * DAY_MS)), Some(Expiry::NonFinal));
         assert_eq!(at(&order(0, now)), None, "a draft changed now");
+    }
+
+    /// Tasks of `secs` virtual seconds each.
+    fn sleepers(secs: &[u64]) -> JoinSet<u64> {
+        let mut tasks = JoinSet::new();
+        for &s in secs {
+            tasks.spawn(async move {
+                tokio::time::sleep(Duration::from_secs(s)).await;
+                s
+            });
+        }
+        tasks
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_drain_joins_tasks_that_end_within_the_bound() {
+        let t0 = Instant::now();
+        let mut tasks = sleepers(&[1, 5, 29]);
+        let mut ended = Vec::new();
+        let joined = join_within(
+            &mut tasks,
+            Duration::from_secs(30),
+            &mut Cancel::never(),
+            |r| ended.push(r.unwrap()),
+        )
+        .await;
+        assert!(joined);
+        assert_eq!(ended, [1, 5, 29]);
+        assert_eq!(Instant::now() - t0, Duration::from_secs(29), "done when the last one is");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_drain_bound_stops_waiting_and_leaves_the_late_task_to_abort() {
+        let t0 = Instant::now();
+        let mut tasks = sleepers(&[1, 3_600]);
+        let mut ended = Vec::new();
+        let joined = join_within(
+            &mut tasks,
+            Duration::from_secs(30),
+            &mut Cancel::never(),
+            |r| ended.push(r.unwrap()),
+        )
+        .await;
+        assert!(!joined);
+        assert_eq!(ended, [1]);
+        assert_eq!(Instant::now() - t0, Duration::from_secs(30), "exactly at the bound");
+        assert_eq!(tasks.len(), 1, "the late task is left for the caller to abort");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_aborted_drain_stops_waiting_at_once() {
+        let t0 = Instant::now();
+        let mut tasks = sleepers(&[10]);
+        let canceller = crate::clock::Canceller::new();
+        let mut abort = canceller.token();
+        canceller.cancel();
+        let joined = join_within(&mut tasks, Duration::from_secs(30), &mut abort, |_| {
+            panic!("nothing ends before the abort")
+        })
+        .await;
+        assert!(!joined);
+        assert_eq!(Instant::now(), t0, "no virtual time passed");
     }
 }

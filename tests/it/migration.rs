@@ -1,0 +1,69 @@
+//! A merchant migrating from WeChat Pay platform certificates to the WeChat Pay public key
+//! (WECHATPAY.md "Request signing" 5): while it migrates, WeChat Pay signs each answer with the key
+//! the request's `Wechatpay-Serial` names, and with the platform certificate when it names none.
+
+use std::time::Duration;
+
+use catering_sync::sandbox::{PlatformCertificate, SandboxConfig, SandboxHandle};
+use rsa::pkcs8::DecodePrivateKey;
+
+use crate::broker::{Broker, TestBroker};
+use crate::harness::{keys, other_keys};
+use crate::stack::*;
+
+/// The sandbox as a migrating merchant sees WeChat Pay: a platform certificate (whose key the
+/// service is not given) signs every answer to a request that does not name the public key.
+async fn migrating_sandbox() -> SandboxHandle {
+    let mut config = SandboxConfig::from_generated(keys()).expect("sandbox config");
+    config.platform_certificate = Some(PlatformCertificate {
+        private_key: rsa::RsaPrivateKey::from_pkcs8_pem(&other_keys().wechatpay_private_pem)
+            .unwrap(),
+        serial: "3B7F2A9C1D0E4F5A6B7C8D9E0F1A2B3C4D5E6F70".into(),
+    });
+    SandboxHandle::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("sandbox")
+}
+
+/// Configured with the public key only (what WeChat Pay's migration guide hands out), the service
+/// names it in `Wechatpay-Serial` without being told to, so every answer is signed with a key it
+/// has: all delivered, none signed with the certificate. (Before, it sent no `Wechatpay-Serial`
+/// and retried certificate-signed 204s it could not verify for ever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mid_migration_the_public_key_is_named_by_default_and_every_answer_verifies() {
+    let broker = TestBroker::start();
+    let names = Names::fresh();
+    broker.create_topic(&names.input, 2).await;
+    let sandbox = migrating_sandbox().await;
+    let orders = gen_orders("MIG", 20);
+    let delivered = broker
+        .produce_batch(&names.input, interleave(&orders, 0))
+        .await;
+    let ends = ends(&delivered);
+    let app = RunningApp::start(&config_text(
+        &broker.bootstrap(),
+        &names,
+        &sandbox.base_url(),
+        "",
+    ))
+    .await;
+    let done = delivered_and_committed(
+        &broker,
+        &names,
+        &sandbox,
+        &orders,
+        &ends,
+        2,
+        Duration::from_secs(60),
+    )
+    .await;
+    let stats = sandbox.stats();
+    assert!(done, "not all delivered and committed: {stats:?}");
+    assert_eq!(
+        stats.signed_with.get("platform_certificate"),
+        None,
+        "no answer signed with the certificate: {stats:?}"
+    );
+    app.stop().await.expect("clean stop");
+    sandbox.shutdown().await;
+}
