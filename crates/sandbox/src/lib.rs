@@ -230,9 +230,9 @@ impl SandboxHandle {
                 config.wechatpay_key_id.clone(),
                 config.bench_mode,
             ),
-            platform_signer: config.platform_certificate.map(|c| {
-                respond::ResponseSigner::new(c.private_key, c.serial, config.bench_mode)
-            }),
+            platform_signer: config
+                .platform_certificate
+                .map(|c| respond::ResponseSigner::new(c.private_key, c.serial, config.bench_mode)),
             public_key_id: config.wechatpay_key_id,
             store: store::Store::default(),
             faults: RwLock::new((config.faults, Instant::now())),

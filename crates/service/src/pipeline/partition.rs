@@ -805,7 +805,11 @@ mod tests {
         .await;
         assert!(joined);
         assert_eq!(ended, [1, 5, 29]);
-        assert_eq!(Instant::now() - t0, Duration::from_secs(29), "done when the last one is");
+        assert_eq!(
+            Instant::now() - t0,
+            Duration::from_secs(29),
+            "done when the last one is"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -822,8 +826,16 @@ mod tests {
         .await;
         assert!(!joined);
         assert_eq!(ended, [1]);
-        assert_eq!(Instant::now() - t0, Duration::from_secs(30), "exactly at the bound");
-        assert_eq!(tasks.len(), 1, "the late task is left for the caller to abort");
+        assert_eq!(
+            Instant::now() - t0,
+            Duration::from_secs(30),
+            "exactly at the bound"
+        );
+        assert_eq!(
+            tasks.len(),
+            1,
+            "the late task is left for the caller to abort"
+        );
     }
 
     #[tokio::test(start_paused = true)]
