@@ -75,11 +75,16 @@ pub fn wechatpay_client(config: &Config) -> Result<WechatPayClient, ConfigError>
             }
         }
     }
+    keys.check_not_merchant(&w.merchant_serial)
+        .map_err(|e| bad("wechatpay.verification_keys", &e))?;
+    let wechatpay_serial = keys
+        .request_serial(w.wechatpay_serial.as_deref())
+        .map_err(|e| bad("wechatpay.wechatpay_serial", &e))?;
     let client_config = ClientConfig {
         base_url: w.base_url.clone(),
         request_timeout: w.request_timeout_ms,
         connect_timeout: w.connect_timeout_ms,
-        wechatpay_serial: w.wechatpay_serial.clone(),
+        wechatpay_serial,
     };
     WechatPayClient::new(&client_config, Arc::new(credentials), Arc::new(keys))
         .map_err(|e| bad("wechatpay.base_url", &e))

@@ -161,7 +161,8 @@ pub struct WechatPayConfig {
     pub private_key_file: PathBuf,
     /// WeChat Pay's keys, several during a migration.
     pub verification_keys: Vec<VerificationKeyConfig>,
-    /// Sent as `Wechatpay-Serial`.
+    /// Sent as `Wechatpay-Serial`: by default the one configured `PUB_KEY_ID_…` key (none
+    /// without one); `""` sends none; any other value must be a configured verification key.
     #[serde(default)]
     pub wechatpay_serial: Option<String>,
     /// Whole-request timeout.

@@ -101,6 +101,25 @@ struct VerificationKey {
     rsa_public_der: Vec<u8>,
 }
 
+/// A `Wechatpay-Serial` or verification key that cannot be right.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SerialError {
+    /// `wechatpay_serial` names no configured verification key.
+    #[error("{serial} is not a configured verification key (configured: {configured}); WeChat Pay would sign its answers with a key this service does not have")]
+    NotConfigured {
+        /// What was configured.
+        serial: String,
+        /// The configured key ids.
+        configured: String,
+    },
+    /// Several public keys and no `wechatpay_serial` saying which to name.
+    #[error("several WeChat Pay public keys are configured ({0}): set wechatpay.wechatpay_serial to the one to send as Wechatpay-Serial (\"\" sends none)")]
+    SeveralPublicKeys(String),
+    /// A verification key with the merchant's own certificate serial.
+    #[error("{0} is the merchant's own API certificate serial (wechatpay.merchant_serial), not a WeChat Pay key: configure WeChat Pay's public key or platform certificate")]
+    MerchantOwn(String),
+}
+
 /// WeChat Pay's verification keys by serial.
 #[derive(Clone, Default)]
 pub struct VerificationKeys {
@@ -199,6 +218,48 @@ impl VerificationKeys {
         self.keys.is_empty()
     }
 
+    /// The `Wechatpay-Serial` to send, from the configured `wechatpay_serial`: `Some("")` sends
+    /// none; `Some(id)` must be a configured key; `None` (the default) names the one configured
+    /// `PUB_KEY_ID_…` key as the official SDKs do, so a merchant migrating from platform
+    /// certificates gets answers signed with a key it has, and sends none without one.
+    pub fn request_serial(&self, configured: Option<&str>) -> Result<Option<String>, SerialError> {
+        match configured.map(str::trim) {
+            Some("") => Ok(None),
+            Some(id) => {
+                let id = normalize_serial(id);
+                if self.keys.contains_key(&id) {
+                    Ok(Some(id))
+                } else {
+                    Err(SerialError::NotConfigured {
+                        serial: id,
+                        configured: self.ids().collect::<Vec<_>>().join(", "),
+                    })
+                }
+            }
+            None => {
+                let public: Vec<&str> = self
+                    .ids()
+                    .filter(|id| id.starts_with("PUB_KEY_ID_"))
+                    .collect();
+                match public[..] {
+                    [] => Ok(None),
+                    [one] => Ok(Some(one.to_string())),
+                    _ => Err(SerialError::SeveralPublicKeys(public.join(", "))),
+                }
+            }
+        }
+    }
+
+    /// Refuse the merchant's own API certificate serial as a WeChat Pay key (wechatpay-php and
+    /// the Node SDK refuse it too): it verifies nothing WeChat Pay signs.
+    pub fn check_not_merchant(&self, merchant_serial: &str) -> Result<(), SerialError> {
+        let own = normalize_serial(merchant_serial);
+        if self.keys.contains_key(&own) {
+            return Err(SerialError::MerchantOwn(own));
+        }
+        Ok(())
+    }
+
     /// Verify SHA256withRSA `signature` over `message` with the key `serial`.
     /// `None` when the serial is unknown.
     pub fn verify(&self, serial: &str, message: &[u8], signature: &[u8]) -> Option<bool> {
@@ -233,3 +294,71 @@ fn strip_sign_byte(bytes: &[u8]) -> &[u8] {
 }
 
 pub use catering_sync_core::pem::hex_upper;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys under `ids`, all the same test public key.
+    fn keys(ids: &[&str]) -> VerificationKeys {
+        static PEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let pem = PEM.get_or_init(|| {
+            catering_sync_sandbox::keygen::generate("1900000001", &mut rand::thread_rng())
+                .unwrap()
+                .wechatpay_public_pem
+        });
+        let mut v = VerificationKeys::new();
+        for id in ids {
+            v.add_public_key_pem(id, pem).unwrap();
+        }
+        v
+    }
+
+    const PUB: &str = "PUB_KEY_ID_0114232134912410000000000000";
+    const CERT: &str = "3B7F2A9C1D0E4F5A6B7C8D9E0F1A2B3C4D5E6F70";
+
+    #[test]
+    fn the_one_public_key_is_named_by_default() {
+        assert_eq!(keys(&[PUB]).request_serial(None), Ok(Some(PUB.into())));
+        // Mid-migration, with the certificate still configured: the public key all the same.
+        assert_eq!(keys(&[CERT, PUB]).request_serial(None), Ok(Some(PUB.into())));
+        assert_eq!(keys(&[CERT]).request_serial(None), Ok(None), "certificates only: none");
+    }
+
+    #[test]
+    fn an_empty_serial_sends_none_and_a_configured_one_is_kept() {
+        assert_eq!(keys(&[PUB]).request_serial(Some("")), Ok(None));
+        assert_eq!(
+            keys(&[CERT, PUB]).request_serial(Some(&CERT.to_lowercase())),
+            Ok(Some(CERT.into())),
+            "hex serials compare case-insensitively"
+        );
+    }
+
+    #[test]
+    fn a_serial_that_is_not_a_configured_key_is_refused() {
+        let e = keys(&[PUB]).request_serial(Some("PUB_KEY_ID_0999")).unwrap_err();
+        assert!(matches!(e, SerialError::NotConfigured { .. }), "{e}");
+        assert!(e.to_string().contains(PUB), "names the configured keys: {e}");
+    }
+
+    #[test]
+    fn several_public_keys_need_a_choice() {
+        let two = keys(&[PUB, "PUB_KEY_ID_0114232134912410000000000001"]);
+        assert!(matches!(
+            two.request_serial(None),
+            Err(SerialError::SeveralPublicKeys(_))
+        ));
+        assert_eq!(two.request_serial(Some(PUB)), Ok(Some(PUB.into())));
+    }
+
+    #[test]
+    fn the_merchant_s_own_serial_is_not_a_verification_key() {
+        let v = keys(&[CERT, PUB]);
+        assert_eq!(
+            v.check_not_merchant(&CERT.to_lowercase()),
+            Err(SerialError::MerchantOwn(CERT.into()))
+        );
+        assert_eq!(v.check_not_merchant("5157F09EFDC096DE15EBE81A47057A7232F1B8E1"), Ok(()));
+    }
+}

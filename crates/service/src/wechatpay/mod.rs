@@ -19,7 +19,7 @@ pub use classify::{
     classify, ApiError, Disposition, Exchange, Rejection, Transient, TransientCause,
 };
 pub use client::{Attempt, ClientConfig, WechatPayClient};
-pub use keys::{KeyError, MerchantKey, VerificationKeys};
+pub use keys::{KeyError, MerchantKey, SerialError, VerificationKeys};
 pub use sign::{Authorization, Credentials};
 pub use verify::VerifyError;
 
