@@ -67,3 +67,40 @@ async fn mid_migration_the_public_key_is_named_by_default_and_every_answer_verif
     app.stop().await.expect("clean stop");
     sandbox.shutdown().await;
 }
+
+/// Start-up refuses what would make every answer unverifiable: a `Wechatpay-Serial` that is not
+/// a configured key, and the merchant's own certificate serial configured as a WeChat Pay key
+/// (exit 2, the configuration key named); `""` opts out of sending one.
+#[test]
+fn start_up_refuses_a_serial_that_is_no_key_and_the_merchant_s_own_serial() {
+    use catering_sync::app::wechatpay_client;
+    use catering_sync::config::Config;
+    let load = |overrides: &str| {
+        let text = config_text(
+            "127.0.0.1:9",
+            &Names::fresh(),
+            "http://127.0.0.1:9",
+            overrides,
+        );
+        Config::from_toml(&text, std::iter::empty()).expect("test config")
+    };
+    let e = wechatpay_client(&load(
+        "[wechatpay]\nwechatpay_serial = \"PUB_KEY_ID_0999\"",
+    ))
+    .unwrap_err();
+    assert_eq!(e.key, "wechatpay.wechatpay_serial", "{e}");
+    assert!(e.problem.contains(&keys().wechatpay_key_id), "{e}");
+
+    let pub_key = crate::harness::keys_dir().join(catering_sync::keygen::files::WECHATPAY_PUBLIC);
+    let own = format!(
+        "[[wechatpay.verification_keys]]\nkey_id = \"{}\"\npublic_key_file = \"{}\"",
+        keys().merchant_serial,
+        pub_key.display()
+    );
+    let e = wechatpay_client(&load(&own)).unwrap_err();
+    assert_eq!(e.key, "wechatpay.verification_keys", "{e}");
+    assert!(e.problem.contains("merchant's own"), "{e}");
+
+    wechatpay_client(&load("[wechatpay]\nwechatpay_serial = \"\"")).expect("\"\" sends none");
+    wechatpay_client(&load("")).expect("the default names the public key");
+}

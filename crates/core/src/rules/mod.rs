@@ -12,7 +12,7 @@
 //! - `null` is never valid, anywhere ([`Rule::Null`]); a field whose value is `null` counts as
 //!   absent when telling the variant or applying required-field rules, so it is reported once, as
 //!   `Null`.
-//! - Sane bounds beyond the documentation: amounts and dish prices at most [`MAX_AMOUNT`] fen,
+//! - Bounds: amounts and dish prices at most [`MAX_AMOUNT`] fen (2^31 − 1: WeChat Pay types them as `int`); beyond the documentation,
 //!   `count` at most [`MAX_COUNT`],
 //!   `people_count` at most `i32::MAX`, at most [`MAX_DISHES`] dishes (a longer list is one
 //!   [`Rule::Range`] violation at `dish_list`, and only the first [`MAX_DISHES`] items are checked).
@@ -216,8 +216,9 @@ pub const STATUSES: &[&str] = &["CREATE_DEAL", "PAY_SUCCESS"];
 /// Allowed dish units: BY_SHARE, BY_WEIGHT.
 pub const UNITS: &[&str] = &["BY_SHARE", "BY_WEIGHT"];
 
-/// Largest accepted amount or dish price in fen (10^15, a sanity bound, not WeChat's).
-pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
+/// Largest accepted amount or dish price in fen: 2^31 − 1, because WeChat Pay types amounts as
+/// `int` (a larger one would overflow on its side: 21,474,836.47 yuan per order is the ceiling).
+pub const MAX_AMOUNT: i64 = i32::MAX as i64;
 
 /// Most dishes checked in `dish_list`; a longer list is a [`Rule::Range`] violation.
 pub const MAX_DISHES: usize = 1000;
