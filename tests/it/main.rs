@@ -19,6 +19,7 @@ mod migration;
 mod operations;
 mod pipeline;
 mod rebalance;
+mod request_id;
 mod sandbox_faults;
 mod sandbox_rules;
 mod schemas;

@@ -148,3 +148,29 @@ impl Authorization {
         })
     }
 }
+
+/// The numeric suffix of a `Request-ID` (after its last `-`): WeChat Pay's internal error code,
+/// what its support asks for beside the id.
+pub fn request_id_code(request_id: &str) -> Option<u64> {
+    let (_, code) = request_id.rsplit_once('-')?;
+    if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    code.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_id_code_is_the_numeric_suffix() {
+        assert_eq!(
+            request_id_code("08F78BB5AF0610D302189F0F2029CE8E2D8D030C-268435461"),
+            Some(268_435_461)
+        );
+        assert_eq!(request_id_code("08F78BB5AF0610D302189F0F20"), None);
+        assert_eq!(request_id_code("08F7-"), None);
+        assert_eq!(request_id_code("08F7-12a"), None);
+    }
+}

@@ -21,6 +21,7 @@ use tokio::sync::{watch, Semaphore};
 
 use super::lease::Lease;
 use crate::clock::{Cancel, Instant};
+use catering_sync_core::apiv3::request_id_code;
 use crate::retry::{Backoff, BreakerPolicy, BreakerState, CircuitBreaker, ProbeSlot, RateLimiter};
 use crate::snapshot::Body;
 use crate::telemetry::events::{self, Emit as _};
@@ -264,7 +265,7 @@ impl Delivery {
     /// A deployment fault: pause everything, not ready, probe at the retry interval.
     fn enter_fault(&self, r: &Rejection) {
         if !self.health.config_fault() {
-            tracing::error!(status = r.status, code = ?r.error.as_ref().map(|e| &e.code), request_id = ?r.request_id, "WeChat Pay refused the deployment (key, serial, mchid, clock, permission, IP allow-list, URL or headers): pausing all partitions, not ready, probing every {:?}", self.settings.config_fault_retry);
+            tracing::error!(status = r.status, code = ?r.error.as_ref().map(|e| &e.code), request_id = ?r.request_id, request_id_code = ?r.request_id.as_deref().and_then(request_id_code), "WeChat Pay refused the deployment (key, serial, mchid, clock, permission, IP allow-list, URL or headers): pausing all partitions, not ready, probing every {:?}", self.settings.config_fault_retry);
         }
         *lock(&self.next_fault_probe) = Instant::now() + self.settings.config_fault_retry;
         self.health.set_config_fault(true);
@@ -417,7 +418,7 @@ impl Delivery {
         uncounted: &mut u32,
     ) -> Step {
         let now = Instant::now();
-        self.note_unverified(&t.cause);
+        self.note_unverified(&t);
         let counts = if t.cause == TransientCause::Throttled {
             // WeChat Pay is up and asks us to slow down: neither an outage nor this body's
             // fault, so it moves the send rate, not the breaker or the budget.
@@ -447,6 +448,7 @@ impl Delivery {
         events::Retrying {
             cause: t.cause.label(),
             status: t.status,
+            request_id: t.request_id.as_deref(),
             attempts,
             counted: *counted,
             delay_ms: delay.as_millis() as u64,
@@ -455,11 +457,12 @@ impl Delivery {
         Step::Retry(delay)
     }
 
-    fn note_unverified(&self, cause: &TransientCause) {
-        if let TransientCause::Unverified(e) = cause {
+    fn note_unverified(&self, t: &Transient) {
+        if let TransientCause::Unverified(e) = &t.cause {
             events::Unverified {
                 reason: e.label(),
                 error: e,
+                request_id: t.request_id.as_deref(),
                 signtest: *e == crate::wechatpay::VerifyError::SignTestProbe,
             }
             .emit(&self.metrics);

@@ -88,6 +88,7 @@ pub async fn dead_letter(
             detail: &failure.detail,
             attempts: failure.attempts,
             http_status: failure.answer.map(|a| a.status),
+            request_id: failure.answer.and_then(|a| a.request_id.as_deref()),
         }
         .emit(&shared.metrics);
     }
@@ -295,7 +296,7 @@ fn verdict(delivered: Delivered) -> Option<(Reason, String, u32, Option<Rejectio
             let answer = last.status.map(|status| Rejection {
                 status,
                 error: last.error.clone(),
-                request_id: None,
+                request_id: last.request_id.clone(),
             });
             let detail = format!("{} after {attempts} attempts", last.cause.label());
             Some((Reason::RetriesExhausted, detail, attempts, answer))

@@ -7,6 +7,8 @@
 //! stage it reports on (`catering_sync_service::pipeline::order`, `::delivery`, …), so `RUST_LOG`
 //! directives by module select it as before.
 
+use catering_sync_core::apiv3::request_id_code;
+
 use super::labels::{Fencing, Probe, ProbeOutcome, StateTopic, WriteFailure};
 use super::metrics::Metrics;
 
@@ -33,6 +35,8 @@ pub struct DeadLettered<'a> {
     pub attempts: u32,
     /// WeChat Pay's HTTP status, when it answered.
     pub http_status: Option<u16>,
+    /// WeChat Pay's `Request-ID` of the last answer, when it sent one.
+    pub request_id: Option<&'a str>,
 }
 
 impl Emit for DeadLettered<'_> {
@@ -47,6 +51,8 @@ impl Emit for DeadLettered<'_> {
             error = %self.detail,
             attempts = self.attempts,
             http_status = self.http_status,
+            request_id = self.request_id,
+            request_id_code = self.request_id.and_then(request_id_code),
             "dead-lettered"
         );
     }
@@ -87,7 +93,7 @@ impl Emit for EventIgnored<'_> {
 
 /// A transient failure whose retry is scheduled.
 #[derive(Debug)]
-pub struct Retrying {
+pub struct Retrying<'a> {
     /// `TransientCause::label`.
     pub cause: &'static str,
     /// HTTP status, when there was an answer.
@@ -98,9 +104,11 @@ pub struct Retrying {
     pub counted: u32,
     /// The wait before the next attempt, in milliseconds.
     pub delay_ms: u64,
+    /// WeChat Pay's `Request-ID`, when it answered with one.
+    pub request_id: Option<&'a str>,
 }
 
-impl Emit for Retrying {
+impl Emit for Retrying<'_> {
     fn emit(self, metrics: &Metrics) {
         metrics.retries.with_label_values(&[self.cause]).inc();
         tracing::debug!(
@@ -110,6 +118,8 @@ impl Emit for Retrying {
             attempts = self.attempts,
             counted = self.counted,
             delay_ms = self.delay_ms,
+            request_id = self.request_id,
+            request_id_code = self.request_id.and_then(request_id_code),
             "retrying"
         );
     }
@@ -123,6 +133,8 @@ pub struct Unverified<'a> {
     pub error: &'a dyn std::error::Error,
     /// A `WECHATPAY/SIGNTEST/` probe: counted, not logged (unverified by design).
     pub signtest: bool,
+    /// The answer's `Request-ID`, when it had one.
+    pub request_id: Option<&'a str>,
 }
 
 impl Emit for Unverified<'_> {
@@ -134,7 +146,12 @@ impl Emit for Unverified<'_> {
         if !self.signtest {
             tracing::warn!(
                 target: "catering_sync_service::pipeline::delivery",
-                reason = self.reason, error = %self.error, "2xx response whose signature did not verify: retrying (possible tampering)");
+                reason = self.reason,
+                error = %self.error,
+                request_id = self.request_id,
+                request_id_code = self.request_id.and_then(request_id_code),
+                "2xx response whose signature did not verify: retrying (possible tampering)"
+            );
         }
     }
 }

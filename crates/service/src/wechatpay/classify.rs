@@ -126,6 +126,8 @@ pub struct Transient {
     pub status: Option<u16>,
     /// The parsed error body, when there was one.
     pub error: Option<ApiError>,
+    /// WeChat Pay's `Request-ID`, when it answered with one.
+    pub request_id: Option<String>,
 }
 
 /// What to do after an attempt.
@@ -166,8 +168,24 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// Classify one attempt (SPEC §7), `now` for an HTTP-date `Retry-After`.
+/// Classify one attempt (SPEC §7), `now` for an HTTP-date `Retry-After`. A transient outcome
+/// keeps the answer's `Request-ID`, as a rejection does.
 pub fn classify(exchange: &Exchange<'_>, now: SystemTime) -> Disposition {
+    let mut disposition = classify_answer(exchange, now);
+    if let (
+        Disposition::Transient(t),
+        Exchange::Response {
+            request_id: Some(id),
+            ..
+        },
+    ) = (&mut disposition, exchange)
+    {
+        t.request_id = Some((*id).to_string());
+    }
+    disposition
+}
+
+fn classify_answer(exchange: &Exchange<'_>, now: SystemTime) -> Disposition {
     let (status, verified, retry_after, body, request_id) = match exchange {
         Exchange::Timeout => return transient(TransientCause::Timeout, None, None, None),
         Exchange::Connection => return transient(TransientCause::Connection, None, None, None),
@@ -259,8 +277,10 @@ fn transient(
         retry_after,
         status,
         error,
+        request_id: None,
     })
 }
+
 
 #[cfg(test)]
 mod tests {
