@@ -84,10 +84,8 @@ fn start_up_refuses_a_serial_that_is_no_key_and_the_merchant_s_own_serial() {
         );
         Config::from_toml(&text, std::iter::empty()).expect("test config")
     };
-    let e = wechatpay_client(&load(
-        "[wechatpay]\nwechatpay_serial = \"PUB_KEY_ID_0999\"",
-    ))
-    .unwrap_err();
+    let e =
+        wechatpay_client(&load("[wechatpay]\nwechatpay_serial = \"PUB_KEY_ID_0999\"")).unwrap_err();
     assert_eq!(e.key, "wechatpay.wechatpay_serial", "{e}");
     assert!(e.problem.contains(&keys().wechatpay_key_id), "{e}");
 

@@ -28,14 +28,18 @@ async fn a_retries_exhausted_dead_letter_keeps_the_last_request_id() {
             fail_orders: vec![failing.clone()],
             ..Faults::default()
         })
-        .config("[retry]\nmax_attempts = 3")
+        .config("[retry]\nmax_attempts = 4\nbreaker_threshold = 3")
         .start()
         .await;
     let dead = eventually(Duration::from_secs(60), || async {
         !broker.read_all(&names.dlq).await.is_empty()
     })
     .await;
-    assert!(dead, "the failing order is dead-lettered: {:?}", sandbox.stats());
+    assert!(
+        dead,
+        "the failing order is dead-lettered: {:?}",
+        sandbox.stats()
+    );
     let letters = broker.read_all(&names.dlq).await;
     let letter = &letters[0];
     assert_eq!(letter.key.as_deref(), Some(failing.as_bytes()));

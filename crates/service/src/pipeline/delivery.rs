@@ -21,7 +21,6 @@ use tokio::sync::{watch, Semaphore};
 
 use super::lease::Lease;
 use crate::clock::{Cancel, Instant};
-use catering_sync_core::apiv3::request_id_code;
 use crate::retry::{Backoff, BreakerPolicy, BreakerState, CircuitBreaker, ProbeSlot, RateLimiter};
 use crate::snapshot::Body;
 use crate::telemetry::events::{self, Emit as _};
@@ -29,6 +28,7 @@ use crate::telemetry::labels::{Probe, ProbeOutcome};
 use crate::telemetry::metrics::{status_label, Metrics};
 use crate::telemetry::Health;
 use crate::wechatpay::{Disposition, Rejection, Transient, TransientCause, WechatPayClient};
+use catering_sync_core::apiv3::request_id_code;
 
 /// How a delivery ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -281,7 +281,6 @@ fn transient(
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -321,8 +321,15 @@ mod tests {
     fn the_one_public_key_is_named_by_default() {
         assert_eq!(keys(&[PUB]).request_serial(None), Ok(Some(PUB.into())));
         // Mid-migration, with the certificate still configured: the public key all the same.
-        assert_eq!(keys(&[CERT, PUB]).request_serial(None), Ok(Some(PUB.into())));
-        assert_eq!(keys(&[CERT]).request_serial(None), Ok(None), "certificates only: none");
+        assert_eq!(
+            keys(&[CERT, PUB]).request_serial(None),
+            Ok(Some(PUB.into()))
+        );
+        assert_eq!(
+            keys(&[CERT]).request_serial(None),
+            Ok(None),
+            "certificates only: none"
+        );
     }
 
     #[test]
@@ -337,9 +344,14 @@ mod tests {
 
     #[test]
     fn a_serial_that_is_not_a_configured_key_is_refused() {
-        let e = keys(&[PUB]).request_serial(Some("PUB_KEY_ID_0999")).unwrap_err();
+        let e = keys(&[PUB])
+            .request_serial(Some("PUB_KEY_ID_0999"))
+            .unwrap_err();
         assert!(matches!(e, SerialError::NotConfigured { .. }), "{e}");
-        assert!(e.to_string().contains(PUB), "names the configured keys: {e}");
+        assert!(
+            e.to_string().contains(PUB),
+            "names the configured keys: {e}"
+        );
     }
 
     #[test]
@@ -359,6 +371,9 @@ mod tests {
             v.check_not_merchant(&CERT.to_lowercase()),
             Err(SerialError::MerchantOwn(CERT.into()))
         );
-        assert_eq!(v.check_not_merchant("5157F09EFDC096DE15EBE81A47057A7232F1B8E1"), Ok(()));
+        assert_eq!(
+            v.check_not_merchant("5157F09EFDC096DE15EBE81A47057A7232F1B8E1"),
+            Ok(())
+        );
     }
 }

@@ -227,7 +227,12 @@ fn field_lists_match_specs() {
     assert!(body.starts_with("sp_mchid: Str(32), sp_appid: Str(32), channel_id: Str(32), sub_mchid: Str(32), sub_appid: Str(32), openid: Str(32), sub_openid: Str(32), out_shop_no: Str(32), login_token: Str(256), order_entry: Str(256), total_amount: Int(0, 2147483647)"), "{body}");
     assert!(body.ends_with("transaction_id: Str(64), out_trade_no: Str(64), out_order_no: Str(64), out_table_no: Str(16), people_count: Int(1, 2147483647), dish_list: Dishes"), "{body}");
     let dish = kinds(&DISH).join(", ");
-    assert!(dish.starts_with("out_dish_no: Str(48), name: Str(128), price: Int(0, 2147483647), unit: Enum(16, "), "{dish}");
+    assert!(
+        dish.starts_with(
+            "out_dish_no: Str(48), name: Str(128), price: Int(0, 2147483647), unit: Enum(16, "
+        ),
+        "{dish}"
+    );
     assert!(dish.ends_with("count: Count, discount: Int(0, 100), type: Enum(32, [\"FAST_FOOD\", \"DRINK\", \"YOYO\", \"BEIJING_CUISINE\", \"SICHUAN_CUISINE\", \"DONGBEI_CUISINE\", \"SOUTHEAST_ASIAN_CUISINE\", \"SEAFOOD\", \"KOREAN_CUISINE\", \"HUBEI_CUISINE\", \"HOT_POT\", \"JIANGZHE_CUISINE\", \"SHANDONG_CUISINE\", \"HALAL_FOOD\", \"JAPANESE_CUISINE\", \"BARBECUE\", \"NORTHWEST_CUISINE\", \"WESTERN_FOOD\", \"HUNAN_CUISINE\", \"SNACK\", \"XINJIANG_CUISINE\", \"GUAGNDONG_CUISINE\", \"YUNNAN_CUISINE\", \"BUFFET\"]), priority: Int(1, 100), properties: Props"), "{dish}");
     assert!(kinds(&PROPERTIES).iter().all(|k| k.ends_with(": Str(128)")));
     assert_eq!(BODY_FIELDS.len(), 22);
