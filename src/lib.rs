@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! catering-sync          the binary: cli (run, sign, check-event, dlq replay, produce) and, with the
-//! (this crate)           `tools` feature (default), demo, bench, keys generate, the local config
+//! (this crate)           `tools` feature (default), demo, sandbox, bench, keys generate, the
+//!                        local config
 //!   ├─ catering-sync-service  (crates/service)  what runs in production: consume → post → commit /
 //!   │                                           dead-letter, state, telemetry, config, app, replay
 //!   ├─ catering-sync-sandbox  (crates/sandbox)  the WeChat Pay stand-in and test keys (tools only)

@@ -281,9 +281,12 @@ impl PartitionWorker {
     async fn join_tasks(&mut self, owned: &Arc<Owned>) -> bool {
         let bound = self.shared.settings.drain_timeout;
         let mut abort = self.abort.clone();
+        // The set is taken out so `finished` may borrow `self`; `finished` never spawns (nothing
+        // is dispatched once stopping), so the stand-in set stays empty and nothing is lost.
         let mut tasks = std::mem::take(&mut self.tasks);
         let joined = join_within(&mut tasks, bound, &mut abort, |r| self.finished(r, owned)).await;
-        self.tasks = tasks;
+        let spawned = std::mem::replace(&mut self.tasks, tasks);
+        debug_assert!(spawned.is_empty(), "a task was spawned while draining");
         if joined {
             return true;
         }
