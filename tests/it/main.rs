@@ -8,6 +8,7 @@ mod history;
 mod bench;
 mod broker;
 mod cli;
+mod connections;
 mod demo;
 mod deploy;
 mod events;

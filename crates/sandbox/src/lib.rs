@@ -67,7 +67,13 @@ pub struct SandboxConfig {
     /// with this platform certificate's key unless the request's `Wechatpay-Serial` names the
     /// public key (`wechatpay_key_id`), as WeChat Pay does during the migration.
     pub platform_certificate: Option<PlatformCertificate>,
+    /// Close a keep-alive connection idle this long, announced as `Keep-Alive: timeout=N`
+    /// (WeChat Pay: 8 s); `None` keeps idle connections open.
+    pub idle_timeout: Option<std::time::Duration>,
 }
+
+/// How long WeChat Pay keeps an idle connection open (`Keep-Alive: timeout=8`).
+pub const WECHATPAY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// A platform certificate's signing key and serial (upper-case hex).
 #[derive(Clone)]
@@ -158,6 +164,7 @@ impl SandboxConfig {
             record_bodies: true,
             max_body_bytes: 1 << 20,
             platform_certificate: None,
+            idle_timeout: Some(WECHATPAY_IDLE_TIMEOUT),
         })
     }
 
@@ -197,6 +204,7 @@ pub(crate) struct State {
     /// With a migrating merchant: signs answers to requests that do not name the public key.
     pub(crate) platform_signer: Option<respond::ResponseSigner>,
     pub(crate) public_key_id: String,
+    pub(crate) idle_timeout: Option<std::time::Duration>,
     pub(crate) store: store::Store,
     pub(crate) faults: RwLock<(Faults, Instant)>,
     pub(crate) verify_every: u64,
@@ -234,6 +242,7 @@ impl SandboxHandle {
                 .platform_certificate
                 .map(|c| respond::ResponseSigner::new(c.private_key, c.serial, config.bench_mode)),
             public_key_id: config.wechatpay_key_id,
+            idle_timeout: config.idle_timeout,
             store: store::Store::default(),
             faults: RwLock::new((config.faults, Instant::now())),
             verify_every: config.verify_every.max(1),

@@ -48,19 +48,84 @@ pub(crate) async fn accept_loop(
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |req| handle(state.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                state.store.count_connection();
+                connections.spawn(serve(stream, state.clone()));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
     connections.shutdown().await;
+}
+
+/// One keep-alive connection. Like WeChat Pay (`Keep-Alive: timeout=8`), it is closed once it has
+/// been idle — no request in progress — for the idle timeout.
+async fn serve(stream: tokio::net::TcpStream, state: Arc<State>) {
+    let idle_timeout = state.idle_timeout;
+    let activity = Arc::new(Activity::default());
+    let service = {
+        let activity = activity.clone();
+        service_fn(move |req| {
+            let (state, activity) = (state.clone(), activity.clone());
+            async move {
+                activity.begin();
+                let response = handle(state, req).await;
+                activity.end();
+                response
+            }
+        })
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let Some(idle_timeout) = idle_timeout else {
+        let _ = conn.await;
+        return;
+    };
+    let tick = (idle_timeout / 8).max(std::time::Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = tokio::time::sleep(tick) => {
+                if activity.idle_for() >= Some(idle_timeout) {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Requests in progress on a connection, and when the last one ended.
+struct Activity {
+    state: std::sync::Mutex<(usize, std::time::Instant)>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            state: std::sync::Mutex::new((0, std::time::Instant::now())),
+        }
+    }
+}
+
+impl Activity {
+    fn begin(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+    }
+
+    fn end(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.0 = s.0.saturating_sub(1);
+        s.1 = std::time::Instant::now();
+    }
+
+    /// How long the connection has been idle; `None` while a request is in progress.
+    fn idle_for(&self) -> Option<std::time::Duration> {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (s.0 == 0).then(|| s.1.elapsed())
+    }
 }
 
 fn unix_now() -> i64 {
@@ -253,8 +318,13 @@ fn record(state: &State, out_order_no: &str, value: Value, rid: &str, arrived_us
     );
 }
 
-fn respond(state: &State, response: Response<Body>) -> Response<Body> {
+fn respond(state: &State, mut response: Response<Body>) -> Response<Body> {
     state.store.count_response(response.status().as_u16());
+    if let Some(idle) = state.idle_timeout {
+        if let Ok(v) = format!("timeout={}", idle.as_secs().max(1)).parse() {
+            response.headers_mut().insert("keep-alive", v);
+        }
+    }
     response
 }
 

@@ -37,6 +37,8 @@ pub struct Stats {
     pub orders: u64,
     /// Signed 204s by the kind of key that signed them (`public_key`, `platform_certificate`).
     pub signed_with: BTreeMap<String, u64>,
+    /// TCP connections accepted.
+    pub connections: u64,
 }
 
 /// The record of accepted posts.
@@ -74,6 +76,11 @@ impl Store {
     /// Count a response status.
     pub fn count_response(&self, status: u16) {
         self.with(|i| *i.stats.responses_by_status.entry(status).or_default() += 1);
+    }
+
+    /// Count an accepted connection.
+    pub fn count_connection(&self) {
+        self.with(|i| i.stats.connections += 1);
     }
 
     /// Count a signed 204 by the kind of key that signed it.
