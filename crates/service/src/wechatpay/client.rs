@@ -50,6 +50,11 @@ impl Default for ClientConfig {
     }
 }
 
+/// How long an idle keep-alive connection is kept: below WeChat Pay's `Keep-Alive: timeout=8`,
+/// so the client retires a connection before the server may close it under a request (a
+/// request written into a closing socket fails its attempt).
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One POST attempt and its classification.
 #[derive(Debug, Clone)]
 pub struct Attempt {
@@ -103,7 +108,7 @@ impl WechatPayClient {
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(50))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()?;
         Ok(Self {
             http,
