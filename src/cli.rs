@@ -63,6 +63,9 @@ pub enum Command {
     /// Dead letters.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The WeChat Pay side of a configuration.
+    #[command(subcommand)]
+    Wechatpay(WechatpayCommand),
     /// Publish JSONL order events to a topic, keyed by their out_order_no (for trying catering-sync
     /// against a test broker; platforms publish with their own producers).
     Produce(ProduceArgs),
@@ -84,6 +87,20 @@ pub struct ProduceArgs {
     /// JSONL file of events; `-` or nothing for standard input. Lines that are not JSON objects
     /// with an out_order_no are sent without a key (and will be dead-lettered).
     pub file: Option<PathBuf>,
+}
+
+/// `wechatpay …`
+#[derive(Debug, Subcommand)]
+pub enum WechatpayCommand {
+    /// Sign and send one harmless request (GET /v3/certificates) to the configured endpoint and
+    /// report: reachable, clock skew, signature accepted (or SIGN_ERROR with the signed message
+    /// to compare), response verified and with which key, the certificates listed. Exit 0 when
+    /// all hold, 2 otherwise. Run it before a rollout.
+    Check {
+        /// Configuration file (its `[wechatpay]` section is used).
+        #[arg(long, short, env = "CATERING_SYNC_CONFIG")]
+        config: std::path::PathBuf,
+    },
 }
 
 /// `dlq …`
@@ -457,6 +474,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sign(args) => sign(&args),
         Command::CheckEvent(args) => check_event(&args),
         Command::Dlq(DlqCommand::Replay(args)) => dlq_replay(&args),
+        Command::Wechatpay(WechatpayCommand::Check { config }) => wechatpay_check(&config),
         Command::Produce(args) => produce(&args),
         #[cfg(feature = "tools")]
         Command::Bench(BenchCommand::State { orders, dishes }) => bench_state(orders, &dishes),
@@ -779,6 +797,23 @@ fn run_service(args: &RunArgs) -> Result<(), Failure> {
             code: e.exit_code(),
             error: e.into(),
         })
+}
+
+fn wechatpay_check(path: &std::path::Path) -> Result<(), Failure> {
+    let config = crate::config::Config::load(path).map_err(|e| config_error(e.into()))?;
+    let client = crate::app::wechatpay_client(&config).map_err(|e| config_error(e.into()))?;
+    let report = runtime()?.block_on(crate::wechatpay::check::check(
+        &client,
+        &config.wechatpay.base_url,
+    ));
+    print!("{report}");
+    if report.ok() {
+        Ok(())
+    } else {
+        Err(config_error(anyhow::anyhow!(
+            "wechatpay check failed (see above)"
+        )))
+    }
 }
 
 fn dlq_replay(args: &ReplayArgs) -> Result<(), Failure> {

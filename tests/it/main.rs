@@ -27,3 +27,4 @@ mod schemas;
 mod sdk;
 mod signing;
 mod stack;
+mod wechatpay_check;

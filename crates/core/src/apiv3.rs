@@ -8,6 +8,9 @@ use std::fmt;
 /// Path of the sync-status endpoint; also its canonical URL for signing.
 pub const SYNC_STATUS_PATH: &str = "/v3/catering/orders/sync-status";
 
+/// The platform-certificate download (`wechatpay check` asks it: signed, changes nothing).
+pub const CERTIFICATES_PATH: &str = "/v3/certificates";
+
 /// Largest accepted distance between `Wechatpay-Timestamp` and local time.
 pub const MAX_RESPONSE_SKEW_SECS: i64 = 300;
 

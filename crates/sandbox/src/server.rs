@@ -19,7 +19,7 @@ use super::faults::{DeploymentFault, Faults, Injected, SignatureFault};
 use super::respond::request_id;
 use super::store::RecordedPost;
 use super::State;
-use catering_sync_core::apiv3::SYNC_STATUS_PATH;
+use catering_sync_core::apiv3::{CERTIFICATES_PATH, SYNC_STATUS_PATH};
 use catering_sync_core::rules::{self, Mode};
 
 type Body = Full<Bytes>;
@@ -151,6 +151,17 @@ async fn handle(
             ));
         }
         return sync_status(&state, req).await;
+    }
+    if path == CERTIFICATES_PATH {
+        if method != Method::GET {
+            return Ok(error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "use GET",
+                None,
+            ));
+        }
+        return Ok(respond(&state, certificates(&state, &req)));
     }
     Ok(admin(&state, &method, &path, req).await)
 }
@@ -506,6 +517,48 @@ fn accept(
 
 /// A signed 204. With a migrating merchant, the key is the one the request's `Wechatpay-Serial`
 /// names: the public key when it names its id, the platform certificate otherwise.
+/// `GET /v3/certificates`, authenticated like any request. This sandbox holds no platform
+/// certificate to hand out, so it answers as WeChat Pay does a merchant in public-key mode:
+/// `404 RESOURCE_NOT_EXISTS`, signed with the public key.
+fn certificates(state: &State, req: &Request<Incoming>) -> Response<Body> {
+    let canonical = req
+        .uri()
+        .path_and_query()
+        .map_or(CERTIFICATES_PATH, |p| p.as_str());
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = state
+        .auth
+        .authenticate(authorization, "GET", canonical, b"", unix_now(), true)
+    {
+        return error(StatusCode::UNAUTHORIZED, "SIGN_ERROR", &e.to_string(), None);
+    }
+    let body = json!({
+        "code": "RESOURCE_NOT_EXISTS",
+        "message": "无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥",
+    })
+    .to_string();
+    let signed = state
+        .signer
+        .sign(body.as_bytes(), unix_now(), SignatureFault::None);
+    let mut resp = json_response_bytes(StatusCode::NOT_FOUND, body.into_bytes());
+    let h = resp.headers_mut();
+    for (name, value) in [
+        ("request-id", request_id()),
+        ("wechatpay-timestamp", signed.timestamp),
+        ("wechatpay-nonce", signed.nonce),
+        ("wechatpay-serial", signed.serial),
+        ("wechatpay-signature", signed.signature),
+    ] {
+        if let Ok(v) = value.parse() {
+            h.insert(name, v);
+        }
+    }
+    resp
+}
+
 fn signed_no_content(
     state: &State,
     rid: &str,
@@ -546,7 +599,11 @@ fn empty(status: StatusCode) -> Response<Body> {
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    json_response_bytes(status, value.to_string().into_bytes())
+}
+
+fn json_response_bytes(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

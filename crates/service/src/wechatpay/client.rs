@@ -83,6 +83,7 @@ pub enum ClientError {
 #[derive(Debug, Clone)]
 pub struct WechatPayClient {
     http: reqwest::Client,
+    base: String,
     url: String,
     credentials: Arc<Credentials>,
     keys: Arc<VerificationKeys>,
@@ -112,6 +113,7 @@ impl WechatPayClient {
             .build()?;
         Ok(Self {
             http,
+            base: base.to_string(),
             url: format!("{base}{SYNC_STATUS_PATH}"),
             credentials,
             keys,
@@ -168,6 +170,46 @@ impl WechatPayClient {
         }
     }
 
+    /// A signed `GET` of `path` (with its query, as signed), the answer read whole and its
+    /// signature checked whatever its status (`wechatpay check`). `Err` when no answer came.
+    pub async fn get(&self, path: &str) -> Result<Answer, reqwest::Error> {
+        let timestamp = unix_now();
+        let nonce = nonce(&mut rand::thread_rng());
+        let auth = self
+            .credentials
+            .authorize("GET", path, b"", timestamp, &nonce);
+        let mut request = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(http::header::AUTHORIZATION, auth.to_string())
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(serial) = &self.wechatpay_serial {
+            request = request.header("Wechatpay-Serial", serial.as_str());
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await?.to_vec();
+        let verified = verify_response(&self.keys, &headers, &body, unix_now());
+        Ok(Answer {
+            status,
+            headers,
+            body,
+            verified,
+            signed: catering_sync_core::apiv3::request_message("GET", path, timestamp, &nonce, b""),
+        })
+    }
+
+    /// The configured verification keys.
+    pub fn verification_keys(&self) -> &VerificationKeys {
+        &self.keys
+    }
+
+    /// The `Wechatpay-Serial` sent, if any.
+    pub fn wechatpay_serial(&self) -> Option<&str> {
+        self.wechatpay_serial.as_deref()
+    }
+
     async fn read(&self, mut response: reqwest::Response) -> Result<Received, Exchange<'static>> {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -201,6 +243,22 @@ impl WechatPayClient {
             body,
         })
     }
+}
+
+/// The answer to a signed `GET`.
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: http::HeaderMap,
+    /// Raw body.
+    pub body: Vec<u8>,
+    /// Whether its signature verified with a configured key.
+    pub verified: Result<(), super::VerifyError>,
+    /// The canonical message the request's signature covers (what WeChat Pay's SIGN_ERROR asks
+    /// to compare).
+    pub signed: Vec<u8>,
 }
 
 struct Received {

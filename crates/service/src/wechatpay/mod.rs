@@ -8,6 +8,7 @@
 //! [`Disposition`]; [`client`] does the HTTP; [`rules`] (the core's, re-exported) holds the body
 //! rules shared with the sandbox and the snapshot validation.
 
+pub mod check;
 pub mod classify;
 pub mod client;
 pub mod keys;
