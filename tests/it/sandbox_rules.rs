@@ -572,7 +572,8 @@ async fn every_body_rule_category_gives_400_param_error_naming_the_field() {
         Disposition::Permanent(r) => {
             let e = r.error.unwrap();
             assert_eq!((r.status, e.code.as_str()), (400, "PARAM_ERROR"));
-            assert_eq!(e.detail.unwrap()["field"], "pay_time");
+            // A JSON Pointer, as WeChat Pay writes `detail.field` (issue 13).
+            assert_eq!(e.detail.unwrap()["field"], "/pay_time");
         }
         other => panic!("expected permanent, got {other:?}"),
     }

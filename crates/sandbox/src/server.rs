@@ -498,7 +498,7 @@ fn accept(
     let violations = rules::validate(&value, Mode::Full);
     if let Some(first) = violations.first() {
         let issues: Vec<String> = violations.iter().map(ToString::to_string).collect();
-        let detail = json!({ "location": "body", "field": first.path, "issue": first.message, "issues": issues });
+        let detail = json!({ "location": "body", "field": json_pointer(&first.path), "issue": first.message, "issues": issues });
         let message = format!("{} ({} violation(s))", first, violations.len());
         return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
@@ -598,6 +598,27 @@ fn empty(status: StatusCode) -> Response<Body> {
     r
 }
 
+/// A rule's field path (`dish_list[2].properties.taste`) as the JSON Pointer WeChat Pay writes in
+/// `detail.field` (`/dish_list/2/properties/taste`; RFC 6901 escapes).
+fn json_pointer(path: &str) -> String {
+    let mut out = String::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let mut rest = part;
+        let name_end = rest.find('[').unwrap_or(rest.len());
+        let (name, indices) = rest.split_at(name_end);
+        out.push('/');
+        out.push_str(&name.replace('~', "~0").replace('/', "~1"));
+        rest = indices;
+        while let Some(open) = rest.find('[') {
+            let Some(close) = rest[open..].find(']') else { break };
+            out.push('/');
+            out.push_str(&rest[open + 1..open + close]);
+            rest = &rest[open + close + 1..];
+        }
+    }
+    out
+}
+
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
     json_response_bytes(status, value.to_string().into_bytes())
 }
@@ -623,4 +644,18 @@ fn error(status: StatusCode, code: &str, message: &str, detail: Option<Value>) -
         r.headers_mut().insert("request-id", v);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_pointer;
+
+    #[test]
+    fn field_paths_become_json_pointers() {
+        assert_eq!(json_pointer("pay_time"), "/pay_time");
+        assert_eq!(json_pointer("dish_list[2].properties.taste"), "/dish_list/2/properties/taste");
+        assert_eq!(json_pointer("dish_list[0]"), "/dish_list/0");
+        assert_eq!(json_pointer(""), "");
+        assert_eq!(json_pointer("a/b~c"), "/a~1b~0c");
+    }
 }
