@@ -20,12 +20,25 @@ async fn an_idle_connection_is_retired_before_wechatpay_closes_it() {
     let sandbox = sandbox_with(Faults::default()).await;
     let c = client(&sandbox);
     let post = |no: &str| Bytes::from(sp_body(no, "CREATE_DEAL").to_string());
-    assert_eq!(c.sync_status(post("KA000001")).await.disposition, Disposition::Delivered);
-    assert_eq!(c.sync_status(post("KA000002")).await.disposition, Disposition::Delivered);
-    assert_eq!(sandbox.stats().connections, 1, "back-to-back posts share a connection");
+    assert_eq!(
+        c.sync_status(post("KA000001")).await.disposition,
+        Disposition::Delivered
+    );
+    assert_eq!(
+        c.sync_status(post("KA000002")).await.disposition,
+        Disposition::Delivered
+    );
+    assert_eq!(
+        sandbox.stats().connections,
+        1,
+        "back-to-back posts share a connection"
+    );
     // The scenario is idleness itself (no condition to wait for): 6 s without a request.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(c.sync_status(post("KA000003")).await.disposition, Disposition::Delivered);
+    assert_eq!(
+        c.sync_status(post("KA000003")).await.disposition,
+        Disposition::Delivered
+    );
     assert_eq!(
         sandbox.stats().connections,
         2,

@@ -52,17 +52,27 @@ async fn wechatpay_check_reports_a_good_and_each_kind_of_bad_configuration() {
     assert!(out.contains("ok   reachable      HTTP 404"), "{out}");
     assert!(out.contains("ok   clock skew"), "{out}");
     assert!(out.contains("ok   signature      accepted"), "{out}");
-    let verified = format!("ok   response       verified with {}", keys().wechatpay_key_id);
+    let verified = format!(
+        "ok   response       verified with {}",
+        keys().wechatpay_key_id
+    );
     assert!(out.contains(&verified), "{out}");
     assert!(out.contains("public-key mode"), "{out}");
     assert!(
-        out.contains(&format!("Wechatpay-Serial sent: {}", keys().wechatpay_key_id)),
+        out.contains(&format!(
+            "Wechatpay-Serial sent: {}",
+            keys().wechatpay_key_id
+        )),
         "{out}"
     );
 
     // A merchant private key that does not belong to the merchant serial: SIGN_ERROR, with the
     // signed message to compare.
-    let wrong_key = write(dir.path(), "wrong_key.pem", &other_keys().merchant_private_pem);
+    let wrong_key = write(
+        dir.path(),
+        "wrong_key.pem",
+        &other_keys().merchant_private_pem,
+    );
     let (code, out) = check(
         dir.path(),
         &url,
@@ -70,11 +80,21 @@ async fn wechatpay_check_reports_a_good_and_each_kind_of_bad_configuration() {
     )
     .await;
     assert_eq!(code, Some(2), "{out}");
-    assert!(out.contains("FAIL signature      refused: SIGN_ERROR"), "{out}");
-    assert!(out.contains("the signed message was \"GET\\n/v3/certificates\\n"), "{out}");
+    assert!(
+        out.contains("FAIL signature      refused: SIGN_ERROR"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the signed message was \"GET\\n/v3/certificates\\n"),
+        "{out}"
+    );
 
     // WeChat Pay's key id with another public key: the answer does not verify.
-    let wrong_pub = write(dir.path(), "wrong_pub.pem", &other_keys().wechatpay_public_pem);
+    let wrong_pub = write(
+        dir.path(),
+        "wrong_pub.pem",
+        &other_keys().wechatpay_public_pem,
+    );
     let (code, out) = check(
         dir.path(),
         &url,

@@ -610,7 +610,9 @@ fn json_pointer(path: &str) -> String {
         out.push_str(&name.replace('~', "~0").replace('/', "~1"));
         rest = indices;
         while let Some(open) = rest.find('[') {
-            let Some(close) = rest[open..].find(']') else { break };
+            let Some(close) = rest[open..].find(']') else {
+                break;
+            };
             out.push('/');
             out.push_str(&rest[open + 1..open + close]);
             rest = &rest[open + close + 1..];
@@ -653,7 +655,10 @@ mod tests {
     #[test]
     fn field_paths_become_json_pointers() {
         assert_eq!(json_pointer("pay_time"), "/pay_time");
-        assert_eq!(json_pointer("dish_list[2].properties.taste"), "/dish_list/2/properties/taste");
+        assert_eq!(
+            json_pointer("dish_list[2].properties.taste"),
+            "/dish_list/2/properties/taste"
+        );
         assert_eq!(json_pointer("dish_list[0]"), "/dish_list/0");
         assert_eq!(json_pointer(""), "");
         assert_eq!(json_pointer("a/b~c"), "/a~1b~0c");

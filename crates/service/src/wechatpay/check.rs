@@ -33,7 +33,9 @@ impl Report {
     /// Reachable, the signature accepted, the answer verified and the clocks within bounds.
     pub fn ok(&self) -> bool {
         let Ok(a) = &self.answer else { return false };
-        a.status != 401 && a.verified.is_ok() && self.skew_secs.is_none_or(|s| s.abs() <= MAX_SKEW_SECS)
+        a.status != 401
+            && a.verified.is_ok()
+            && self.skew_secs.is_none_or(|s| s.abs() <= MAX_SKEW_SECS)
     }
 }
 
@@ -55,7 +57,11 @@ pub async fn check(client: &WechatPayClient, base_url: &str) -> Report {
     Report {
         base_url: base_url.to_string(),
         wechatpay_serial: client.wechatpay_serial().map(str::to_string),
-        keys: client.verification_keys().ids().map(str::to_string).collect(),
+        keys: client
+            .verification_keys()
+            .ids()
+            .map(str::to_string)
+            .collect(),
         answer,
         skew_secs,
     }
@@ -94,7 +100,12 @@ impl fmt::Display for Report {
             Err(e) => return writeln!(f, "{} reachable      no: {e}", mark(false)),
         };
         let request_id = text(a, header::REQUEST_ID);
-        writeln!(f, "{} reachable      HTTP {} (Request-ID {request_id})", mark(true), a.status)?;
+        writeln!(
+            f,
+            "{} reachable      HTTP {} (Request-ID {request_id})",
+            mark(true),
+            a.status
+        )?;
         match self.skew_secs {
             Some(s) => writeln!(
                 f,
