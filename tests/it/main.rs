@@ -21,6 +21,7 @@ mod operations;
 mod pipeline;
 mod rebalance;
 mod request_id;
+mod rotation;
 mod sandbox_faults;
 mod sandbox_rules;
 mod schemas;

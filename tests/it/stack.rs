@@ -71,6 +71,12 @@ pub struct RunningApp {
 impl RunningApp {
     pub async fn start(config_text: &str) -> RunningApp {
         let config = Config::from_toml(config_text, std::iter::empty()).expect("test config");
+        Self::start_config(config).await
+    }
+
+    /// Start with a configuration already loaded (from a file, [`Config::load`], so its keys
+    /// are reloaded when the file changes).
+    pub async fn start_config(config: Config) -> RunningApp {
         let (stop, stopped) = oneshot::channel::<()>();
         let (started_tx, started) = oneshot::channel();
         let task = tokio::spawn(app::run(

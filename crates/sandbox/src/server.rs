@@ -469,7 +469,7 @@ fn accept(
     }
     let n = state.verify_counter.fetch_add(1, Ordering::Relaxed);
     let verify = n % state.verify_every == 0;
-    state
+    let auth = state
         .auth
         .authenticate(
             text(header::AUTHORIZATION),
@@ -487,6 +487,7 @@ fn accept(
                 None,
             ))
         })?;
+    state.store.count_signed_by(&auth.serial_no);
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,

@@ -39,6 +39,8 @@ pub struct Stats {
     pub signed_with: BTreeMap<String, u64>,
     /// TCP connections accepted.
     pub connections: u64,
+    /// Authenticated sync-status requests by the merchant serial that signed them.
+    pub signed_by: BTreeMap<String, u64>,
 }
 
 /// The record of accepted posts.
@@ -76,6 +78,16 @@ impl Store {
     /// Count a response status.
     pub fn count_response(&self, status: u16) {
         self.with(|i| *i.stats.responses_by_status.entry(status).or_default() += 1);
+    }
+
+    /// Count an authenticated request by its merchant serial.
+    pub fn count_signed_by(&self, serial: &str) {
+        self.with(|i| {
+            *i.stats
+                .signed_by
+                .entry(serial.to_ascii_uppercase())
+                .or_default() += 1
+        });
     }
 
     /// Count an accepted connection.

@@ -16,7 +16,8 @@ use crate::pipeline::lease::Lease;
 use crate::pipeline::{consumer::PollLoop, kafka, Shared, WorkerSettings};
 use crate::retry::Backoff;
 use crate::telemetry::{server, Health};
-use crate::wechatpay::{ClientConfig, Credentials, MerchantKey, VerificationKeys, WechatPayClient};
+use crate::wechatpay::keystore::KeyStore;
+use crate::wechatpay::{ClientConfig, WechatPayClient};
 
 /// Why the service stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -39,55 +40,23 @@ impl AppError {
     }
 }
 
-fn read(key: &str, path: &std::path::Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError {
-        key: key.to_string(),
-        problem: format!("cannot read {}: {e}", path.display()),
-    })
-}
-
-/// Load the keys the configuration names and build the WeChat Pay client.
+/// Load the keys the configuration names and build the WeChat Pay client on a key store that
+/// [`crate::keys::watch`] may replace.
 pub fn wechatpay_client(config: &Config) -> Result<WechatPayClient, ConfigError> {
     let w = &config.wechatpay;
-    let bad = |key: &str, e: &dyn std::fmt::Display| ConfigError {
-        key: key.to_string(),
-        problem: e.to_string(),
-    };
-    let key = MerchantKey::from_pem(&read("wechatpay.private_key_file", &w.private_key_file)?)
-        .map_err(|e| bad("wechatpay.private_key_file", &e))?;
-    let credentials = Credentials::new(&w.mchid, &w.merchant_serial, key);
-    let mut keys = VerificationKeys::new();
-    for (i, v) in w.verification_keys.iter().enumerate() {
-        let k = format!("wechatpay.verification_keys[{i}]");
-        match (&v.key_id, &v.public_key_file, &v.certificate_file) {
-            (Some(id), Some(file), _) => keys
-                .add_public_key_pem(id, &read(&k, file)?)
-                .map_err(|e| bad(&k, &e))?,
-            (_, _, Some(file)) => {
-                keys.add_certificate_pem(&read(&k, file)?)
-                    .map_err(|e| bad(&k, &e))?;
-            }
-            _ => {
-                return Err(bad(
-                    &k,
-                    &"give key_id with public_key_file, or certificate_file",
-                ))
-            }
-        }
-    }
-    keys.check_not_merchant(&w.merchant_serial)
-        .map_err(|e| bad("wechatpay.verification_keys", &e))?;
-    let wechatpay_serial = keys
-        .request_serial(w.wechatpay_serial.as_deref())
-        .map_err(|e| bad("wechatpay.wechatpay_serial", &e))?;
+    let set = crate::keys::load(w)?;
     let client_config = ClientConfig {
         base_url: w.base_url.clone(),
         request_timeout: w.request_timeout_ms,
         connect_timeout: w.connect_timeout_ms,
-        wechatpay_serial,
+        wechatpay_serial: set.wechatpay_serial.clone(),
     };
-    WechatPayClient::new(&client_config, Arc::new(credentials), Arc::new(keys))
-        .map_err(|e| bad("wechatpay.base_url", &e))
+    WechatPayClient::with_store(&client_config, Arc::new(KeyStore::new(set))).map_err(|e| {
+        ConfigError {
+            key: "wechatpay.base_url".into(),
+            problem: e.to_string(),
+        }
+    })
 }
 
 /// A running service's handles, for tests and the demo.
@@ -112,6 +81,19 @@ pub async fn run(
     let registry = prometheus::Registry::new();
     let metrics = crate::telemetry::metrics::Metrics::new(&registry)
         .map_err(|e| AppError::Runtime(format!("metrics: {e}")))?;
+    let store = client.key_store().clone();
+    crate::keys::export(&store.current(), &metrics);
+    let keys_stop = Canceller::new();
+    if let Some(source) = config.source.clone() {
+        tokio::spawn(crate::keys::watch(
+            source,
+            config.wechatpay.clone(),
+            config.wechatpay.key_reload_interval_ms,
+            store,
+            metrics.clone(),
+            keys_stop.token(),
+        ));
+    }
     // A gap of half the session timeout between watchdog ticks means the process was suspended
     // long enough that the group may have expelled it (pipeline::lease).
     let lease = Lease::new(config.kafka.session_timeout_ms / 2);
@@ -158,6 +140,7 @@ pub async fn run(
     join_poll_thread(&config, thread).await;
     let _ = producer.flush(Duration::from_secs(5));
     http_stop.cancel();
+    keys_stop.cancel();
     let _ = http.await;
     tracing::info!("stopped");
     Ok(())

@@ -174,6 +174,10 @@ pub struct WechatPayConfig {
     /// Send-rate limit, posts per second across the process (0 = none until a 429).
     #[serde(default)]
     pub max_rate_per_second: f64,
+    /// How often the configuration file and the key files are checked for a change (a
+    /// Kubernetes secret update); a change, or SIGHUP, reloads the keys.
+    #[serde(default = "d::key_reload_interval_ms", deserialize_with = "millis")]
+    pub key_reload_interval_ms: Duration,
 }
 
 /// `[pipeline]`.
@@ -287,6 +291,9 @@ pub struct Config {
     /// `[http]`.
     #[serde(default = "d::http")]
     pub http: HttpConfig,
+    /// The file it was read from ([`Config::load`]): reread to reload the keys.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// Named defaults.
@@ -336,6 +343,9 @@ mod d {
     }
     pub fn connect_timeout_ms() -> Duration {
         Duration::from_millis(3_000)
+    }
+    pub fn key_reload_interval_ms() -> Duration {
+        Duration::from_millis(10_000)
     }
     pub fn max_in_flight() -> usize {
         256
@@ -611,7 +621,9 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| err("", format!("cannot read {}: {e}", path.display())))?;
-        Self::from_toml(&text, std::env::vars())
+        let mut config = Self::from_toml(&text, std::env::vars())?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Every key that is a duration, a rate or a size, with the bounds outside which the
@@ -648,6 +660,12 @@ impl Config {
                 w.connect_timeout_ms,
                 100.0,
                 MIN_MS,
+            ),
+            int(
+                "wechatpay.key_reload_interval_ms",
+                w.key_reload_interval_ms,
+                100.0,
+                60.0 * MIN_MS,
             ),
             // 0 = no limit until a 429; below 1/s (the limiter's floor) is a stall.
             Bound::new(
@@ -1029,10 +1047,11 @@ mod tests {
     /// bounds: refused with an error naming the key and the bounds. Before, `commit_interval_ms
     /// = 0` was accepted and panicked every worker after restore, `config_fault_retry_ms = 0`
     /// busy-looped 401s, `sweep_interval_secs = 0` swept in a loop.
-    const ZERO_REFUSED: [(&str, &str, &str); 22] = [
+    const ZERO_REFUSED: [(&str, &str, &str); 23] = [
         ("kafka.session_timeout_ms", "0", "[1000, 3600000]"),
         ("wechatpay.request_timeout_ms", "0", "[100, 120000]"),
         ("wechatpay.connect_timeout_ms", "0", "[100, 60000]"),
+        ("wechatpay.key_reload_interval_ms", "0", "[100, 3600000]"),
         (
             "wechatpay.max_rate_per_second",
             "0.5",

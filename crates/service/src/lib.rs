@@ -58,3 +58,4 @@ pub mod telemetry;
 
 pub mod app;
 pub mod config;
+pub mod keys;

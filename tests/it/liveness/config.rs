@@ -68,10 +68,11 @@ fn shown(out: &Output) -> String {
 /// Every key of the configuration that is a duration or a rate (crates/service/src/config.rs), and the sizes
 /// that can stall it, each with a value absurdly large for it. Written out here on purpose, apart
 /// from the list the service keeps.
-const DURATION_AND_RATE_KEYS: [(&str, &str); 21] = [
+const DURATION_AND_RATE_KEYS: [(&str, &str); 22] = [
     ("kafka.session_timeout_ms", "86400000"),
     ("wechatpay.request_timeout_ms", "86400000"),
     ("wechatpay.connect_timeout_ms", "86400000"),
+    ("wechatpay.key_reload_interval_ms", "86400000"),
     ("wechatpay.max_rate_per_second", "1000000000"),
     ("pipeline.drain_timeout_ms", "86400000"),
     ("pipeline.commit_interval_ms", "86400000"),

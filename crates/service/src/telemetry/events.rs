@@ -9,7 +9,7 @@
 
 use catering_sync_core::apiv3::request_id_code;
 
-use super::labels::{Fencing, Probe, ProbeOutcome, StateTopic, WriteFailure};
+use super::labels::{Fencing, KeyReload, Probe, ProbeOutcome, StateTopic, WriteFailure};
 use super::metrics::Metrics;
 
 /// An occurrence that logs and counts itself.
@@ -292,5 +292,44 @@ impl Emit for DrainAborted {
             requests_on_the_wire = self.requests_on_the_wire,
             "drain bound reached or assignment lost: aborting the partition's tasks"
         );
+    }
+}
+
+/// A reload of the keys, and how it ended.
+#[derive(Debug)]
+pub struct KeysReloaded<'a> {
+    /// `sighup` or `files_changed`.
+    pub trigger: &'static str,
+    /// The merchant serial now in use, when it succeeded.
+    pub merchant_serial: Option<&'a str>,
+    /// Why it failed (the keys in use are kept).
+    pub error: Option<&'a dyn std::error::Error>,
+}
+
+impl Emit for KeysReloaded<'_> {
+    fn emit(self, metrics: &Metrics) {
+        let outcome = if self.error.is_none() {
+            KeyReload::Ok
+        } else {
+            KeyReload::Failed
+        };
+        metrics
+            .key_reloads
+            .with_label_values(&[outcome.as_str()])
+            .inc();
+        match self.error {
+            None => tracing::info!(
+                target: "catering_sync_service::keys",
+                trigger = self.trigger,
+                merchant_serial = self.merchant_serial.unwrap_or(""),
+                "keys reloaded: in use from the next request"
+            ),
+            Some(e) => tracing::error!(
+                target: "catering_sync_service::keys",
+                trigger = self.trigger,
+                error = %e,
+                "key reload failed: keeping the keys in use"
+            ),
+        }
     }
 }

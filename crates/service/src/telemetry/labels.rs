@@ -136,6 +136,16 @@ labels! {
     }
 }
 
+labels! {
+    /// How a key reload ended (`catering_sync_key_reloads_total{outcome}`).
+    KeyReload {
+        /// The new keys are in use.
+        Ok => "ok",
+        /// The keys in use were kept.
+        Failed => "failed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +161,7 @@ mod tests {
             Fencing::values(),
             RebalanceKind::values(),
             Expiry::values(),
+            KeyReload::values(),
         ] {
             let mut seen = std::collections::BTreeSet::new();
             for v in values {

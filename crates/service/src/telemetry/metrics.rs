@@ -8,7 +8,8 @@ use prometheus::{
 };
 
 use super::labels::{
-    CommitFailure, Expiry, Fencing, Probe, ProbeOutcome, RebalanceKind, StateTopic, WriteFailure,
+    CommitFailure, Expiry, Fencing, KeyReload, Probe, ProbeOutcome, RebalanceKind, StateTopic,
+    WriteFailure,
 };
 use crate::dead_letter::Reason;
 
@@ -47,6 +48,9 @@ pub const NAMES: &[&str] = &[
     "catering_sync_orders_expired_total",
     "catering_sync_commit_failures_total",
     "catering_sync_commit_duration_seconds",
+    "catering_sync_key_reloads_total",
+    "catering_sync_verification_key_expiry_timestamp_seconds",
+    "catering_sync_signing_key_info",
 ];
 
 /// The label value for an HTTP status.
@@ -124,6 +128,12 @@ pub struct Metrics {
     pub commit_failures: IntCounterVec,
     /// Time from sending an offset commit to its successful answer.
     pub commit_duration: Histogram,
+    /// Key reloads (SIGHUP or changed files), by outcome.
+    pub key_reloads: IntCounterVec,
+    /// Each loaded verification key's expiry, Unix seconds (`+Inf`: a public key).
+    pub verification_key_expiry: prometheus::GaugeVec,
+    /// 1 for the signing identity in use (mchid, merchant serial, `Wechatpay-Serial` sent).
+    pub signing_key_info: IntGaugeVec,
 }
 
 fn counter_vec(
@@ -380,6 +390,35 @@ impl Metrics {
                 "Time from sending a periodic offset commit (asynchronous, one in flight) to its successful answer; drain commits are not measured",
                 vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 30.0],
             )?,
+            key_reloads: counter_vec(
+                r,
+                "catering_sync_key_reloads_total",
+                "Reloads of the keys (on SIGHUP, or when the configuration or a key file changed) by outcome: ok (the new keys are in use from the next request), failed (the keys in use are kept; the log says why)",
+                "outcome",
+                &KeyReload::values(),
+            )?,
+            verification_key_expiry: {
+                let g = prometheus::GaugeVec::new(
+                    Opts::new(
+                        "catering_sync_verification_key_expiry_timestamp_seconds",
+                        "When each loaded WeChat Pay verification key expires, Unix seconds, by key (its serial or PUB_KEY_ID_…): a platform certificate's notAfter; +Inf for a public key, which does not expire",
+                    ),
+                    &["key"],
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            signing_key_info: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "catering_sync_signing_key_info",
+                        "1 for the signing identity in use: mchid, merchant_serial, and the wechatpay_serial sent (empty: none)",
+                    ),
+                    &["mchid", "merchant_serial", "wechatpay_serial"],
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
         })
     }
 

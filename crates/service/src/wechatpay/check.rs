@@ -54,14 +54,11 @@ pub async fn check(client: &WechatPayClient, base_url: &str) -> Report {
             Err(behind) => -(behind.duration().as_secs() as i64),
         })
     });
+    let set = client.key_store().current();
     Report {
         base_url: base_url.to_string(),
-        wechatpay_serial: client.wechatpay_serial().map(str::to_string),
-        keys: client
-            .verification_keys()
-            .ids()
-            .map(str::to_string)
-            .collect(),
+        wechatpay_serial: set.wechatpay_serial.clone(),
+        keys: set.keys.ids().map(str::to_string).collect(),
         answer,
         skew_secs,
     }

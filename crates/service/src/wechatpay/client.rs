@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::classify::{classify, Disposition, Exchange};
 use super::keys::VerificationKeys;
+use super::keystore::{KeySet, KeyStore};
 use super::sign::{nonce, Credentials};
 use super::verify::{header, verify_response};
 use super::SYNC_STATUS_PATH;
@@ -85,18 +86,28 @@ pub struct WechatPayClient {
     http: reqwest::Client,
     base: String,
     url: String,
-    credentials: Arc<Credentials>,
-    keys: Arc<VerificationKeys>,
-    wechatpay_serial: Option<String>,
+    store: Arc<KeyStore>,
 }
 
 impl WechatPayClient {
-    /// Build the client. No redirects are followed: a redirect means a wrong base URL.
+    /// Build the client with fixed keys (`config.wechatpay_serial` is sent as given). No
+    /// redirects are followed: a redirect means a wrong base URL.
     pub fn new(
         config: &ClientConfig,
         credentials: Arc<Credentials>,
         keys: Arc<VerificationKeys>,
     ) -> Result<Self, ClientError> {
+        let set = KeySet {
+            credentials,
+            keys,
+            wechatpay_serial: config.wechatpay_serial.clone(),
+        };
+        Self::with_store(config, Arc::new(KeyStore::new(set)))
+    }
+
+    /// Build the client on a key store that may be replaced at run time (its
+    /// `wechatpay_serial` wins over `config`'s).
+    pub fn with_store(config: &ClientConfig, store: Arc<KeyStore>) -> Result<Self, ClientError> {
         let base = config.base_url.trim_end_matches('/');
         let valid = (base.starts_with("https://") || base.starts_with("http://"))
             && base.splitn(4, '/').nth(3).is_none()
@@ -115,9 +126,7 @@ impl WechatPayClient {
             http,
             base: base.to_string(),
             url: format!("{base}{SYNC_STATUS_PATH}"),
-            credentials,
-            keys,
-            wechatpay_serial: config.wechatpay_serial.clone(),
+            store,
         })
     }
 
@@ -127,7 +136,8 @@ impl WechatPayClient {
         let started = Instant::now();
         let timestamp = unix_now();
         let nonce = nonce(&mut rand::thread_rng());
-        let auth = self
+        let set = self.store.current();
+        let auth = set
             .credentials
             .authorize("POST", SYNC_STATUS_PATH, &body, timestamp, &nonce);
         let mut request = self
@@ -137,11 +147,11 @@ impl WechatPayClient {
             .header(http::header::ACCEPT, "application/json")
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body);
-        if let Some(serial) = &self.wechatpay_serial {
+        if let Some(serial) = &set.wechatpay_serial {
             request = request.header("Wechatpay-Serial", serial.as_str());
         }
         let outcome = match request.send().await {
-            Ok(response) => self.read(response).await,
+            Ok(response) => read(response, &set.keys).await,
             Err(e) => Err(transport(&e)),
         };
         let now = crate::clock::system_now();
@@ -175,7 +185,8 @@ impl WechatPayClient {
     pub async fn get(&self, path: &str) -> Result<Answer, reqwest::Error> {
         let timestamp = unix_now();
         let nonce = nonce(&mut rand::thread_rng());
-        let auth = self
+        let set = self.store.current();
+        let auth = set
             .credentials
             .authorize("GET", path, b"", timestamp, &nonce);
         let mut request = self
@@ -183,14 +194,14 @@ impl WechatPayClient {
             .get(format!("{}{path}", self.base))
             .header(http::header::AUTHORIZATION, auth.to_string())
             .header(http::header::ACCEPT, "application/json");
-        if let Some(serial) = &self.wechatpay_serial {
+        if let Some(serial) = &set.wechatpay_serial {
             request = request.header("Wechatpay-Serial", serial.as_str());
         }
         let response = request.send().await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await?.to_vec();
-        let verified = verify_response(&self.keys, &headers, &body, unix_now());
+        let verified = verify_response(&set.keys, &headers, &body, unix_now());
         Ok(Answer {
             status,
             headers,
@@ -200,17 +211,17 @@ impl WechatPayClient {
         })
     }
 
-    /// The configured verification keys.
-    pub fn verification_keys(&self) -> &VerificationKeys {
-        &self.keys
+    /// The key store the client signs and verifies with.
+    pub fn key_store(&self) -> &Arc<KeyStore> {
+        &self.store
     }
+}
 
-    /// The `Wechatpay-Serial` sent, if any.
-    pub fn wechatpay_serial(&self) -> Option<&str> {
-        self.wechatpay_serial.as_deref()
-    }
-
-    async fn read(&self, mut response: reqwest::Response) -> Result<Received, Exchange<'static>> {
+async fn read(
+    mut response: reqwest::Response,
+    keys: &VerificationKeys,
+) -> Result<Received, Exchange<'static>> {
+    {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let mut body = Vec::new();
@@ -225,7 +236,7 @@ impl WechatPayClient {
             }
         }
         let verified = if (200..300).contains(&status) {
-            verify_response(&self.keys, &headers, &body, unix_now())
+            verify_response(keys, &headers, &body, unix_now())
         } else {
             Ok(())
         };

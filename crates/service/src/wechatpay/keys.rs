@@ -99,6 +99,8 @@ impl fmt::Debug for MerchantKey {
 struct VerificationKey {
     /// PKCS#1 `RSAPublicKey` DER, what ring verifies with.
     rsa_public_der: Vec<u8>,
+    /// A platform certificate's `notAfter` (Unix seconds); a public key does not expire.
+    not_after: Option<i64>,
 }
 
 /// A `Wechatpay-Serial` or verification key that cannot be right.
@@ -165,7 +167,7 @@ impl VerificationKeys {
                 })
             }
         };
-        self.insert(id, rsa_public_der)
+        self.insert(id, rsa_public_der, None)
     }
 
     /// Add a platform certificate (X.509 PEM); its serial (upper-case hex) becomes the key id.
@@ -188,11 +190,22 @@ impl VerificationKeys {
             .subject_public_key_info
             .to_der()
             .map_err(|e| KeyError::Certificate(e.to_string()))?;
-        self.insert(serial.clone(), spki_to_pkcs1(&spki_der)?)?;
+        let not_after = cert
+            .tbs_certificate
+            .validity
+            .not_after
+            .to_unix_duration()
+            .as_secs() as i64;
+        self.insert(serial.clone(), spki_to_pkcs1(&spki_der)?, Some(not_after))?;
         Ok(serial)
     }
 
-    fn insert(&mut self, id: String, rsa_public_der: Vec<u8>) -> Result<(), KeyError> {
+    fn insert(
+        &mut self,
+        id: String,
+        rsa_public_der: Vec<u8>,
+        not_after: Option<i64>,
+    ) -> Result<(), KeyError> {
         // Check the key once now, so a bad key fails at start-up and not on the first response.
         use rsa::pkcs1::DecodeRsaPublicKey;
         use rsa::traits::PublicKeyParts;
@@ -204,8 +217,20 @@ impl VerificationKeys {
                 key.size() * 8
             )));
         }
-        self.keys.insert(id, VerificationKey { rsa_public_der });
+        self.keys.insert(
+            id,
+            VerificationKey {
+                rsa_public_der,
+                not_after,
+            },
+        );
         Ok(())
+    }
+
+    /// Each key id with its expiry (Unix seconds; `None` for a public key, which does not
+    /// expire).
+    pub fn expiries(&self) -> impl Iterator<Item = (&str, Option<i64>)> {
+        self.keys.iter().map(|(id, k)| (id.as_str(), k.not_after))
     }
 
     /// The configured key ids.

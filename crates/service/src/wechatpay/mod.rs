@@ -12,6 +12,7 @@ pub mod check;
 pub mod classify;
 pub mod client;
 pub mod keys;
+pub mod keystore;
 pub use catering_sync_core::rules;
 pub mod sign;
 pub mod verify;
