@@ -468,6 +468,13 @@ mod tests {
         m.events_consumed.with_label_values(&["0"]).inc();
         m.consumer_lag.with_label_values(&["0"]).set(1);
         m.committed_offset.with_label_values(&["0"]).set(1);
+        // Per-key families appear once the keys are loaded.
+        m.verification_key_expiry
+            .with_label_values(&["PUB_KEY_ID_0"])
+            .set(f64::INFINITY);
+        m.signing_key_info
+            .with_label_values(&["1900000109", "0123", "PUB_KEY_ID_0"])
+            .set(1);
         let names = exported_names(&r);
         let documented: std::collections::BTreeSet<String> =
             NAMES.iter().map(|s| s.to_string()).collect();
