@@ -23,6 +23,23 @@ pub fn other_keys() -> &'static GeneratedKeys {
     KEYS.get_or_init(|| keygen::generate("1900000001", &mut rand::rngs::OsRng).expect("keygen"))
 }
 
+/// A platform certificate valid from an hour ago for a year (generated once per run).
+pub fn platform_certificate() -> &'static catering_sync::sandbox::PlatformCertificate {
+    static CERT: OnceLock<catering_sync::sandbox::PlatformCertificate> = OnceLock::new();
+    CERT.get_or_init(|| fresh_platform_certificate(0))
+}
+
+/// A new platform certificate valid from `offset_secs` (from now) minus an hour, for a year.
+pub fn fresh_platform_certificate(offset_secs: i64) -> catering_sync::sandbox::PlatformCertificate {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + offset_secs;
+    keygen::platform_certificate(&mut rand::rngs::OsRng, now - 3600, now + 365 * 86_400)
+        .expect("platform certificate")
+}
+
 /// The keys written to a directory that lives as long as the test run.
 pub fn keys_dir() -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
@@ -68,6 +85,7 @@ pub fn client_for(sandbox: &SandboxHandle, timeout: Duration) -> WechatPayClient
         request_timeout: timeout,
         connect_timeout: Duration::from_secs(2),
         wechatpay_serial: Some(keys().wechatpay_key_id.clone()),
+        ..ClientConfig::default()
     };
     WechatPayClient::new(&config, credentials(keys()), verification_keys(keys())).expect("client")
 }

@@ -19,6 +19,7 @@ mod merge;
 mod migration;
 mod operations;
 mod pipeline;
+mod platform;
 mod rebalance;
 mod request_id;
 mod rotation;

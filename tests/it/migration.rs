@@ -4,22 +4,17 @@
 
 use std::time::Duration;
 
-use catering_sync::sandbox::{PlatformCertificate, SandboxConfig, SandboxHandle};
-use rsa::pkcs8::DecodePrivateKey;
+use catering_sync::sandbox::{SandboxConfig, SandboxHandle};
 
 use crate::broker::{Broker, TestBroker};
-use crate::harness::{keys, other_keys};
+use crate::harness::keys;
 use crate::stack::*;
 
 /// The sandbox as a migrating merchant sees WeChat Pay: a platform certificate (whose key the
 /// service is not given) signs every answer to a request that does not name the public key.
 async fn migrating_sandbox() -> SandboxHandle {
     let mut config = SandboxConfig::from_generated(keys()).expect("sandbox config");
-    config.platform_certificate = Some(PlatformCertificate {
-        private_key: rsa::RsaPrivateKey::from_pkcs8_pem(&other_keys().wechatpay_private_pem)
-            .unwrap(),
-        serial: "3B7F2A9C1D0E4F5A6B7C8D9E0F1A2B3C4D5E6F70".into(),
-    });
+    config.platform_certificate = Some(crate::harness::platform_certificate().clone());
     SandboxHandle::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .expect("sandbox")

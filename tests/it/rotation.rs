@@ -10,25 +10,6 @@ use crate::broker::{Broker, TestBroker};
 use crate::harness::{eventually, keys, other_keys};
 use crate::stack::*;
 
-/// Write `text` to `path` atomically (a rename, as a secret update swaps its files).
-fn write_atomically(path: &std::path::Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-async fn metric(app: &RunningApp, series: &str) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", app.http_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// A merchant-key rotation under load: WeChat Pay (the sandbox) knows the old and the new
 /// merchant certificate; while orders flow, the configuration is switched to the new key and
 /// serial. Every order is delivered and committed, no post is refused (no 401), nothing is

@@ -9,6 +9,17 @@ use catering_sync::sandbox::Faults;
 use crate::harness::{keys, keys_dir, sandbox_with, sp_body};
 
 fn sdk_post(base_url: &str, body: &serde_json::Value) -> (bool, serde_json::Value) {
+    sdk_post_verifying_with(base_url, body, &keys().wechatpay_key_id, None)
+}
+
+/// Post `body` with the SDK, which verifies the answer with the key `key_id` (the public key, or
+/// the certificate file `key_file`).
+fn sdk_post_verifying_with(
+    base_url: &str,
+    body: &serde_json::Value,
+    key_id: &str,
+    key_file: Option<&std::path::Path>,
+) -> (bool, serde_json::Value) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/interop.js");
     let k = keys();
     let mut child = Command::new("node")
@@ -18,8 +29,9 @@ fn sdk_post(base_url: &str, body: &serde_json::Value) -> (bool, serde_json::Valu
             keys_dir().to_str().unwrap(),
             &k.mchid,
             &k.merchant_serial,
-            &k.wechatpay_key_id,
+            key_id,
         ])
+        .args(key_file)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -88,5 +100,74 @@ async fn the_official_sdk_refuses_a_204_with_a_wrong_signature() {
             .unwrap();
     assert!(!ok, "the SDK verifies responses: {result}");
     assert_eq!(sb.stats().faults.get("bad_signature"), Some(&1));
+    sb.shutdown().await;
+}
+
+/// Platform-certificate mode: the SDK's own certificate downloader (`wxpay crt`) accepts the
+/// sandbox's `GET /v3/certificates` (it decrypts each certificate with the APIv3 key and verifies
+/// the answer with them) and saves the sandbox's certificate byte for byte; the SDK then verifies
+/// the sandbox's certificate-signed 204 with the certificate it downloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_sdk_downloads_the_sandbox_s_certificates_and_verifies_with_them() {
+    let cert = crate::harness::platform_certificate().clone();
+    let apiv3_key = catering_sync::keygen::apiv3_key(&mut rand::rngs::OsRng);
+    let mut config = catering_sync::sandbox::SandboxConfig::from_generated(keys()).unwrap();
+    config.platform_certificate = Some(cert.clone());
+    config.apiv3_key = Some(apiv3_key.clone());
+    let sb = catering_sync::sandbox::SandboxHandle::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let cli = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/sdk/node_modules/wechatpay-axios-plugin/bin/cli.js"
+    );
+    let k = keys();
+    let key_file = keys_dir().join(catering_sync::keygen::files::MERCHANT_KEY);
+    let args = [
+        cli.to_string(),
+        "crt".into(),
+        "-u".into(),
+        format!("{}/", sb.base_url()),
+        "-m".into(),
+        k.mchid.clone(),
+        "-s".into(),
+        k.merchant_serial.clone(),
+        "-f".into(),
+        key_file.display().to_string(),
+        "-k".into(),
+        apiv3_key,
+        "-o".into(),
+        out.path().display().to_string(),
+    ];
+    let run = tokio::task::spawn_blocking(move || Command::new("node").args(args).output())
+        .await
+        .unwrap()
+        .expect("node runs the SDK's downloader");
+    let saved = out.path().join(format!("wechatpay_{}.pem", cert.serial));
+    let downloaded = std::fs::read_to_string(&saved).unwrap_or_else(|_| {
+        panic!(
+            "the SDK saved no certificate: {}\n{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        )
+    });
+    assert_eq!(downloaded, cert.certificate_pem, "decrypted byte for byte");
+
+    let url = sb.base_url();
+    let serial = cert.serial.clone();
+    let (ok, result) = tokio::task::spawn_blocking(move || {
+        sdk_post_verifying_with(&url, &sp_body("SDK-PC", "CREATE_DEAL"), &serial, Some(&saved))
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{result}");
+    assert_eq!(result["status"], 204);
+    assert_eq!(
+        sb.stats().signed_with.get("platform_certificate"),
+        Some(&1),
+        "signed with the certificate: {:?}",
+        sb.stats()
+    );
     sb.shutdown().await;
 }

@@ -113,6 +113,41 @@ impl RunningApp {
     }
 }
 
+/// The value of one series (`name{labels}`, exactly as exported) on the service's `/metrics`
+/// (0 when absent).
+pub async fn metric(app: &RunningApp, series: &str) -> f64 {
+    let text = reqwest::get(format!("http://{}/metrics", app.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The sum of every series of the family `name` on `/metrics`.
+pub async fn metric_sum(app: &RunningApp, name: &str) -> f64 {
+    let text = reqwest::get(format!("http://{}/metrics", app.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Write `text` to `path` atomically (a rename, as a Kubernetes secret update swaps its files).
+pub fn write_atomically(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 /// A tansu broker with a fresh input topic of `partitions`, fresh names, and a sandbox.
 pub async fn tansu_stack(
     partitions: i32,

@@ -177,3 +177,51 @@ mod tests {
         assert_eq!(request_id_code("08F7-12a"), None);
     }
 }
+
+/// The answer of `GET /v3/certificates` (platform-certificate mode): WeChat Pay's platform
+/// certificates, each encrypted with the merchant's APIv3 key (AEAD_AES_256_GCM), so only the
+/// merchant can read them and a certificate that decrypts is WeChat Pay's.
+pub mod certificates {
+    use serde::{Deserialize, Serialize};
+
+    /// The only algorithm WeChat Pay uses for `encrypt_certificate`.
+    pub const ALGORITHM: &str = "AEAD_AES_256_GCM";
+    /// Bytes of an APIv3 key (32 ASCII characters, the AES-256 key as is).
+    pub const APIV3_KEY_LEN: usize = 32;
+    /// Bytes of an AEAD_AES_256_GCM nonce (12 ASCII characters).
+    pub const NONCE_LEN: usize = 12;
+
+    /// `{"data": [...]}`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CertificateList {
+        /// Every certificate in use or about to be (a new one is listed 24 h before use).
+        pub data: Vec<CertificateEntry>,
+    }
+
+    /// One platform certificate.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CertificateEntry {
+        /// Its serial (hex), as `Wechatpay-Serial` names it.
+        pub serial_no: String,
+        /// RFC 3339, e.g. `2018-06-08T10:34:56+08:00`.
+        pub effective_time: String,
+        /// RFC 3339.
+        pub expire_time: String,
+        /// The PEM, encrypted.
+        pub encrypt_certificate: EncryptedResource,
+    }
+
+    /// An AEAD_AES_256_GCM ciphertext (Base64, the 16-byte tag appended) with its nonce and
+    /// associated data, as WeChat Pay encrypts certificates and notifications.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct EncryptedResource {
+        /// `AEAD_AES_256_GCM`.
+        pub algorithm: String,
+        /// 12 characters.
+        pub nonce: String,
+        /// Authenticated, not encrypted (`certificate`).
+        pub associated_data: String,
+        /// Base64 of ciphertext ‖ tag.
+        pub ciphertext: String,
+    }
+}

@@ -178,3 +178,89 @@ fn restrict(path: &Path) -> std::io::Result<()> {
 fn restrict(_: &Path) -> std::io::Result<()> {
     Ok(())
 }
+
+/// A WeChat Pay platform certificate as the sandbox hands it out: an X.509 certificate (its
+/// serial is what `Wechatpay-Serial` names) and the private key only WeChat Pay has.
+#[derive(Clone)]
+pub struct PlatformCertificate {
+    /// The certificate's private key (only WeChat Pay has it).
+    pub private_key: RsaPrivateKey,
+    /// Its serial, upper-case hex, as `Wechatpay-Serial` names it.
+    pub serial: String,
+    /// The certificate, PEM.
+    pub certificate_pem: String,
+    /// Start of its validity, Unix seconds.
+    pub not_before: i64,
+    /// End of its validity, Unix seconds.
+    pub not_after: i64,
+}
+
+impl std::fmt::Debug for PlatformCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformCertificate")
+            .field("serial", &self.serial)
+            .field("not_before", &self.not_before)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A self-signed platform certificate valid over `[not_before, not_after]` (Unix seconds), with a
+/// fresh RSA-2048 key and a random 20-byte serial.
+pub fn platform_certificate<R: RngCore + CryptoRng>(
+    rng: &mut R,
+    not_before: i64,
+    not_after: i64,
+) -> Result<PlatformCertificate, KeygenError> {
+    use std::str::FromStr;
+    use std::time::{Duration, UNIX_EPOCH};
+    use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+    use x509_cert::der::EncodePem;
+    use x509_cert::name::Name;
+    use x509_cert::serial_number::SerialNumber;
+    use x509_cert::spki::SubjectPublicKeyInfoOwned;
+    use x509_cert::time::{Time, Validity};
+
+    let e = |e: &dyn std::fmt::Display| KeygenError::Rsa(e.to_string());
+    let key = RsaPrivateKey::new(rng, KEY_BITS).map_err(|x| e(&x))?;
+    let mut serial = [0u8; 20];
+    rng.fill_bytes(&mut serial);
+    serial[0] = (serial[0] & 0x7f) | 0x10;
+    let at = |t: i64| {
+        Time::try_from(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64)).map_err(|x| e(&x))
+    };
+    let validity = Validity {
+        not_before: at(not_before)?,
+        not_after: at(not_after)?,
+    };
+    let subject = Name::from_str("CN=Tenpay.com sandbox platform certificate,O=Tenpay.com,C=CN")
+        .map_err(|x| e(&x))?;
+    let spki = SubjectPublicKeyInfoOwned::from_key(key.to_public_key()).map_err(|x| e(&x))?;
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone());
+    let cert = CertificateBuilder::new(
+        Profile::Root,
+        SerialNumber::new(&serial).map_err(|x| e(&x))?,
+        validity,
+        subject,
+        spki,
+        &signer,
+    )
+    .map_err(|x| e(&x))?
+    .build::<rsa::pkcs1v15::Signature>()
+    .map_err(|x| e(&x))?;
+    Ok(PlatformCertificate {
+        private_key: key,
+        serial: hex_upper(&serial),
+        certificate_pem: cert.to_pem(LineEnding::LF).map_err(|x| e(&x))?,
+        not_before,
+        not_after,
+    })
+}
+
+/// 32 random alphanumerics: an APIv3 key as the merchant platform lets a merchant set it.
+pub fn apiv3_key<R: RngCore + CryptoRng>(rng: &mut R) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..32)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}

@@ -19,6 +19,7 @@
 //! - `POST /__sandbox/reset`, `GET|POST /__sandbox/faults`
 
 pub mod auth;
+mod certificates;
 pub mod faults;
 pub mod keygen;
 pub mod respond;
@@ -38,6 +39,7 @@ use tokio::sync::watch;
 use catering_sync_core::pem::decode_first as decode_pem;
 
 use crate::keygen::{files, GeneratedKeys};
+pub use crate::keygen::PlatformCertificate;
 
 pub use auth::MerchantIdentity;
 pub use faults::{DeploymentFault, FaultError, Faults, Outage, OutageKind};
@@ -67,6 +69,11 @@ pub struct SandboxConfig {
     /// with this platform certificate's key unless the request's `Wechatpay-Serial` names the
     /// public key (`wechatpay_key_id`), as WeChat Pay does during the migration.
     pub platform_certificate: Option<PlatformCertificate>,
+    /// The merchant's APIv3 key: with it, `GET /v3/certificates` lists the platform
+    /// certificates (the signing one and any listed at run time), each encrypted with it
+    /// (AEAD_AES_256_GCM), as WeChat Pay does for a merchant in platform-certificate mode;
+    /// without it, the answer is `404 RESOURCE_NOT_EXISTS` (public-key mode).
+    pub apiv3_key: Option<String>,
     /// Close a keep-alive connection idle this long, announced as `Keep-Alive: timeout=N`
     /// (WeChat Pay: 8 s); `None` keeps idle connections open.
     pub idle_timeout: Option<std::time::Duration>,
@@ -74,23 +81,6 @@ pub struct SandboxConfig {
 
 /// How long WeChat Pay keeps an idle connection open (`Keep-Alive: timeout=8`).
 pub const WECHATPAY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
-
-/// A platform certificate's signing key and serial (upper-case hex).
-#[derive(Clone)]
-pub struct PlatformCertificate {
-    /// The certificate's private key (only WeChat Pay has it).
-    pub private_key: rsa::RsaPrivateKey,
-    /// Its serial, as `Wechatpay-Serial` names it.
-    pub serial: String,
-}
-
-impl std::fmt::Debug for PlatformCertificate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlatformCertificate")
-            .field("serial", &self.serial)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Why the sandbox could not be configured or started.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +154,7 @@ impl SandboxConfig {
             record_bodies: true,
             max_body_bytes: 1 << 20,
             platform_certificate: None,
+            apiv3_key: None,
             idle_timeout: Some(WECHATPAY_IDLE_TIMEOUT),
         })
     }
@@ -200,9 +191,12 @@ impl SandboxConfig {
 
 pub(crate) struct State {
     pub(crate) auth: auth::RequestAuthenticator,
-    pub(crate) signer: respond::ResponseSigner,
-    /// With a migrating merchant: signs answers to requests that do not name the public key.
-    pub(crate) platform_signer: Option<respond::ResponseSigner>,
+    pub(crate) signer: Arc<respond::ResponseSigner>,
+    /// The platform certificates: listed, and the one signing answers to requests that do not
+    /// name the public key.
+    pub(crate) platform: RwLock<Platform>,
+    pub(crate) apiv3_key: Option<String>,
+    pub(crate) bench_mode: bool,
     pub(crate) public_key_id: String,
     pub(crate) idle_timeout: Option<std::time::Duration>,
     pub(crate) store: store::Store,
@@ -211,6 +205,30 @@ pub(crate) struct State {
     pub(crate) verify_counter: std::sync::atomic::AtomicU64,
     pub(crate) record_bodies: bool,
     pub(crate) max_body_bytes: usize,
+}
+
+/// The platform certificates WeChat Pay holds for the merchant.
+pub(crate) struct Platform {
+    /// What `GET /v3/certificates` lists (a new certificate is listed before it signs).
+    pub(crate) listed: Vec<PlatformCertificate>,
+    /// Signs answers to requests that do not name the public key; `None`: public-key mode.
+    pub(crate) signer: Option<Arc<respond::ResponseSigner>>,
+}
+
+impl Platform {
+    fn new(signing: Option<PlatformCertificate>, bench_mode: bool) -> Self {
+        let signer = signing.as_ref().map(|c| {
+            Arc::new(respond::ResponseSigner::new(
+                c.private_key.clone(),
+                c.serial.clone(),
+                bench_mode,
+            ))
+        });
+        Self {
+            listed: signing.into_iter().collect(),
+            signer,
+        }
+    }
 }
 
 /// A running sandbox. Dropping it does not stop it: call [`SandboxHandle::shutdown`].
@@ -233,14 +251,14 @@ impl SandboxHandle {
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             auth: auth::RequestAuthenticator::new(&config.merchants),
-            signer: respond::ResponseSigner::new(
+            signer: Arc::new(respond::ResponseSigner::new(
                 config.wechatpay_private_key,
                 config.wechatpay_key_id.clone(),
                 config.bench_mode,
-            ),
-            platform_signer: config
-                .platform_certificate
-                .map(|c| respond::ResponseSigner::new(c.private_key, c.serial, config.bench_mode)),
+            )),
+            platform: RwLock::new(Platform::new(config.platform_certificate, config.bench_mode)),
+            apiv3_key: config.apiv3_key,
+            bench_mode: config.bench_mode,
             public_key_id: config.wechatpay_key_id,
             idle_timeout: config.idle_timeout,
             store: store::Store::default(),
@@ -288,6 +306,35 @@ impl SandboxHandle {
     /// Counters.
     pub fn stats(&self) -> Stats {
         self.state.store.stats()
+    }
+
+    /// List `certificate` in `GET /v3/certificates` (WeChat Pay lists a new platform
+    /// certificate 24 h before it signs with it); it does not sign yet.
+    pub fn list_platform_certificate(&self, certificate: PlatformCertificate) {
+        let mut p = self.state.platform.write().unwrap_or_else(|p| p.into_inner());
+        p.listed.retain(|c| c.serial != certificate.serial);
+        p.listed.push(certificate);
+    }
+
+    /// Sign answers with the listed certificate `serial` from now on (the rotation's switch).
+    /// `false` when no listed certificate has that serial.
+    pub fn sign_with_platform_certificate(&self, serial: &str) -> bool {
+        let mut p = self.state.platform.write().unwrap_or_else(|p| p.into_inner());
+        let Some(c) = p.listed.iter().find(|c| c.serial == serial).cloned() else {
+            return false;
+        };
+        p.signer = Some(Arc::new(respond::ResponseSigner::new(
+            c.private_key,
+            c.serial,
+            self.state.bench_mode,
+        )));
+        true
+    }
+
+    /// Stop listing the certificate `serial` (an old one, after the rotation).
+    pub fn unlist_platform_certificate(&self, serial: &str) {
+        let mut p = self.state.platform.write().unwrap_or_else(|p| p.into_inner());
+        p.listed.retain(|c| c.serial != serial);
     }
 
     /// Forget what was recorded.

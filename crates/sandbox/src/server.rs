@@ -518,9 +518,10 @@ fn accept(
 
 /// A signed 204. With a migrating merchant, the key is the one the request's `Wechatpay-Serial`
 /// names: the public key when it names its id, the platform certificate otherwise.
-/// `GET /v3/certificates`, authenticated like any request. This sandbox holds no platform
-/// certificate to hand out, so it answers as WeChat Pay does a merchant in public-key mode:
-/// `404 RESOURCE_NOT_EXISTS`, signed with the public key.
+/// `GET /v3/certificates`, authenticated like any request. With an APIv3 key and a platform
+/// certificate (platform-certificate mode) it lists every listed certificate, each encrypted with
+/// the APIv3 key, signed like any answer; otherwise it answers as WeChat Pay does a merchant in
+/// public-key mode: `404 RESOURCE_NOT_EXISTS`, signed with the public key.
 fn certificates(state: &State, req: &Request<Incoming>) -> Response<Body> {
     let canonical = req
         .uri()
@@ -536,28 +537,38 @@ fn certificates(state: &State, req: &Request<Incoming>) -> Response<Body> {
     {
         return error(StatusCode::UNAUTHORIZED, "SIGN_ERROR", &e.to_string(), None);
     }
-    let body = json!({
-        "code": "RESOURCE_NOT_EXISTS",
-        "message": "无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥",
-    })
-    .to_string();
-    let signed = state
-        .signer
-        .sign(body.as_bytes(), unix_now(), SignatureFault::None);
-    let mut resp = json_response_bytes(StatusCode::NOT_FOUND, body.into_bytes());
-    let h = resp.headers_mut();
-    for (name, value) in [
-        ("request-id", request_id()),
-        ("wechatpay-timestamp", signed.timestamp),
-        ("wechatpay-nonce", signed.nonce),
-        ("wechatpay-serial", signed.serial),
-        ("wechatpay-signature", signed.signature),
-    ] {
-        if let Ok(v) = value.parse() {
-            h.insert(name, v);
+    let listed = state
+        .platform
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .listed
+        .clone();
+    let rid = request_id();
+    let named = req
+        .headers()
+        .get("wechatpay-serial")
+        .and_then(|v| v.to_str().ok());
+    match &state.apiv3_key {
+        Some(key) if !listed.is_empty() => {
+            let body = crate::certificates::list(key, &listed).into_bytes();
+            signed(state, &rid, SignatureFault::None, named, StatusCode::OK, body)
+        }
+        _ => {
+            let body = json!({
+                "code": "RESOURCE_NOT_EXISTS",
+                "message": "无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥",
+            })
+            .to_string();
+            let headers = state
+                .signer
+                .sign(body.as_bytes(), unix_now(), SignatureFault::None);
+            with_signature(
+                json_response_bytes(StatusCode::NOT_FOUND, body.into_bytes()),
+                &rid,
+                &headers,
+            )
         }
     }
-    resp
 }
 
 fn signed_no_content(
@@ -566,18 +577,49 @@ fn signed_no_content(
     fault: SignatureFault,
     named: Option<&str>,
 ) -> Response<Body> {
-    let signer = match &state.platform_signer {
+    signed(state, rid, fault, named, StatusCode::NO_CONTENT, Vec::new())
+}
+
+/// A signed answer. With a platform certificate, the key is the one the request's
+/// `Wechatpay-Serial` names: the public key when it names its id, the platform certificate
+/// otherwise (WeChat Pay during a merchant's migration, and in platform-certificate mode).
+fn signed(
+    state: &State,
+    rid: &str,
+    fault: SignatureFault,
+    named: Option<&str>,
+    status: StatusCode,
+    body: Vec<u8>,
+) -> Response<Body> {
+    let platform = state
+        .platform
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .signer
+        .clone();
+    let (signer, kind) = match platform {
         Some(platform) if named.map(str::trim) != Some(state.public_key_id.as_str()) => {
-            state.store.count_signed_with("platform_certificate");
-            platform
+            (platform, "platform_certificate")
         }
-        _ => {
-            state.store.count_signed_with("public_key");
-            &state.signer
-        }
+        _ => (state.signer.clone(), "public_key"),
     };
-    let signed = signer.sign(b"", unix_now(), fault);
-    let mut resp = empty(StatusCode::NO_CONTENT);
+    if status == StatusCode::NO_CONTENT {
+        state.store.count_signed_with(kind);
+    }
+    let headers = signer.sign(&body, unix_now(), fault);
+    let response = if body.is_empty() {
+        empty(status)
+    } else {
+        json_response_bytes(status, body)
+    };
+    with_signature(response, rid, &headers)
+}
+
+fn with_signature(
+    mut resp: Response<Body>,
+    rid: &str,
+    signed: &super::respond::SignedHeaders,
+) -> Response<Body> {
     let h = resp.headers_mut();
     for (name, value) in [
         ("request-id", rid),

@@ -50,6 +50,8 @@ pub fn wechatpay_client(config: &Config) -> Result<WechatPayClient, ConfigError>
         request_timeout: w.request_timeout_ms,
         connect_timeout: w.connect_timeout_ms,
         wechatpay_serial: set.wechatpay_serial.clone(),
+        backup_base_url: w.backup_base_url.clone(),
+        backup_probe_interval: w.backup_probe_interval_ms,
     };
     WechatPayClient::with_store(&client_config, Arc::new(KeyStore::new(set))).map_err(|e| {
         ConfigError {
@@ -57,6 +59,47 @@ pub fn wechatpay_client(config: &Config) -> Result<WechatPayClient, ConfigError>
             problem: e.to_string(),
         }
     })
+}
+
+/// Export the keys, start their reload watch and, in platform-certificate mode, download the
+/// certificates (before the first post: its answer must verify with one) and start their
+/// refresh. A failed first download is logged and retried; answers meanwhile are unverified,
+/// so retried, never committed. Returns the client, observed, and what stops the two tasks.
+async fn start_keys(
+    config: &Config,
+    client: WechatPayClient,
+    metrics: &crate::telemetry::metrics::Metrics,
+) -> (WechatPayClient, Canceller) {
+    let store = client.key_store().clone();
+    let client = client.with_observer(Arc::new(crate::keys::ClientTelemetry {
+        store: store.clone(),
+        metrics: metrics.clone(),
+    }));
+    crate::keys::export(&store.current(), metrics);
+    let keys_stop = Canceller::new();
+    if store.current().apiv3_key.is_some() {
+        let first = client
+            .download_certificates(crate::wechatpay::client::CertificateTrigger::Scheduled)
+            .await
+            .is_ok();
+        tokio::spawn(crate::keys::refresh_certificates(
+            client.clone(),
+            config.wechatpay.certificate_refresh_interval_ms,
+            keys_stop.token(),
+            first,
+        ));
+    }
+    if let Some(source) = config.source.clone() {
+        tokio::spawn(crate::keys::watch(
+            source,
+            config.wechatpay.clone(),
+            config.wechatpay.key_reload_interval_ms,
+            store,
+            metrics.clone(),
+            keys_stop.token(),
+        ));
+    }
+    (client, keys_stop)
 }
 
 /// A running service's handles, for tests and the demo.
@@ -81,19 +124,7 @@ pub async fn run(
     let registry = prometheus::Registry::new();
     let metrics = crate::telemetry::metrics::Metrics::new(&registry)
         .map_err(|e| AppError::Runtime(format!("metrics: {e}")))?;
-    let store = client.key_store().clone();
-    crate::keys::export(&store.current(), &metrics);
-    let keys_stop = Canceller::new();
-    if let Some(source) = config.source.clone() {
-        tokio::spawn(crate::keys::watch(
-            source,
-            config.wechatpay.clone(),
-            config.wechatpay.key_reload_interval_ms,
-            store,
-            metrics.clone(),
-            keys_stop.token(),
-        ));
-    }
+    let (client, keys_stop) = start_keys(&config, client, &metrics).await;
     // A gap of half the session timeout between watchdog ticks means the process was suspended
     // long enough that the group may have expelled it (pipeline::lease).
     let lease = Lease::new(config.kafka.session_timeout_ms / 2);

@@ -159,8 +159,29 @@ pub struct WechatPayConfig {
     pub merchant_serial: String,
     /// `apiclient_key.pem`.
     pub private_key_file: PathBuf,
-    /// WeChat Pay's keys, several during a migration.
+    /// WeChat Pay's keys, several during a migration (none in platform-certificate mode, which
+    /// downloads them).
+    #[serde(default)]
     pub verification_keys: Vec<VerificationKeyConfig>,
+    /// Platform-certificate mode: the merchant's APIv3 key (a file of its 32 characters; a
+    /// secret, never logged). With it the platform certificates are downloaded from
+    /// `GET /v3/certificates` at start-up and every `certificate_refresh_interval_ms`.
+    #[serde(default)]
+    pub apiv3_key_file: Option<PathBuf>,
+    /// How often the platform certificates are downloaded (WeChat Pay: at least every 12 h).
+    #[serde(
+        default = "d::certificate_refresh_interval_ms",
+        deserialize_with = "millis"
+    )]
+    pub certificate_refresh_interval_ms: Duration,
+    /// Opt-in failover (e.g. `https://api2.mch.weixin.qq.com`): a request that cannot reach
+    /// `base_url` (connect, DNS, TLS: never an HTTP answer) is sent here, and later ones too
+    /// until a probe of `base_url` connects again.
+    #[serde(default)]
+    pub backup_base_url: Option<String>,
+    /// How often, while on the backup, `base_url` is tried again.
+    #[serde(default = "d::backup_probe_interval_ms", deserialize_with = "millis")]
+    pub backup_probe_interval_ms: Duration,
     /// Sent as `Wechatpay-Serial`: by default the one configured `PUB_KEY_ID_…` key (none
     /// without one); `""` sends none; any other value must be a configured verification key.
     #[serde(default)]
@@ -346,6 +367,12 @@ mod d {
     }
     pub fn key_reload_interval_ms() -> Duration {
         Duration::from_millis(10_000)
+    }
+    pub fn certificate_refresh_interval_ms() -> Duration {
+        crate::wechatpay::platform::DEFAULT_REFRESH_INTERVAL
+    }
+    pub fn backup_probe_interval_ms() -> Duration {
+        Duration::from_millis(60_000)
     }
     pub fn max_in_flight() -> usize {
         256
@@ -667,6 +694,19 @@ impl Config {
                 100.0,
                 60.0 * MIN_MS,
             ),
+            // WeChat Pay asks for a download at least every 12 h.
+            int(
+                "wechatpay.certificate_refresh_interval_ms",
+                w.certificate_refresh_interval_ms,
+                1_000.0,
+                12.0 * HOUR_MS,
+            ),
+            int(
+                "wechatpay.backup_probe_interval_ms",
+                w.backup_probe_interval_ms,
+                100.0,
+                HOUR_MS,
+            ),
             // 0 = no limit until a 429; below 1/s (the limiter's floor) is a stall.
             Bound::new(
                 "wechatpay.max_rate_per_second",
@@ -867,11 +907,19 @@ impl Config {
                 "must be the hex certificate serial",
             ));
         }
-        if w.verification_keys.is_empty() {
+        if w.verification_keys.is_empty() && w.apiv3_key_file.is_none() {
             return Err(err(
                 "wechatpay.verification_keys",
-                "at least one WeChat Pay key is required to verify responses",
+                "at least one WeChat Pay key is required to verify responses (or wechatpay.apiv3_key_file, to download the platform certificates)",
             ));
+        }
+        if let Some(backup) = &w.backup_base_url {
+            if backup.trim_end_matches('/') == w.base_url.trim_end_matches('/') {
+                return Err(err(
+                    "wechatpay.backup_base_url",
+                    "must differ from wechatpay.base_url",
+                ));
+            }
         }
         for (i, v) in w.verification_keys.iter().enumerate() {
             let key = format!("wechatpay.verification_keys[{i}]");
@@ -1047,11 +1095,17 @@ mod tests {
     /// bounds: refused with an error naming the key and the bounds. Before, `commit_interval_ms
     /// = 0` was accepted and panicked every worker after restore, `config_fault_retry_ms = 0`
     /// busy-looped 401s, `sweep_interval_secs = 0` swept in a loop.
-    const ZERO_REFUSED: [(&str, &str, &str); 23] = [
+    const ZERO_REFUSED: [(&str, &str, &str); 25] = [
         ("kafka.session_timeout_ms", "0", "[1000, 3600000]"),
         ("wechatpay.request_timeout_ms", "0", "[100, 120000]"),
         ("wechatpay.connect_timeout_ms", "0", "[100, 60000]"),
         ("wechatpay.key_reload_interval_ms", "0", "[100, 3600000]"),
+        (
+            "wechatpay.certificate_refresh_interval_ms",
+            "0",
+            "[1000, 43200000]",
+        ),
+        ("wechatpay.backup_probe_interval_ms", "0", "[100, 3600000]"),
         (
             "wechatpay.max_rate_per_second",
             "0.5",

@@ -16,6 +16,7 @@ use crate::config::{Config, ConfigError, WechatPayConfig};
 use crate::telemetry::events::{self, Emit as _};
 use crate::telemetry::metrics::Metrics;
 use crate::wechatpay::keystore::{KeySet, KeyStore};
+use crate::wechatpay::platform::ApiV3Key;
 use crate::wechatpay::{Credentials, MerchantKey, VerificationKeys};
 
 fn read(key: &str, path: &Path) -> Result<String, ConfigError> {
@@ -62,16 +63,25 @@ pub fn load(w: &WechatPayConfig) -> Result<KeySet, ConfigError> {
     let wechatpay_serial = keys
         .request_serial(w.wechatpay_serial.as_deref())
         .map_err(|e| bad("wechatpay.wechatpay_serial", &e))?;
+    let apiv3_key = match &w.apiv3_key_file {
+        Some(file) => Some(Arc::new(
+            ApiV3Key::from_text(&read("wechatpay.apiv3_key_file", file)?)
+                .map_err(|e| bad("wechatpay.apiv3_key_file", &e))?,
+        )),
+        None => None,
+    };
     Ok(KeySet {
         credentials: Arc::new(credentials),
         keys: Arc::new(keys),
         wechatpay_serial,
+        apiv3_key,
     })
 }
 
 /// The files a reload reads: the configuration and every key file it names.
 fn files(source: &Path, w: &WechatPayConfig) -> Vec<PathBuf> {
     let mut files = vec![source.to_path_buf(), w.private_key_file.clone()];
+    files.extend(w.apiv3_key_file.iter().cloned());
     for v in &w.verification_keys {
         files.extend(v.public_key_file.iter().chain(&v.certificate_file).cloned());
     }
@@ -91,8 +101,8 @@ fn fingerprint(files: &[PathBuf]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Export what is loaded: each verification key's expiry (`+Inf` for a public key) and the
-/// signing identity.
+/// Export what is in use (configured and downloaded keys): each verification key's expiry
+/// (`+Inf` for a public key) and the signing identity.
 pub fn export(set: &KeySet, metrics: &Metrics) {
     metrics.verification_key_expiry.reset();
     for (id, not_after) in set.keys.expiries() {
@@ -136,7 +146,6 @@ pub fn reload(source: &Path, store: &KeyStore, metrics: &Metrics, trigger: Trigg
     let loaded = Config::load(source).and_then(|c| load(&c.wechatpay));
     match loaded {
         Ok(set) => {
-            export(&set, metrics);
             events::KeysReloaded {
                 trigger: trigger.as_str(),
                 merchant_serial: Some(&set.credentials.serial_no),
@@ -144,6 +153,7 @@ pub fn reload(source: &Path, store: &KeyStore, metrics: &Metrics, trigger: Trigg
             }
             .emit(metrics);
             store.replace(set);
+            export(&store.current(), metrics);
             true
         }
         Err(e) => {
@@ -214,4 +224,69 @@ async fn hangup(s: &mut Option<tokio::signal::unix::Signal>) {
 #[cfg(not(unix))]
 async fn hangup(_: &mut Option<()>) {
     std::future::pending().await
+}
+
+/// The client's own occurrences as telemetry: a certificate download moves its counter, logs,
+/// and re-exports the keys in use (a downloaded certificate's `notAfter` included); an endpoint
+/// switch moves the active-endpoint gauge and logs.
+pub struct ClientTelemetry {
+    /// Whose keys are exported.
+    pub store: Arc<KeyStore>,
+    /// Where.
+    pub metrics: Metrics,
+}
+
+impl crate::wechatpay::client::Observer for ClientTelemetry {
+    fn downloaded(
+        &self,
+        trigger: crate::wechatpay::client::CertificateTrigger,
+        result: &Result<usize, crate::wechatpay::platform::PlatformError>,
+    ) {
+        events::CertificatesDownloaded {
+            trigger,
+            held: result.as_ref().ok().copied(),
+            error: result
+                .as_ref()
+                .err()
+                .map(|e| e as &dyn std::error::Error),
+        }
+        .emit(&self.metrics);
+        export(&self.store.current(), &self.metrics);
+    }
+
+    fn endpoint(&self, now: crate::wechatpay::client::Endpoint, cause: &str) {
+        events::EndpointSwitched { now, cause }.emit(&self.metrics);
+    }
+}
+
+/// Platform-certificate mode: download the certificates every `interval` (sooner after a
+/// failure), until `stop`. The first download is the caller's, at start-up.
+pub async fn refresh_certificates(
+    client: crate::wechatpay::WechatPayClient,
+    interval: Duration,
+    mut stop: Cancel,
+    mut last_ok: bool,
+) {
+    use crate::wechatpay::client::CertificateTrigger;
+    use crate::wechatpay::platform::RETRY_AFTER_FAILURE;
+    loop {
+        let wait = if last_ok {
+            interval
+        } else {
+            interval.min(RETRY_AFTER_FAILURE)
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        // A reload may have turned platform-certificate mode off.
+        if client.key_store().current().apiv3_key.is_none() {
+            last_ok = true;
+            continue;
+        }
+        last_ok = client
+            .download_certificates(CertificateTrigger::Scheduled)
+            .await
+            .is_ok();
+    }
 }

@@ -9,7 +9,10 @@
 
 use catering_sync_core::apiv3::request_id_code;
 
-use super::labels::{Fencing, KeyReload, Probe, ProbeOutcome, StateTopic, WriteFailure};
+use super::labels::{
+    CertificateTrigger, DownloadOutcome, Endpoint, Fencing, KeyReload, Probe, ProbeOutcome,
+    StateTopic, WriteFailure,
+};
 use super::metrics::Metrics;
 
 /// An occurrence that logs and counts itself.
@@ -331,5 +334,69 @@ impl Emit for KeysReloaded<'_> {
                 "key reload failed: keeping the keys in use"
             ),
         }
+    }
+}
+
+/// A platform-certificate download ended.
+#[derive(Debug)]
+pub struct CertificatesDownloaded<'a> {
+    /// What started it.
+    pub trigger: CertificateTrigger,
+    /// How many certificates are held now, when it succeeded.
+    pub held: Option<usize>,
+    /// Why it failed (the certificates held are kept).
+    pub error: Option<&'a dyn std::error::Error>,
+}
+
+impl Emit for CertificatesDownloaded<'_> {
+    fn emit(self, metrics: &Metrics) {
+        let outcome = match self.error {
+            None => DownloadOutcome::Ok,
+            Some(_) => DownloadOutcome::Failed,
+        };
+        metrics
+            .certificate_downloads
+            .with_label_values(&[self.trigger.as_str(), outcome.as_str()])
+            .inc();
+        match self.error {
+            None => tracing::info!(
+                target: "catering_sync_service::wechatpay::platform",
+                trigger = self.trigger.as_str(),
+                certificates = self.held.unwrap_or(0),
+                "platform certificates downloaded"
+            ),
+            Some(e) => tracing::error!(
+                target: "catering_sync_service::wechatpay::platform",
+                trigger = self.trigger.as_str(),
+                error = %e,
+                "platform certificate download failed: keeping the certificates held"
+            ),
+        }
+    }
+}
+
+/// Requests go to another WeChat Pay endpoint from now on.
+#[derive(Debug)]
+pub struct EndpointSwitched<'a> {
+    /// The endpoint now in use.
+    pub now: Endpoint,
+    /// Why.
+    pub cause: &'a str,
+}
+
+impl Emit for EndpointSwitched<'_> {
+    fn emit(self, metrics: &Metrics) {
+        for e in Endpoint::ALL {
+            metrics
+                .endpoint_active
+                .with_label_values(&[e.as_str()])
+                .set(i64::from(*e == self.now));
+        }
+        tracing::warn!(
+            target: "catering_sync_service::wechatpay::client",
+            endpoint = self.now.as_str(),
+            cause = self.cause,
+            "WeChat Pay endpoint switched"
+        );
     }
 }

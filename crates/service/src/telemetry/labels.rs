@@ -174,3 +174,34 @@ mod tests {
         }
     }
 }
+
+labels! {
+    /// What started a platform-certificate download
+    /// (`catering_sync_certificate_downloads_total{trigger}`).
+    CertificateTrigger {
+        /// Start-up, or the periodic refresh.
+        Scheduled => "scheduled",
+        /// An answer named a serial the service did not have.
+        UnknownSerial => "unknown_serial",
+    }
+}
+
+labels! {
+    /// How a platform-certificate download ended (`catering_sync_certificate_downloads_total{outcome}`).
+    DownloadOutcome {
+        /// Decrypted, verified and in use.
+        Ok => "ok",
+        /// The certificates held are kept; the log says why.
+        Failed => "failed",
+    }
+}
+
+labels! {
+    /// A WeChat Pay endpoint (`catering_sync_wechatpay_endpoint_active{endpoint}`).
+    Endpoint {
+        /// `wechatpay.base_url`.
+        Primary => "primary",
+        /// `wechatpay.backup_base_url`.
+        Backup => "backup",
+    }
+}

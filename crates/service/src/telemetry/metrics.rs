@@ -51,6 +51,8 @@ pub const NAMES: &[&str] = &[
     "catering_sync_key_reloads_total",
     "catering_sync_verification_key_expiry_timestamp_seconds",
     "catering_sync_signing_key_info",
+    "catering_sync_certificate_downloads_total",
+    "catering_sync_wechatpay_endpoint_active",
 ];
 
 /// The label value for an HTTP status.
@@ -134,6 +136,10 @@ pub struct Metrics {
     pub verification_key_expiry: prometheus::GaugeVec,
     /// 1 for the signing identity in use (mchid, merchant serial, `Wechatpay-Serial` sent).
     pub signing_key_info: IntGaugeVec,
+    /// Platform-certificate downloads, by trigger and outcome.
+    pub certificate_downloads: IntCounterVec,
+    /// 1 for the WeChat Pay endpoint requests go to, 0 for the other.
+    pub endpoint_active: IntGaugeVec,
 }
 
 fn counter_vec(
@@ -416,6 +422,38 @@ impl Metrics {
                     ),
                     &["mchid", "merchant_serial", "wechatpay_serial"],
                 )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            certificate_downloads: {
+                use super::labels::{CertificateTrigger, DownloadOutcome};
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "catering_sync_certificate_downloads_total",
+                        "Platform-certificate downloads (GET /v3/certificates, platform-certificate mode) by trigger (scheduled: start-up and every certificate_refresh_interval_ms; unknown_serial: an answer named a serial not held) and outcome (ok: decrypted, verified, in use; failed: the certificates held are kept)",
+                    ),
+                    &["trigger", "outcome"],
+                )?;
+                for t in CertificateTrigger::ALL {
+                    for o in DownloadOutcome::ALL {
+                        c.with_label_values(&[t.as_str(), o.as_str()]);
+                    }
+                }
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            endpoint_active: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "catering_sync_wechatpay_endpoint_active",
+                        "1 for the WeChat Pay endpoint requests go to (primary: wechatpay.base_url; backup: wechatpay.backup_base_url, after the primary refused connections), 0 for the other",
+                    ),
+                    &["endpoint"],
+                )?;
+                for e in super::labels::Endpoint::ALL {
+                    g.with_label_values(&[e.as_str()])
+                        .set(i64::from(*e == super::labels::Endpoint::Primary));
+                }
                 r.register(Box::new(g.clone()))?;
                 g
             },

@@ -27,6 +27,8 @@ pub struct Report {
     pub answer: Result<Answer, String>,
     /// Local clock minus WeChat Pay's (`Date`), in seconds, when it sent one.
     pub skew_secs: Option<i64>,
+    /// Platform-certificate mode: how many listed certificates decrypted with the APIv3 key.
+    pub decrypted: Option<Result<usize, super::platform::PlatformError>>,
 }
 
 impl Report {
@@ -35,16 +37,22 @@ impl Report {
         let Ok(a) = &self.answer else { return false };
         a.status != 401
             && a.verified.is_ok()
+            && self.decrypted.as_ref().is_none_or(|d| d.is_ok())
             && self.skew_secs.is_none_or(|s| s.abs() <= MAX_SKEW_SECS)
     }
 }
 
 /// Send the request and build the report.
 pub async fn check(client: &WechatPayClient, base_url: &str) -> Report {
-    let answer = client
+    let mut answer = client
         .get(CERTIFICATES_PATH)
         .await
         .map_err(|e| error_chain(&e));
+    let set = client.key_store().current();
+    let decrypted = match (&mut answer, &set.apiv3_key) {
+        (Ok(a), Some(key)) => Some(decrypt(a, key, &set.keys)),
+        _ => None,
+    };
     let skew_secs = answer.as_ref().ok().and_then(|a| {
         let date = a.headers.get(http::header::DATE)?.to_str().ok()?;
         let server = httpdate::parse_http_date(date).ok()?;
@@ -54,14 +62,41 @@ pub async fn check(client: &WechatPayClient, base_url: &str) -> Report {
             Err(behind) => -(behind.duration().as_secs() as i64),
         })
     });
-    let set = client.key_store().current();
     Report {
         base_url: base_url.to_string(),
         wechatpay_serial: set.wechatpay_serial.clone(),
         keys: set.keys.ids().map(str::to_string).collect(),
         answer,
         skew_secs,
+        decrypted,
     }
+}
+
+/// Decrypt the listed certificates; an answer signed with one of them verifies (the first
+/// download of platform-certificate mode has nothing else to verify it with).
+fn decrypt(
+    a: &mut Answer,
+    key: &super::platform::ApiV3Key,
+    held: &super::VerificationKeys,
+) -> Result<usize, super::platform::PlatformError> {
+    if a.status != 200 {
+        return Err(super::platform::PlatformError::Status {
+            status: a.status,
+            body: String::from_utf8_lossy(&a.body[..a.body.len().min(256)]).into_owned(),
+        });
+    }
+    let listed = super::platform::certificates(key, &a.body)?;
+    if a.verified.is_err() {
+        let mut keys = held.clone();
+        keys.merge(&listed);
+        a.verified = super::verify::verify_response(
+            &keys,
+            &a.headers,
+            &a.body,
+            super::client::unix_now(),
+        );
+    }
+    Ok(listed.ids().count())
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -139,6 +174,15 @@ impl fmt::Display for Report {
                 mark(false)
             )?,
             Err(e) => writeln!(f, "{} response       not verified: {e}", mark(false))?,
+        }
+        match &self.decrypted {
+            None => {}
+            Some(Ok(n)) => writeln!(
+                f,
+                "{} APIv3 key      decrypts the {n} listed certificate(s)",
+                mark(true)
+            )?,
+            Some(Err(e)) => writeln!(f, "{} APIv3 key      {e}", mark(false))?,
         }
         match (a.status, code) {
             (404, "RESOURCE_NOT_EXISTS") => writeln!(

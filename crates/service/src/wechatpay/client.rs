@@ -38,6 +38,10 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Sent as `Wechatpay-Serial`: the key the response should be signed with.
     pub wechatpay_serial: Option<String>,
+    /// Opt-in failover on connection-level failure (`https://api2.mch.weixin.qq.com`).
+    pub backup_base_url: Option<String>,
+    /// While on the backup, how often a request tries the primary first.
+    pub backup_probe_interval: Duration,
 }
 
 impl Default for ClientConfig {
@@ -47,6 +51,8 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
             wechatpay_serial: None,
+            backup_base_url: None,
+            backup_probe_interval: Duration::from_secs(60),
         }
     }
 }
@@ -80,13 +86,92 @@ pub enum ClientError {
     Build(#[from] reqwest::Error),
 }
 
+/// What triggered a certificate download (`catering_sync_certificate_downloads_total{trigger}`).
+pub use crate::telemetry::labels::CertificateTrigger;
+
+pub use crate::telemetry::labels::Endpoint;
+
+/// Told of what the client does on its own: certificate downloads and endpoint switches (the
+/// app moves metrics and logs).
+pub trait Observer: Send + Sync {
+    /// A certificate download ended.
+    fn downloaded(&self, trigger: CertificateTrigger, result: &Result<usize, super::platform::PlatformError>);
+    /// Requests go to `now` from here on; `cause` says why.
+    fn endpoint(&self, now: Endpoint, cause: &str);
+}
+
+/// The primary endpoint and the opt-in backup: which one is in use, and when the primary was
+/// last tried while on the backup.
+#[derive(Debug)]
+struct Endpoints {
+    primary: String,
+    backup: Option<String>,
+    probe_interval: Duration,
+    /// `Some(last try of the primary)` while on the backup.
+    on_backup: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Endpoints {
+    /// Where this request goes first: the primary, unless on the backup and not yet due for a
+    /// probe of the primary (a due probe is this request, and restarts the interval).
+    fn first(&self) -> Endpoint {
+        let mut on_backup = self.on_backup.lock().unwrap_or_else(|p| p.into_inner());
+        match *on_backup {
+            Some(last) if last.elapsed() < self.probe_interval => Endpoint::Backup,
+            Some(_) => {
+                *on_backup = Some(Instant::now());
+                Endpoint::Primary
+            }
+            None => Endpoint::Primary,
+        }
+    }
+
+    fn base(&self, e: Endpoint) -> &str {
+        match e {
+            Endpoint::Backup => self.backup.as_deref().unwrap_or(&self.primary),
+            Endpoint::Primary => &self.primary,
+        }
+    }
+
+    /// The primary failed to connect: use the backup (when configured). `true` on a switch.
+    fn to_backup(&self) -> bool {
+        if self.backup.is_none() {
+            return false;
+        }
+        let mut on_backup = self.on_backup.lock().unwrap_or_else(|p| p.into_inner());
+        let switched = on_backup.is_none();
+        *on_backup = Some(Instant::now());
+        switched
+    }
+
+    /// The primary answered: back to it. `true` on a switch.
+    fn to_primary(&self) -> bool {
+        self.on_backup
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .is_some()
+    }
+}
+
 /// Client for the sync-status endpoint.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WechatPayClient {
     http: reqwest::Client,
-    base: String,
-    url: String,
+    endpoints: Arc<Endpoints>,
     store: Arc<KeyStore>,
+    /// When the last download for an unknown serial ran (one at a time, rate-limited).
+    on_demand: Arc<tokio::sync::Mutex<Option<Instant>>>,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+impl std::fmt::Debug for WechatPayClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WechatPayClient")
+            .field("endpoints", &self.endpoints)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WechatPayClient {
@@ -101,6 +186,7 @@ impl WechatPayClient {
             credentials,
             keys,
             wechatpay_serial: config.wechatpay_serial.clone(),
+            apiv3_key: None,
         };
         Self::with_store(config, Arc::new(KeyStore::new(set)))
     }
@@ -108,13 +194,12 @@ impl WechatPayClient {
     /// Build the client on a key store that may be replaced at run time (its
     /// `wechatpay_serial` wins over `config`'s).
     pub fn with_store(config: &ClientConfig, store: Arc<KeyStore>) -> Result<Self, ClientError> {
-        let base = config.base_url.trim_end_matches('/');
-        let valid = (base.starts_with("https://") || base.starts_with("http://"))
-            && base.splitn(4, '/').nth(3).is_none()
-            && reqwest::Url::parse(base).is_ok();
-        if !valid {
-            return Err(ClientError::BaseUrl(config.base_url.clone()));
-        }
+        let base = valid_base(&config.base_url)?;
+        let backup = config
+            .backup_base_url
+            .as_deref()
+            .map(valid_base)
+            .transpose()?;
         let http = reqwest::Client::builder()
             .user_agent(user_agent())
             .timeout(config.request_timeout)
@@ -124,10 +209,120 @@ impl WechatPayClient {
             .build()?;
         Ok(Self {
             http,
-            base: base.to_string(),
-            url: format!("{base}{SYNC_STATUS_PATH}"),
+            endpoints: Arc::new(Endpoints {
+                primary: base,
+                backup,
+                probe_interval: config.backup_probe_interval,
+                on_backup: std::sync::Mutex::new(None),
+            }),
             store,
+            on_demand: Arc::new(tokio::sync::Mutex::new(None)),
+            observer: None,
         })
+    }
+
+    /// Tell `observer` of certificate downloads and endpoint switches.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The endpoint requests go to now.
+    pub fn active_endpoint(&self) -> Endpoint {
+        let on_backup = self
+            .endpoints
+            .on_backup
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if on_backup {
+            Endpoint::Backup
+        } else {
+            Endpoint::Primary
+        }
+    }
+
+    /// Send `request` (built for `path` on an endpoint by `build`) to the endpoint in use,
+    /// failing over to the backup when the primary cannot be connected to, and back when it
+    /// answers. The request is the same signed bytes on either host (the host is not signed).
+    async fn send(
+        &self,
+        path: &str,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let e = &self.endpoints;
+        let first = e.first();
+        let result = build(&format!("{}{path}", e.base(first))).send().await;
+        match (&result, first) {
+            (Ok(_), Endpoint::Primary) => {
+                if e.to_primary() {
+                    self.switched(Endpoint::Primary, "the primary answered a probe");
+                }
+                result
+            }
+            (Err(err), Endpoint::Primary) if err.is_connect() && e.backup.is_some() => {
+                if e.to_backup() {
+                    self.switched(Endpoint::Backup, "the primary refused the connection");
+                }
+                build(&format!("{}{path}", e.base(Endpoint::Backup)))
+                    .send()
+                    .await
+            }
+            _ => result,
+        }
+    }
+
+    fn switched(&self, now: Endpoint, cause: &str) {
+        if let Some(o) = &self.observer {
+            o.endpoint(now, cause);
+        }
+    }
+
+    /// Download the platform certificates now (platform-certificate mode) and report it.
+    pub async fn download_certificates(
+        &self,
+        trigger: CertificateTrigger,
+    ) -> Result<usize, super::platform::PlatformError> {
+        let result = super::platform::download(self).await;
+        if let Some(o) = &self.observer {
+            o.downloaded(trigger, &result);
+        }
+        result
+    }
+
+    /// Verify a 2xx answer. An unknown serial in platform-certificate mode triggers one
+    /// download (at most one per [`UNKNOWN_SERIAL_REFRESH_INTERVAL`], one at a time: the
+    /// requests that see the serial meanwhile wait for it) before the answer is judged.
+    ///
+    /// [`UNKNOWN_SERIAL_REFRESH_INTERVAL`]: super::platform::UNKNOWN_SERIAL_REFRESH_INTERVAL
+    async fn verify(
+        &self,
+        set: &KeySet,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<(), super::VerifyError> {
+        let first = verify_response(&set.keys, headers, body, unix_now());
+        let Err(super::VerifyError::UnknownSerial(serial)) = &first else {
+            return first;
+        };
+        if set.apiv3_key.is_none() {
+            return first;
+        }
+        let mut last = self.on_demand.lock().await;
+        if !self.store.current().keys.contains(serial) {
+            let recent = last.is_some_and(|t| {
+                t.elapsed() < super::platform::UNKNOWN_SERIAL_REFRESH_INTERVAL
+            });
+            if recent {
+                return first;
+            }
+            *last = Some(Instant::now());
+            let _ = self
+                .download_certificates(CertificateTrigger::UnknownSerial)
+                .await;
+        }
+        drop(last);
+        verify_response(&self.store.current().keys, headers, body, unix_now())
     }
 
     /// POST one body, signed afresh, and classify the outcome. Never panics, never retries:
@@ -140,20 +335,29 @@ impl WechatPayClient {
         let auth = set
             .credentials
             .authorize("POST", SYNC_STATUS_PATH, &body, timestamp, &nonce);
-        let mut request = self
-            .http
-            .post(&self.url)
-            .header(http::header::AUTHORIZATION, auth.to_string())
-            .header(http::header::ACCEPT, "application/json")
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Some(serial) = &set.wechatpay_serial {
-            request = request.header("Wechatpay-Serial", serial.as_str());
-        }
-        let outcome = match request.send().await {
-            Ok(response) => read(response, &set.keys).await,
+        let auth = auth.to_string();
+        let build = |url: &str| {
+            let mut request = self
+                .http
+                .post(url)
+                .header(http::header::AUTHORIZATION, auth.as_str())
+                .header(http::header::ACCEPT, "application/json")
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+            if let Some(serial) = &set.wechatpay_serial {
+                request = request.header("Wechatpay-Serial", serial.as_str());
+            }
+            request
+        };
+        let mut outcome = match self.send(SYNC_STATUS_PATH, build).await {
+            Ok(response) => read(response).await,
             Err(e) => Err(transport(&e)),
         };
+        if let Ok(r) = &mut outcome {
+            if (200..300).contains(&r.status) {
+                r.verified = self.verify(&set, &r.headers, &r.body).await;
+            }
+        }
         let now = crate::clock::system_now();
         match outcome {
             Ok(r) => {
@@ -189,15 +393,19 @@ impl WechatPayClient {
         let auth = set
             .credentials
             .authorize("GET", path, b"", timestamp, &nonce);
-        let mut request = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(http::header::AUTHORIZATION, auth.to_string())
-            .header(http::header::ACCEPT, "application/json");
-        if let Some(serial) = &set.wechatpay_serial {
-            request = request.header("Wechatpay-Serial", serial.as_str());
-        }
-        let response = request.send().await?;
+        let auth = auth.to_string();
+        let build = |url: &str| {
+            let mut request = self
+                .http
+                .get(url)
+                .header(http::header::AUTHORIZATION, auth.as_str())
+                .header(http::header::ACCEPT, "application/json");
+            if let Some(serial) = &set.wechatpay_serial {
+                request = request.header("Wechatpay-Serial", serial.as_str());
+            }
+            request
+        };
+        let response = self.send(path, build).await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await?.to_vec();
@@ -217,10 +425,19 @@ impl WechatPayClient {
     }
 }
 
-async fn read(
-    mut response: reqwest::Response,
-    keys: &VerificationKeys,
-) -> Result<Received, Exchange<'static>> {
+fn valid_base(url: &str) -> Result<String, ClientError> {
+    let base = url.trim_end_matches('/');
+    let valid = (base.starts_with("https://") || base.starts_with("http://"))
+        && base.splitn(4, '/').nth(3).is_none()
+        && reqwest::Url::parse(base).is_ok();
+    if valid {
+        Ok(base.to_string())
+    } else {
+        Err(ClientError::BaseUrl(url.to_string()))
+    }
+}
+
+async fn read(mut response: reqwest::Response) -> Result<Received, Exchange<'static>> {
     {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -235,11 +452,6 @@ async fn read(
                 Err(e) => return Err(transport(&e)),
             }
         }
-        let verified = if (200..300).contains(&status) {
-            verify_response(keys, &headers, &body, unix_now())
-        } else {
-            Ok(())
-        };
         let text = |name: &str| {
             headers
                 .get(name)
@@ -248,9 +460,10 @@ async fn read(
         };
         Ok(Received {
             status,
-            verified,
+            verified: Ok(()),
             retry_after: text("retry-after"),
             request_id: text(header::REQUEST_ID),
+            headers,
             body,
         })
     }
@@ -274,9 +487,11 @@ pub struct Answer {
 
 struct Received {
     status: u16,
+    /// Set by [`WechatPayClient::verify`] for a 2xx.
     verified: Result<(), super::VerifyError>,
     retry_after: Option<String>,
     request_id: Option<String>,
+    headers: http::HeaderMap,
     body: Vec<u8>,
 }
 

@@ -99,8 +99,21 @@ impl fmt::Debug for MerchantKey {
 struct VerificationKey {
     /// PKCS#1 `RSAPublicKey` DER, what ring verifies with.
     rsa_public_der: Vec<u8>,
+    /// A platform certificate's `notBefore` (Unix seconds); a public key has none.
+    not_before: Option<i64>,
     /// A platform certificate's `notAfter` (Unix seconds); a public key does not expire.
     not_after: Option<i64>,
+}
+
+/// What a key said of a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// No key has the serial.
+    Unknown,
+    /// A certificate with the serial exists, but `now` is outside its validity window.
+    NotValid,
+    /// The key checked the signature: `true` when it matches.
+    Checked(bool),
 }
 
 /// A `Wechatpay-Serial` or verification key that cannot be right.
@@ -167,12 +180,41 @@ impl VerificationKeys {
                 })
             }
         };
-        self.insert(id, rsa_public_der, None)
+        self.insert(id, rsa_public_der, None, None)
     }
 
     /// Add a platform certificate (X.509 PEM); its serial (upper-case hex) becomes the key id.
     /// Returns that serial.
     pub fn add_certificate_pem(&mut self, text: &str) -> Result<String, KeyError> {
+        let (serial, spki, not_before, not_after) = parse_certificate(text)?;
+        self.insert(serial.clone(), spki, Some(not_before), Some(not_after))?;
+        Ok(serial)
+    }
+
+    /// Add every key of `other` whose id this set does not have (a configured key wins over a
+    /// downloaded one).
+    pub fn merge(&mut self, other: &VerificationKeys) {
+        for (id, k) in &other.keys {
+            self.keys.entry(id.clone()).or_insert_with(|| k.clone());
+        }
+    }
+
+    /// Whether a key has this serial.
+    pub fn contains(&self, serial: &str) -> bool {
+        self.keys.contains_key(&normalize_serial(serial))
+    }
+
+    /// Each key id with its validity window (Unix seconds; `None` for a public key).
+    pub fn windows(&self) -> impl Iterator<Item = (&str, Option<(i64, i64)>)> {
+        self.keys
+            .iter()
+            .map(|(id, k)| (id.as_str(), k.not_before.zip(k.not_after)))
+    }
+}
+
+/// A certificate PEM's serial (upper-case hex), RSA public key (PKCS#1 DER) and validity window.
+pub fn parse_certificate(text: &str) -> Result<(String, Vec<u8>, i64, i64), KeyError> {
+    {
         let (label, der) = decode_pem(text)?;
         if label != "CERTIFICATE" {
             return Err(KeyError::Label {
@@ -190,20 +232,19 @@ impl VerificationKeys {
             .subject_public_key_info
             .to_der()
             .map_err(|e| KeyError::Certificate(e.to_string()))?;
-        let not_after = cert
-            .tbs_certificate
-            .validity
-            .not_after
-            .to_unix_duration()
-            .as_secs() as i64;
-        self.insert(serial.clone(), spki_to_pkcs1(&spki_der)?, Some(not_after))?;
-        Ok(serial)
+        let validity = &cert.tbs_certificate.validity;
+        let not_before = validity.not_before.to_unix_duration().as_secs() as i64;
+        let not_after = validity.not_after.to_unix_duration().as_secs() as i64;
+        Ok((serial, spki_to_pkcs1(&spki_der)?, not_before, not_after))
     }
+}
 
+impl VerificationKeys {
     fn insert(
         &mut self,
         id: String,
         rsa_public_der: Vec<u8>,
+        not_before: Option<i64>,
         not_after: Option<i64>,
     ) -> Result<(), KeyError> {
         // Check the key once now, so a bad key fails at start-up and not on the first response.
@@ -221,6 +262,7 @@ impl VerificationKeys {
             id,
             VerificationKey {
                 rsa_public_der,
+                not_before,
                 not_after,
             },
         );
@@ -285,12 +327,19 @@ impl VerificationKeys {
         Ok(())
     }
 
-    /// Verify SHA256withRSA `signature` over `message` with the key `serial`.
-    /// `None` when the serial is unknown.
-    pub fn verify(&self, serial: &str, message: &[u8], signature: &[u8]) -> Option<bool> {
-        let key = self.keys.get(&normalize_serial(serial))?;
+    /// Verify SHA256withRSA `signature` over `message` with the key `serial`, at `now_unix`: a
+    /// certificate is used only inside its validity window.
+    pub fn verify(&self, serial: &str, message: &[u8], signature: &[u8], now_unix: i64) -> KeyCheck {
+        let Some(key) = self.keys.get(&normalize_serial(serial)) else {
+            return KeyCheck::Unknown;
+        };
+        let before = key.not_before.is_some_and(|t| now_unix < t);
+        let after = key.not_after.is_some_and(|t| now_unix > t);
+        if before || after {
+            return KeyCheck::NotValid;
+        }
         let pk = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &key.rsa_public_der);
-        Some(pk.verify(message, signature).is_ok())
+        KeyCheck::Checked(pk.verify(message, signature).is_ok())
     }
 }
 

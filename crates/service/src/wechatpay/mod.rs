@@ -13,6 +13,7 @@ pub mod classify;
 pub mod client;
 pub mod keys;
 pub mod keystore;
+pub mod platform;
 pub use catering_sync_core::rules;
 pub mod sign;
 pub mod verify;

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use http::HeaderMap;
 
-use super::keys::VerificationKeys;
+use super::keys::{KeyCheck, VerificationKeys};
 use super::sign::response_message;
 
 pub use catering_sync_core::apiv3::{MAX_RESPONSE_SKEW_SECS, SIGNTEST_PREFIX};
@@ -35,6 +35,9 @@ pub enum VerifyError {
     /// No configured key has this serial.
     #[error("unknown Wechatpay-Serial {0:?}")]
     UnknownSerial(String),
+    /// The platform certificate with this serial is outside its validity window.
+    #[error("the platform certificate {0:?} is outside its validity window")]
+    KeyNotValid(String),
     /// `Wechatpay-Timestamp` is not an integer.
     #[error("malformed Wechatpay-Timestamp")]
     BadTimestamp,
@@ -52,13 +55,14 @@ pub enum VerifyError {
 impl VerifyError {
     /// One failure of each kind (payloads arbitrary): the signature-failure metric's label set
     /// is derived from it.
-    pub fn each() -> [Self; 7] {
+    pub fn each() -> [Self; 8] {
         // A new variant fails to compile here until it is matched; list it in the array too
         // (a unit test checks that the labels are distinct).
         let _every_variant_listed = |e: &Self| match e {
             Self::MissingHeader(_)
             | Self::SignTestProbe
             | Self::UnknownSerial(_)
+            | Self::KeyNotValid(_)
             | Self::BadTimestamp
             | Self::Skewed(_)
             | Self::BadEncoding
@@ -68,6 +72,7 @@ impl VerifyError {
             Self::MissingHeader(header::SIGNATURE),
             Self::SignTestProbe,
             Self::UnknownSerial(String::new()),
+            Self::KeyNotValid(String::new()),
             Self::BadTimestamp,
             Self::Skewed(0),
             Self::BadEncoding,
@@ -81,6 +86,7 @@ impl VerifyError {
             Self::MissingHeader(_) => "missing_header",
             Self::SignTestProbe => "signtest",
             Self::UnknownSerial(_) => "unknown_serial",
+            Self::KeyNotValid(_) => "key_not_valid",
             Self::BadTimestamp => "bad_timestamp",
             Self::Skewed(_) => "skewed",
             Self::BadEncoding => "bad_encoding",
@@ -121,9 +127,10 @@ pub fn verify_response(
         .decode(signature)
         .map_err(|_| VerifyError::BadEncoding)?;
     let message = response_message(timestamp, nonce, body);
-    match keys.verify(serial, &message, &raw) {
-        None => Err(VerifyError::UnknownSerial(serial.to_string())),
-        Some(true) => Ok(()),
-        Some(false) => Err(VerifyError::Mismatch),
+    match keys.verify(serial, &message, &raw, now_unix) {
+        KeyCheck::Unknown => Err(VerifyError::UnknownSerial(serial.to_string())),
+        KeyCheck::NotValid => Err(VerifyError::KeyNotValid(serial.to_string())),
+        KeyCheck::Checked(true) => Ok(()),
+        KeyCheck::Checked(false) => Err(VerifyError::Mismatch),
     }
 }
