@@ -78,17 +78,46 @@ fn platform_certificate_serial_and_key_verify_responses() {
     v.add_public_key_pem(&keys().wechatpay_key_id, &keys().wechatpay_public_pem)
         .unwrap();
     assert_eq!(v.ids().count(), 2);
+    // The certificate is valid from now for two days: used only inside that window.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let by_cert = signed_headers(
         &keys().wechatpay_private_pem,
         &serial.to_ascii_lowercase(),
+        b"",
+        now,
+        SignatureFault::None,
+    );
+    assert_eq!(
+        verify_response(&v, &by_cert, b"", now),
+        Ok(()),
+        "serials compare case-insensitively"
+    );
+    let before = signed_headers(
+        &keys().wechatpay_private_pem,
+        &serial,
         b"",
         NOW,
         SignatureFault::None,
     );
     assert_eq!(
-        verify_response(&v, &by_cert, b"", NOW),
-        Ok(()),
-        "serials compare case-insensitively"
+        verify_response(&v, &before, b"", NOW),
+        Err(VerifyError::KeyNotValid(serial.clone())),
+        "not before its notBefore"
+    );
+    let after = signed_headers(
+        &keys().wechatpay_private_pem,
+        &serial,
+        b"",
+        now + 3 * 86_400,
+        SignatureFault::None,
+    );
+    assert_eq!(
+        verify_response(&v, &after, b"", now + 3 * 86_400),
+        Err(VerifyError::KeyNotValid(serial.clone())),
+        "not after its notAfter"
     );
     let by_id = signed_headers(
         &keys().wechatpay_private_pem,

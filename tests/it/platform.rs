@@ -10,7 +10,9 @@ use catering_sync::config::Config;
 use catering_sync::sandbox::{SandboxConfig, SandboxHandle};
 
 use crate::broker::{Broker, TestBroker};
-use crate::harness::{eventually, fresh_platform_certificate, keys, keys_dir, platform_certificate};
+use crate::harness::{
+    eventually, fresh_platform_certificate, keys, keys_dir, platform_certificate,
+};
 use crate::stack::*;
 
 /// The sandbox as WeChat Pay for a merchant in platform-certificate mode: the platform
@@ -40,9 +42,15 @@ impl Platform {
         Self { dir, apiv3_key }
     }
 
+    /// `extra` may add `[[wechatpay.verification_keys]]` (then they replace the test's).
     fn overrides(&self, extra: &str) -> String {
+        let none = if extra.contains("[[wechatpay.verification_keys]]") {
+            ""
+        } else {
+            "verification_keys = []\n"
+        };
         format!(
-            "[wechatpay]\nverification_keys = []\napiv3_key_file = \"{}\"\nkey_reload_interval_ms = 100\n{extra}",
+            "[wechatpay]\n{none}apiv3_key_file = \"{}\"\nkey_reload_interval_ms = 100\n{extra}",
             self.dir.path().join("apiv3.key").display()
         )
     }
@@ -89,7 +97,11 @@ async fn a_platform_certificate_rotation_under_load_fails_no_post() {
         sandbox.stats().accepted >= 100
     })
     .await;
-    assert!(some, "posts under way before the rotation: {:?}", sandbox.stats());
+    assert!(
+        some,
+        "posts under way before the rotation: {:?}",
+        sandbox.stats()
+    );
 
     let next = fresh_platform_certificate(0);
     sandbox.list_platform_certificate(next.clone());
@@ -159,7 +171,10 @@ async fn a_certificate_is_not_trusted_before_its_validity_starts() {
         .await;
     assert_eq!(ok.status, Some(204));
     assert!(
-        matches!(ok.disposition, catering_sync::wechatpay::Disposition::Delivered),
+        matches!(
+            ok.disposition,
+            catering_sync::wechatpay::Disposition::Delivered
+        ),
         "{:?}",
         ok.disposition
     );
@@ -231,7 +246,11 @@ async fn a_migration_from_certificates_to_the_public_key_mid_stream_fails_no_pos
         sandbox.stats().accepted >= 100
     })
     .await;
-    assert!(some, "posts under way before the migration: {:?}", sandbox.stats());
+    assert!(
+        some,
+        "posts under way before the migration: {:?}",
+        sandbox.stats()
+    );
     // The operator adds the public key WeChat Pay's migration guide hands out.
     let public_key = keys_dir().join(catering_sync::keygen::files::WECHATPAY_PUBLIC);
     write_atomically(
@@ -261,7 +280,8 @@ async fn a_migration_from_certificates_to_the_public_key_mid_stream_fails_no_pos
     .await;
     let stats = sandbox.stats();
     assert!(done, "not all delivered and committed: {stats:?}");
-    let signed = |s: &catering_sync::sandbox::Stats, k: &str| s.signed_with.get(k).copied().unwrap_or(0);
+    let signed =
+        |s: &catering_sync::sandbox::Stats, k: &str| s.signed_with.get(k).copied().unwrap_or(0);
     assert!(signed(&before, "platform_certificate") > 0, "{before:?}");
     assert!(
         signed(&stats, "public_key") > signed(&before, "public_key"),
@@ -323,10 +343,17 @@ async fn the_backup_endpoint_takes_over_while_the_primary_refuses_connections() 
     .await;
     assert!(done, "delivered through the backup: {:?}", backup.stats());
     assert_eq!(
-        metric(&app, "catering_sync_wechatpay_endpoint_active{endpoint=\"backup\"}").await,
+        metric(
+            &app,
+            "catering_sync_wechatpay_endpoint_active{endpoint=\"backup\"}"
+        )
+        .await,
         1.0
     );
-    assert!(broker.read_all(&names.dlq).await.is_empty(), "nothing dead-lettered");
+    assert!(
+        broker.read_all(&names.dlq).await.is_empty(),
+        "nothing dead-lettered"
+    );
 
     // The primary is back (it answers 500 to everything: an HTTP answer, never a failover).
     let mut config = SandboxConfig::from_generated(keys()).expect("sandbox config");
@@ -334,11 +361,19 @@ async fn the_backup_endpoint_takes_over_while_the_primary_refuses_connections() 
         rate_500: 1.0,
         ..Default::default()
     };
-    let primary_sandbox = SandboxHandle::start(config, primary).await.expect("primary");
+    let primary_sandbox = SandboxHandle::start(config, primary)
+        .await
+        .expect("primary");
     let more = gen_orders("BAKP", 5);
-    broker.produce_batch(&names.input, interleave(&more, 0)).await;
+    broker
+        .produce_batch(&names.input, interleave(&more, 0))
+        .await;
     let back = eventually(Duration::from_secs(30), || async {
-        metric(&app, "catering_sync_wechatpay_endpoint_active{endpoint=\"primary\"}").await
+        metric(
+            &app,
+            "catering_sync_wechatpay_endpoint_active{endpoint=\"primary\"}",
+        )
+        .await
             == 1.0
     })
     .await;

@@ -103,9 +103,9 @@ async fn the_official_sdk_refuses_a_204_with_a_wrong_signature() {
     sb.shutdown().await;
 }
 
-/// Platform-certificate mode: the SDK's own certificate downloader (`wxpay crt`) accepts the
-/// sandbox's `GET /v3/certificates` (it decrypts each certificate with the APIv3 key and verifies
-/// the answer with them) and saves the sandbox's certificate byte for byte; the SDK then verifies
+/// Platform-certificate mode: the SDK's certificate download (its own AES-GCM decryption and its
+/// own response verifier, `tests/sdk/certificates.js`) accepts the sandbox's
+/// `GET /v3/certificates` and saves the sandbox's certificate byte for byte; the SDK then verifies
 /// the sandbox's certificate-signed 204 with the certificate it downloaded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_sdk_downloads_the_sandbox_s_certificates_and_verifies_with_them() {
@@ -118,46 +118,46 @@ async fn the_official_sdk_downloads_the_sandbox_s_certificates_and_verifies_with
         .await
         .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let cli = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/sdk/node_modules/wechatpay-axios-plugin/bin/cli.js"
-    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/certificates.js");
     let k = keys();
-    let key_file = keys_dir().join(catering_sync::keygen::files::MERCHANT_KEY);
     let args = [
-        cli.to_string(),
-        "crt".into(),
-        "-u".into(),
-        format!("{}/", sb.base_url()),
-        "-m".into(),
+        script.to_string(),
+        sb.base_url(),
+        keys_dir().display().to_string(),
         k.mchid.clone(),
-        "-s".into(),
         k.merchant_serial.clone(),
-        "-f".into(),
-        key_file.display().to_string(),
-        "-k".into(),
         apiv3_key,
-        "-o".into(),
         out.path().display().to_string(),
     ];
-    let run = tokio::task::spawn_blocking(move || Command::new("node").args(args).output())
-        .await
-        .unwrap()
-        .expect("node runs the SDK's downloader");
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .args(args)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk"))
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs the SDK");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains(&cert.serial), "{stdout}");
     let saved = out.path().join(format!("wechatpay_{}.pem", cert.serial));
-    let downloaded = std::fs::read_to_string(&saved).unwrap_or_else(|_| {
-        panic!(
-            "the SDK saved no certificate: {}\n{}",
-            String::from_utf8_lossy(&run.stdout),
-            String::from_utf8_lossy(&run.stderr)
-        )
-    });
+    let downloaded = std::fs::read_to_string(&saved).expect("the SDK saved the certificate");
     assert_eq!(downloaded, cert.certificate_pem, "decrypted byte for byte");
 
     let url = sb.base_url();
     let serial = cert.serial.clone();
     let (ok, result) = tokio::task::spawn_blocking(move || {
-        sdk_post_verifying_with(&url, &sp_body("SDK-PC", "CREATE_DEAL"), &serial, Some(&saved))
+        sdk_post_verifying_with(
+            &url,
+            &sp_body("SDK-PC", "CREATE_DEAL"),
+            &serial,
+            Some(&saved),
+        )
     })
     .await
     .unwrap();

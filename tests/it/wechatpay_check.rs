@@ -153,22 +153,28 @@ async fn wechatpay_check_in_platform_certificate_mode_needs_the_right_apiv3_key(
     let mut config = catering_sync::sandbox::SandboxConfig::from_generated(keys()).unwrap();
     config.platform_certificate = Some(cert.clone());
     config.apiv3_key = Some(apiv3_key.clone());
-    let sandbox = catering_sync::sandbox::SandboxHandle::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sandbox =
+        catering_sync::sandbox::SandboxHandle::start(config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let good = write(dir.path(), "apiv3.key", &apiv3_key);
-    let platform = |key: &str| {
-        format!("[wechatpay]\nverification_keys = []\napiv3_key_file = \"{key}\"")
-    };
+    let platform =
+        |key: &str| format!("[wechatpay]\nverification_keys = []\napiv3_key_file = \"{key}\"");
     let (code, out) = check(dir.path(), &sandbox.base_url(), &platform(&good)).await;
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("ok   reachable      HTTP 200"), "{out}");
     assert!(
-        out.contains(&format!("ok   response       verified with {}", cert.serial)),
+        out.contains(&format!(
+            "ok   response       verified with {}",
+            cert.serial
+        )),
         "{out}"
     );
-    assert!(out.contains("decrypts the 1 listed certificate(s)"), "{out}");
+    assert!(
+        out.contains("decrypts the 1 listed certificate(s)"),
+        "{out}"
+    );
     assert!(out.contains(&cert.serial), "the listing names it: {out}");
 
     let wrong = write(
@@ -178,7 +184,13 @@ async fn wechatpay_check_in_platform_certificate_mode_needs_the_right_apiv3_key(
     );
     let (code, out) = check(dir.path(), &sandbox.base_url(), &platform(&wrong)).await;
     assert_eq!(code, Some(2), "{out}");
-    assert!(out.contains("FAIL APIv3 key      a certificate did not decrypt"), "{out}");
-    assert!(!out.contains(&apiv3_key), "the APIv3 key is never printed: {out}");
+    assert!(
+        out.contains("FAIL APIv3 key      a certificate did not decrypt"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&apiv3_key),
+        "the APIv3 key is never printed: {out}"
+    );
     sandbox.shutdown().await;
 }

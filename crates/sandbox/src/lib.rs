@@ -38,8 +38,8 @@ use tokio::sync::watch;
 
 use catering_sync_core::pem::decode_first as decode_pem;
 
-use crate::keygen::{files, GeneratedKeys};
 pub use crate::keygen::PlatformCertificate;
+use crate::keygen::{files, GeneratedKeys};
 
 pub use auth::MerchantIdentity;
 pub use faults::{DeploymentFault, FaultError, Faults, Outage, OutageKind};
@@ -256,7 +256,10 @@ impl SandboxHandle {
                 config.wechatpay_key_id.clone(),
                 config.bench_mode,
             )),
-            platform: RwLock::new(Platform::new(config.platform_certificate, config.bench_mode)),
+            platform: RwLock::new(Platform::new(
+                config.platform_certificate,
+                config.bench_mode,
+            )),
             apiv3_key: config.apiv3_key,
             bench_mode: config.bench_mode,
             public_key_id: config.wechatpay_key_id,
@@ -311,7 +314,11 @@ impl SandboxHandle {
     /// List `certificate` in `GET /v3/certificates` (WeChat Pay lists a new platform
     /// certificate 24 h before it signs with it); it does not sign yet.
     pub fn list_platform_certificate(&self, certificate: PlatformCertificate) {
-        let mut p = self.state.platform.write().unwrap_or_else(|p| p.into_inner());
+        let mut p = self
+            .state
+            .platform
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         p.listed.retain(|c| c.serial != certificate.serial);
         p.listed.push(certificate);
     }
@@ -319,7 +326,11 @@ impl SandboxHandle {
     /// Sign answers with the listed certificate `serial` from now on (the rotation's switch).
     /// `false` when no listed certificate has that serial.
     pub fn sign_with_platform_certificate(&self, serial: &str) -> bool {
-        let mut p = self.state.platform.write().unwrap_or_else(|p| p.into_inner());
+        let mut p = self
+            .state
+            .platform
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         let Some(c) = p.listed.iter().find(|c| c.serial == serial).cloned() else {
             return false;
         };
@@ -333,7 +344,11 @@ impl SandboxHandle {
 
     /// Stop listing the certificate `serial` (an old one, after the rotation).
     pub fn unlist_platform_certificate(&self, serial: &str) {
-        let mut p = self.state.platform.write().unwrap_or_else(|p| p.into_inner());
+        let mut p = self
+            .state
+            .platform
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         p.listed.retain(|c| c.serial != serial);
     }
 

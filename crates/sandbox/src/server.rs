@@ -551,7 +551,14 @@ fn certificates(state: &State, req: &Request<Incoming>) -> Response<Body> {
     match &state.apiv3_key {
         Some(key) if !listed.is_empty() => {
             let body = crate::certificates::list(key, &listed).into_bytes();
-            signed(state, &rid, SignatureFault::None, named, StatusCode::OK, body)
+            signed(
+                state,
+                &rid,
+                SignatureFault::None,
+                named,
+                StatusCode::OK,
+                body,
+            )
         }
         _ => {
             let body = json!({

@@ -245,10 +245,7 @@ impl crate::wechatpay::client::Observer for ClientTelemetry {
         events::CertificatesDownloaded {
             trigger,
             held: result.as_ref().ok().copied(),
-            error: result
-                .as_ref()
-                .err()
-                .map(|e| e as &dyn std::error::Error),
+            error: result.as_ref().err().map(|e| e as &dyn std::error::Error),
         }
         .emit(&self.metrics);
         export(&self.store.current(), &self.metrics);

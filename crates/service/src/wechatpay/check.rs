@@ -89,12 +89,8 @@ fn decrypt(
     if a.verified.is_err() {
         let mut keys = held.clone();
         keys.merge(&listed);
-        a.verified = super::verify::verify_response(
-            &keys,
-            &a.headers,
-            &a.body,
-            super::client::unix_now(),
-        );
+        a.verified =
+            super::verify::verify_response(&keys, &a.headers, &a.body, super::client::unix_now());
     }
     Ok(listed.ids().count())
 }

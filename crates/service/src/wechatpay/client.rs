@@ -95,7 +95,11 @@ pub use crate::telemetry::labels::Endpoint;
 /// app moves metrics and logs).
 pub trait Observer: Send + Sync {
     /// A certificate download ended.
-    fn downloaded(&self, trigger: CertificateTrigger, result: &Result<usize, super::platform::PlatformError>);
+    fn downloaded(
+        &self,
+        trigger: CertificateTrigger,
+        result: &Result<usize, super::platform::PlatformError>,
+    );
     /// Requests go to `now` from here on; `cause` says why.
     fn endpoint(&self, now: Endpoint, cause: &str);
 }
@@ -310,9 +314,8 @@ impl WechatPayClient {
         }
         let mut last = self.on_demand.lock().await;
         if !self.store.current().keys.contains(serial) {
-            let recent = last.is_some_and(|t| {
-                t.elapsed() < super::platform::UNKNOWN_SERIAL_REFRESH_INTERVAL
-            });
+            let recent = last
+                .is_some_and(|t| t.elapsed() < super::platform::UNKNOWN_SERIAL_REFRESH_INTERVAL);
             if recent {
                 return first;
             }

@@ -329,7 +329,13 @@ impl VerificationKeys {
 
     /// Verify SHA256withRSA `signature` over `message` with the key `serial`, at `now_unix`: a
     /// certificate is used only inside its validity window.
-    pub fn verify(&self, serial: &str, message: &[u8], signature: &[u8], now_unix: i64) -> KeyCheck {
+    pub fn verify(
+        &self,
+        serial: &str,
+        message: &[u8],
+        signature: &[u8],
+        now_unix: i64,
+    ) -> KeyCheck {
         let Some(key) = self.keys.get(&normalize_serial(serial)) else {
             return KeyCheck::Unknown;
         };

@@ -166,8 +166,13 @@ pub async fn download(client: &WechatPayClient) -> Result<usize, PlatformError> 
     if answer.verified.is_err() {
         let mut keys = (*set.keys).clone();
         keys.merge(&downloaded);
-        verify_response(&keys, &answer.headers, &answer.body, super::client::unix_now())
-            .map_err(PlatformError::Unverified)?;
+        verify_response(
+            &keys,
+            &answer.headers,
+            &answer.body,
+            super::client::unix_now(),
+        )
+        .map_err(PlatformError::Unverified)?;
     }
     let held = downloaded.ids().count();
     client.key_store().set_downloaded(downloaded);
@@ -219,6 +224,9 @@ mod tests {
         assert!(wrong.decrypt(&resource(&data, "certificate")).is_err());
         let mut other = resource(&data, "certificate");
         other.algorithm = "AEAD_SM4_GCM".into();
-        assert!(matches!(k.decrypt(&other), Err(PlatformError::Algorithm(_))));
+        assert!(matches!(
+            k.decrypt(&other),
+            Err(PlatformError::Algorithm(_))
+        ));
     }
 }
