@@ -118,7 +118,7 @@ pub struct ReplayArgs {
     #[arg(long, short, env = "CATERING_SYNC_CONFIG")]
     pub config: PathBuf,
     /// Only this reason (repeatable): malformed, invalid_event, invalid_snapshot,
-    /// status_regression, rejected, retries_exhausted.
+    /// status_regression, rejected, retries_exhausted, unknown_merchant.
     #[arg(long = "reason")]
     pub reasons: Vec<String>,
     /// Only dead letters that failed at or after this time (RFC 3339).
@@ -355,6 +355,10 @@ pub struct FaultArgs {
     /// Outage windows, `START_MS:DURATION_MS[:drop]`, repeatable.
     #[arg(long = "outage", value_name = "START_MS:DURATION_MS[:KIND]")]
     pub outages: Vec<crate::sandbox::Outage>,
+    /// Apply the faults only to requests signed by this merchant (the others are served
+    /// faithfully).
+    #[arg(long)]
+    pub only_mchid: Option<String>,
 }
 
 /// The deployment faults by their command-line names, listed in `--help` and in clap's errors.
@@ -388,6 +392,7 @@ impl From<FaultArgs> for Faults {
             deployment_fault: a.deployment_fault,
             fail_orders: a.fail_orders,
             outages: a.outages,
+            only_mchid: a.only_mchid,
         }
     }
 }

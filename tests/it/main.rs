@@ -15,6 +15,7 @@ mod events;
 mod fencing;
 mod keys;
 mod liveness;
+mod merchants;
 mod merge;
 mod migration;
 mod operations;

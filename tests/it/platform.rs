@@ -379,13 +379,14 @@ async fn the_backup_endpoint_takes_over_while_the_primary_refuses_connections() 
     .await;
     assert!(back, "a probe found the primary again");
     let answered = eventually(Duration::from_secs(30), || async {
-        primary_sandbox.stats().requests >= 3
+        // Every one of the 5 orders answered 500 at least twice.
+        primary_sandbox.stats().requests >= 10
     })
     .await;
     assert!(answered, "{:?}", primary_sandbox.stats());
     assert!(
-        check_delivered(&backup, &more).is_err(),
-        "a 500 of the primary is retried on the primary, not sent to the backup"
+        more.iter().all(|o| backup.posts(&o.no).is_empty()),
+        "a 500 of the primary is retried on the primary, never sent to the backup"
     );
     app.stop().await.expect("clean stop");
     primary_sandbox.shutdown().await;

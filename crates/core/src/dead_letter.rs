@@ -16,17 +16,21 @@ pub enum Reason {
     Rejected,
     /// Transient failures past the retry budget while WeChat Pay otherwise worked.
     RetriesExhausted,
+    /// Several merchants are configured and none is the one the order names (its `sp_mchid`, or
+    /// its `channel_id` through `channel_ids`): replay it once the merchant is configured.
+    UnknownMerchant,
 }
 
 impl Reason {
     /// Every reason, for metrics.
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 7] = [
         Reason::Malformed,
         Reason::InvalidEvent,
         Reason::InvalidSnapshot,
         Reason::StatusRegression,
         Reason::Rejected,
         Reason::RetriesExhausted,
+        Reason::UnknownMerchant,
     ];
 
     /// The header value.
@@ -38,6 +42,7 @@ impl Reason {
             Self::StatusRegression => "status_regression",
             Self::Rejected => "rejected",
             Self::RetriesExhausted => "retries_exhausted",
+            Self::UnknownMerchant => "unknown_merchant",
         }
     }
 

@@ -172,6 +172,9 @@ pub struct Faults {
     pub fail_orders: Vec<String>,
     /// Outage windows, `START_MS:DURATION_MS[:drop]`, repeatable.
     pub outages: Vec<Outage>,
+    /// Apply the faults only to requests signed by this merchant (`mchid` of `Authorization`):
+    /// WeChat Pay throttling or refusing one merchant of a platform while serving the others.
+    pub only_mchid: Option<String>,
 }
 
 impl Default for Faults {
@@ -192,6 +195,7 @@ impl Default for Faults {
             deployment_fault: None,
             fail_orders: Vec::new(),
             outages: Vec::new(),
+            only_mchid: None,
         }
     }
 }

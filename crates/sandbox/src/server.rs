@@ -271,6 +271,12 @@ async fn sync_status(
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    let faults = match &faults.only_mchid {
+        Some(only) if signer_mchid(&parts.headers).as_deref() != Some(only.as_str()) => {
+            Faults::default()
+        }
+        _ => faults,
+    };
     let (latency, injected, signature_fault) = {
         let mut rng = rand::thread_rng();
         (
@@ -310,6 +316,14 @@ async fn sync_status(
         Err(resp) => *resp,
     };
     Ok(respond(state, response))
+}
+
+/// The `mchid` of a request's `Authorization`, when it parses.
+fn signer_mchid(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    catering_sync_core::apiv3::Authorization::parse(value)
+        .ok()
+        .map(|a| a.mchid)
 }
 
 fn record(state: &State, out_order_no: &str, value: Value, rid: &str, arrived_us: u64) {

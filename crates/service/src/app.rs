@@ -43,7 +43,11 @@ impl AppError {
 /// Load the keys the configuration names and build the WeChat Pay client on a key store that
 /// [`crate::keys::watch`] may replace.
 pub fn wechatpay_client(config: &Config) -> Result<WechatPayClient, ConfigError> {
-    let w = &config.wechatpay;
+    merchant_client(&config.wechatpay)
+}
+
+/// The client of one signing merchant (`WechatPayConfig::signing_merchants`).
+pub fn merchant_client(w: &crate::config::WechatPayConfig) -> Result<WechatPayClient, ConfigError> {
     let set = crate::keys::load(w)?;
     let client_config = ClientConfig {
         base_url: w.base_url.clone(),
@@ -63,43 +67,95 @@ pub fn wechatpay_client(config: &Config) -> Result<WechatPayClient, ConfigError>
 
 /// Export the keys, start their reload watch and, in platform-certificate mode, download the
 /// certificates (before the first post: its answer must verify with one) and start their
-/// refresh. A failed first download is logged and retried; answers meanwhile are unverified,
-/// so retried, never committed. Returns the client, observed, and what stops the two tasks.
+/// refresh — for each merchant. A failed first download is logged and retried; answers
+/// meanwhile are unverified, so retried, never committed. Returns each merchant's client,
+/// observed, and what stops the tasks.
 async fn start_keys(
     config: &Config,
-    client: WechatPayClient,
+    merchants: Vec<(crate::config::WechatPayConfig, WechatPayClient)>,
     metrics: &crate::telemetry::metrics::Metrics,
-) -> (WechatPayClient, Canceller) {
-    let store = client.key_store().clone();
-    let client = client.with_observer(Arc::new(crate::keys::ClientTelemetry {
-        store: store.clone(),
-        metrics: metrics.clone(),
-    }));
-    crate::keys::export(&store.current(), metrics);
+) -> (
+    Vec<(crate::config::WechatPayConfig, WechatPayClient)>,
+    Canceller,
+) {
+    let stores: Arc<Vec<Arc<KeyStore>>> = Arc::new(
+        merchants
+            .iter()
+            .map(|(_, c)| c.key_store().clone())
+            .collect(),
+    );
+    crate::keys::export(&stores, metrics);
     let keys_stop = Canceller::new();
-    if store.current().apiv3_key.is_some() {
-        let first = client
-            .download_certificates(crate::wechatpay::client::CertificateTrigger::Scheduled)
-            .await
-            .is_ok();
-        tokio::spawn(crate::keys::refresh_certificates(
-            client.clone(),
-            config.wechatpay.certificate_refresh_interval_ms,
-            keys_stop.token(),
-            first,
-        ));
+    let mut observed = Vec::new();
+    for (w, client) in merchants {
+        let store = client.key_store().clone();
+        let client = client.with_observer(Arc::new(crate::keys::ClientTelemetry {
+            stores: stores.clone(),
+            metrics: metrics.clone(),
+        }));
+        if store.current().apiv3_key.is_some() {
+            let first = client
+                .download_certificates(crate::wechatpay::client::CertificateTrigger::Scheduled)
+                .await
+                .is_ok();
+            tokio::spawn(crate::keys::refresh_certificates(
+                client.clone(),
+                w.certificate_refresh_interval_ms,
+                keys_stop.token(),
+                first,
+            ));
+        }
+        if let Some(source) = config.source.clone() {
+            tokio::spawn(crate::keys::watch(
+                crate::keys::Watched {
+                    source,
+                    wechatpay: w.clone(),
+                    store,
+                    stores: stores.clone(),
+                },
+                w.key_reload_interval_ms,
+                metrics.clone(),
+                keys_stop.token(),
+            ));
+        }
+        observed.push((w, client));
     }
-    if let Some(source) = config.source.clone() {
-        tokio::spawn(crate::keys::watch(
-            source,
-            config.wechatpay.clone(),
-            config.wechatpay.key_reload_interval_ms,
-            store,
+    (observed, keys_stop)
+}
+
+/// One delivery per signing merchant (keys, breaker, rate limit and fault state of its own;
+/// posts in flight bounded process-wide), and the routing of orders to them.
+fn deliveries(
+    merchants: Vec<(crate::config::WechatPayConfig, WechatPayClient)>,
+    settings: &DeliverySettings,
+    health: &Arc<Health>,
+    metrics: &crate::telemetry::metrics::Metrics,
+    lease: &Arc<Lease>,
+) -> Arc<crate::pipeline::merchants::Merchants> {
+    use crate::pipeline::merchants::{Board, Merchants};
+    let board = Board::new(health.clone(), metrics.clone(), merchants.len());
+    let permits = Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1)));
+    let several = merchants.len() > 1;
+    let mut routed = Vec::new();
+    for (w, client) in merchants {
+        let mut s = settings.clone();
+        s.max_rate_per_second = w.max_rate_per_second;
+        let d = Delivery::start_for(
+            client,
+            s,
             metrics.clone(),
-            keys_stop.token(),
-        ));
+            lease.clone(),
+            board.clone(),
+            permits.clone(),
+        );
+        routed.push((d, w.channel_ids.clone(), w.mchid.clone()));
     }
-    (client, keys_stop)
+    Arc::new(if several {
+        Merchants::several(routed, board)
+    } else {
+        let (d, _, _) = routed.remove(0);
+        Merchants::single(d, board)
+    })
 }
 
 /// A running service's handles, for tests and the demo.
@@ -118,24 +174,23 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_start: impl FnOnce(&Running),
 ) -> Result<(), AppError> {
-    let client = wechatpay_client(&config)?;
+    let merchants = config
+        .wechatpay
+        .signing_merchants()
+        .into_iter()
+        .map(|(w, _)| merchant_client(&w).map(|c| (w, c)))
+        .collect::<Result<Vec<_>, _>>()?;
     let health = Arc::new(Health::default());
     let settings = delivery_settings(&config)?;
     let registry = prometheus::Registry::new();
     let metrics = crate::telemetry::metrics::Metrics::new(&registry)
         .map_err(|e| AppError::Runtime(format!("metrics: {e}")))?;
-    let (client, keys_stop) = start_keys(&config, client, &metrics).await;
+    let (merchants, keys_stop) = start_keys(&config, merchants, &metrics).await;
     // A gap of half the session timeout between watchdog ticks means the process was suspended
     // long enough that the group may have expelled it (pipeline::lease).
     let lease = Lease::new(config.kafka.session_timeout_ms / 2);
-    let delivery = Delivery::start(
-        client,
-        settings,
-        health.clone(),
-        metrics.clone(),
-        lease.clone(),
-    );
-    let shared = shared(&config, delivery, &health, &metrics, &lease).await?;
+    let merchants = deliveries(merchants, &settings, &health, &metrics, &lease);
+    let shared = shared(&config, merchants, &health, &metrics, &lease).await?;
     let producer = shared.producer.clone();
     let listener = server::bind(config.http.listen)
         .await
@@ -203,7 +258,7 @@ fn delivery_settings(config: &Config) -> Result<DeliverySettings, ConfigError> {
 /// What every partition worker shares: topics checked, the producer made, settings derived.
 async fn shared(
     config: &Config,
-    delivery: Arc<Delivery>,
+    merchants: Arc<crate::pipeline::merchants::Merchants>,
     health: &Arc<Health>,
     metrics: &crate::telemetry::metrics::Metrics,
     lease: &Arc<Lease>,
@@ -244,7 +299,7 @@ async fn shared(
         dlq_topic: config.kafka.dlq_topic.clone(),
         producer,
         lease: lease.clone(),
-        delivery,
+        merchants,
         health: health.clone(),
         metrics: metrics.clone(),
         restore_config: kafka::restore_config(&config.kafka),

@@ -146,6 +146,33 @@ pub struct VerificationKeyConfig {
     pub certificate_file: Option<PathBuf>,
 }
 
+/// `[[wechatpay.merchants]]`: a further signing merchant (the top-level one is the first).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantConfig {
+    /// Its merchant id: orders whose `sp_mchid` is it are signed by it.
+    pub mchid: String,
+    /// Its API certificate serial.
+    pub merchant_serial: String,
+    /// Its `apiclient_key.pem`.
+    pub private_key_file: PathBuf,
+    /// WeChat Pay's keys for it (empty: the top-level ones).
+    #[serde(default)]
+    pub verification_keys: Vec<VerificationKeyConfig>,
+    /// As the top-level `wechatpay_serial`, for it.
+    #[serde(default)]
+    pub wechatpay_serial: Option<String>,
+    /// Its APIv3 key (platform-certificate mode).
+    #[serde(default)]
+    pub apiv3_key_file: Option<PathBuf>,
+    /// Its own send-rate limit (0 = none until a 429).
+    #[serde(default)]
+    pub max_rate_per_second: f64,
+    /// Channel mode: the `channel_id`s whose orders it signs.
+    #[serde(default)]
+    pub channel_ids: Vec<String>,
+}
+
 /// `[wechatpay]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -182,6 +209,13 @@ pub struct WechatPayConfig {
     /// How often, while on the backup, `base_url` is tried again.
     #[serde(default = "d::backup_probe_interval_ms", deserialize_with = "millis")]
     pub backup_probe_interval_ms: Duration,
+    /// Channel mode with several merchants: the `channel_id`s the top-level merchant signs.
+    #[serde(default)]
+    pub channel_ids: Vec<String>,
+    /// Further signing merchants; with any, an order is signed by the merchant it names
+    /// (`sp_mchid`, or `channel_id` through `channel_ids`) and one naming none is dead-lettered.
+    #[serde(default)]
+    pub merchants: Vec<MerchantConfig>,
     /// Sent as `Wechatpay-Serial`: by default the one configured `PUB_KEY_ID_…` key (none
     /// without one); `""` sends none; any other value must be a configured verification key.
     #[serde(default)]
@@ -199,6 +233,40 @@ pub struct WechatPayConfig {
     /// Kubernetes secret update); a change, or SIGHUP, reloads the keys.
     #[serde(default = "d::key_reload_interval_ms", deserialize_with = "millis")]
     pub key_reload_interval_ms: Duration,
+}
+
+impl WechatPayConfig {
+    /// Each signing merchant as a configuration of its own (endpoints and timeouts shared): the
+    /// top-level merchant first, then `[[wechatpay.merchants]]`, each with the `channel_ids` it
+    /// signs for.
+    pub fn signing_merchants(&self) -> Vec<(WechatPayConfig, Vec<String>)> {
+        let mut top = self.clone();
+        top.merchants.clear();
+        let mut all = vec![(top.clone(), self.channel_ids.clone())];
+        for m in &self.merchants {
+            let mut c = top.clone();
+            c.mchid.clone_from(&m.mchid);
+            c.merchant_serial.clone_from(&m.merchant_serial);
+            c.private_key_file.clone_from(&m.private_key_file);
+            if !m.verification_keys.is_empty() {
+                c.verification_keys.clone_from(&m.verification_keys);
+            }
+            c.wechatpay_serial.clone_from(&m.wechatpay_serial);
+            c.apiv3_key_file.clone_from(&m.apiv3_key_file);
+            c.max_rate_per_second = m.max_rate_per_second;
+            c.channel_ids.clone_from(&m.channel_ids);
+            all.push((c, m.channel_ids.clone()));
+        }
+        all
+    }
+
+    /// The signing merchant `mchid`'s configuration.
+    pub fn merchant(&self, mchid: &str) -> Option<WechatPayConfig> {
+        self.signing_merchants()
+            .into_iter()
+            .map(|(c, _)| c)
+            .find(|c| c.mchid == mchid)
+    }
 }
 
 /// `[pipeline]`.
@@ -912,6 +980,45 @@ impl Config {
                 "wechatpay.verification_keys",
                 "at least one WeChat Pay key is required to verify responses (or wechatpay.apiv3_key_file, to download the platform certificates)",
             ));
+        }
+        let mut mchids = std::collections::BTreeSet::new();
+        let mut channels = std::collections::BTreeSet::new();
+        for (i, (m, ids)) in w.signing_merchants().iter().enumerate() {
+            let key = |k: &str| {
+                if i == 0 {
+                    format!("wechatpay.{k}")
+                } else {
+                    format!("wechatpay.merchants[{}].{k}", i - 1)
+                }
+            };
+            if m.mchid.is_empty() || !m.mchid.chars().all(|c| c.is_ascii_digit()) {
+                return Err(err(&key("mchid"), "must be the numeric merchant id"));
+            }
+            if !mchids.insert(m.mchid.clone()) {
+                return Err(err(&key("mchid"), "names a merchant already configured"));
+            }
+            if m.merchant_serial.is_empty()
+                || !m.merchant_serial.chars().all(|c| c.is_ascii_hexdigit())
+            {
+                return Err(err(
+                    &key("merchant_serial"),
+                    "must be the hex certificate serial",
+                ));
+            }
+            if !(0.0..=1e6).contains(&m.max_rate_per_second) {
+                return Err(err(
+                    &key("max_rate_per_second"),
+                    "must be within [0, 1000000]",
+                ));
+            }
+            for c in ids {
+                if !channels.insert(c.clone()) {
+                    return Err(err(
+                        &key("channel_ids"),
+                        format!("{c} is signed by two merchants"),
+                    ));
+                }
+            }
         }
         if let Some(backup) = &w.backup_base_url {
             if backup.trim_end_matches('/') == w.base_url.trim_end_matches('/') {

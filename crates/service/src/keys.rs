@@ -101,25 +101,40 @@ fn fingerprint(files: &[PathBuf]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Export what is in use (configured and downloaded keys): each verification key's expiry
-/// (`+Inf` for a public key) and the signing identity.
-pub fn export(set: &KeySet, metrics: &Metrics) {
+/// Export what is in use by every merchant (configured and downloaded keys): each verification
+/// key's expiry (`+Inf` for a public key) and each signing identity.
+pub fn export(stores: &[Arc<KeyStore>], metrics: &Metrics) {
     metrics.verification_key_expiry.reset();
-    for (id, not_after) in set.keys.expiries() {
-        metrics
-            .verification_key_expiry
-            .with_label_values(&[id])
-            .set(not_after.map_or(f64::INFINITY, |t| t as f64));
-    }
     metrics.signing_key_info.reset();
-    metrics
-        .signing_key_info
-        .with_label_values(&[
-            set.credentials.mchid.as_str(),
-            set.credentials.serial_no.as_str(),
-            set.wechatpay_serial.as_deref().unwrap_or(""),
-        ])
-        .set(1);
+    for store in stores {
+        let set = store.current();
+        for (id, not_after) in set.keys.expiries() {
+            metrics
+                .verification_key_expiry
+                .with_label_values(&[id])
+                .set(not_after.map_or(f64::INFINITY, |t| t as f64));
+        }
+        metrics
+            .signing_key_info
+            .with_label_values(&[
+                set.credentials.mchid.as_str(),
+                set.credentials.serial_no.as_str(),
+                set.wechatpay_serial.as_deref().unwrap_or(""),
+            ])
+            .set(1);
+    }
+}
+
+/// What one merchant's reload watch reads and replaces.
+pub struct Watched {
+    /// The configuration file.
+    pub source: PathBuf,
+    /// This merchant's configuration (`WechatPayConfig::signing_merchants`).
+    pub wechatpay: WechatPayConfig,
+    /// Its key store.
+    pub store: Arc<KeyStore>,
+    /// Every merchant's, for the export.
+    pub stores: Arc<Vec<Arc<KeyStore>>>,
 }
 
 /// Why a reload was started.
@@ -141,9 +156,19 @@ impl Trigger {
     }
 }
 
-/// Reread the configuration at `source` and replace the keys in `store`; on failure keep them.
-pub fn reload(source: &Path, store: &KeyStore, metrics: &Metrics, trigger: Trigger) -> bool {
-    let loaded = Config::load(source).and_then(|c| load(&c.wechatpay));
+/// Reread the configuration and replace the watched merchant's keys; on failure keep them.
+pub fn reload(watched: &Watched, metrics: &Metrics, trigger: Trigger) -> bool {
+    let mchid = &watched.wechatpay.mchid;
+    let loaded = Config::load(&watched.source).and_then(|c| {
+        let w = c.wechatpay.merchant(mchid).ok_or_else(|| ConfigError {
+            key: "wechatpay.merchants".into(),
+            problem: format!(
+                "merchant {mchid} is no longer configured: the set of merchants changes with a restart"
+            ),
+        })?;
+        load(&w)
+    });
+    let store = &watched.store;
     match loaded {
         Ok(set) => {
             events::KeysReloaded {
@@ -153,7 +178,7 @@ pub fn reload(source: &Path, store: &KeyStore, metrics: &Metrics, trigger: Trigg
             }
             .emit(metrics);
             store.replace(set);
-            export(&store.current(), metrics);
+            export(&watched.stores, metrics);
             true
         }
         Err(e) => {
@@ -169,35 +194,33 @@ pub fn reload(source: &Path, store: &KeyStore, metrics: &Metrics, trigger: Trigg
 }
 
 /// Reload on SIGHUP and whenever the files change (checked every `interval`), until `stop`.
-pub async fn watch(
-    source: PathBuf,
-    w: WechatPayConfig,
-    interval: Duration,
-    store: Arc<KeyStore>,
-    metrics: Metrics,
-    mut stop: Cancel,
-) {
+pub async fn watch(watched: Watched, interval: Duration, metrics: Metrics, mut stop: Cancel) {
     let mut hangups = hangup_signals();
-    let mut watched = files(&source, &w);
-    let mut seen = fingerprint(&watched);
+    let source = watched.source.clone();
+    let mchid = watched.wechatpay.mchid.clone();
+    let mut files_now = files(&source, &watched.wechatpay);
+    let mut seen = fingerprint(&files_now);
     loop {
         let trigger = tokio::select! {
             _ = stop.cancelled() => return,
             _ = hangup(&mut hangups) => Trigger::Signal,
             _ = tokio::time::sleep(interval) => {
-                let now = fingerprint(&watched);
+                let now = fingerprint(&files_now);
                 if now == seen {
                     continue;
                 }
                 Trigger::Files
             }
         };
-        reload(&source, &store, &metrics, trigger);
+        reload(&watched, &metrics, trigger);
         // Watch what the configuration names now (a key may have moved to a new file).
-        if let Ok(c) = Config::load(&source) {
-            watched = files(&source, &c.wechatpay);
+        if let Some(w) = Config::load(&source)
+            .ok()
+            .and_then(|c| c.wechatpay.merchant(&mchid))
+        {
+            files_now = files(&source, &w);
         }
-        seen = fingerprint(&watched);
+        seen = fingerprint(&files_now);
     }
 }
 
@@ -230,8 +253,8 @@ async fn hangup(_: &mut Option<()>) {
 /// and re-exports the keys in use (a downloaded certificate's `notAfter` included); an endpoint
 /// switch moves the active-endpoint gauge and logs.
 pub struct ClientTelemetry {
-    /// Whose keys are exported.
-    pub store: Arc<KeyStore>,
+    /// Every merchant's keys, exported.
+    pub stores: Arc<Vec<Arc<KeyStore>>>,
     /// Where.
     pub metrics: Metrics,
 }
@@ -248,7 +271,7 @@ impl crate::wechatpay::client::Observer for ClientTelemetry {
             error: result.as_ref().err().map(|e| e as &dyn std::error::Error),
         }
         .emit(&self.metrics);
-        export(&self.store.current(), &self.metrics);
+        export(&self.stores, &self.metrics);
     }
 
     fn endpoint(&self, now: crate::wechatpay::client::Endpoint, cause: &str) {

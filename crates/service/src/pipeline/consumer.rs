@@ -533,7 +533,7 @@ impl PollLoop {
         runtime: tokio::runtime::Handle,
     ) -> KafkaResult<Self> {
         let (commit_tx, commits) = std_mpsc::channel();
-        let paused = shared.delivery.paused();
+        let paused = shared.merchants.paused();
         let context = PollContext {
             shared: shared.clone(),
             runtime,

@@ -83,11 +83,16 @@ pub struct Delivery {
     settings: DeliverySettings,
     breaker: Mutex<CircuitBreaker>,
     limiter: Mutex<RateLimiter>,
-    permits: Semaphore,
-    health: Arc<Health>,
+    /// Posts in flight, process-wide (shared by every merchant's delivery).
+    permits: Arc<Semaphore>,
+    /// The signing merchant this delivery posts for.
+    mchid: String,
+    /// Every merchant's fault and breaker state, for consumption, readiness and the gauges.
+    board: Arc<super::merchants::Board>,
     metrics: Metrics,
     lease: Arc<Lease>,
-    /// True while consumption should be paused (a deployment fault).
+    /// True while this merchant is in a deployment fault (its bodies wait; consumption pauses
+    /// once every merchant is).
     paused: watch::Sender<bool>,
     /// True while the breaker is not closed: bodies wait on it.
     held_back: watch::Sender<bool>,
@@ -183,7 +188,7 @@ enum Step {
 }
 
 impl Delivery {
-    /// The delivery machinery over `client`, with its prober running.
+    /// The delivery machinery of a single merchant over `client`, with its prober running.
     pub fn start(
         client: WechatPayClient,
         settings: DeliverySettings,
@@ -191,14 +196,30 @@ impl Delivery {
         metrics: Metrics,
         lease: Arc<Lease>,
     ) -> Arc<Self> {
+        let board = super::merchants::Board::new(health, metrics.clone(), 1);
+        let permits = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
+        Self::start_for(client, settings, metrics, lease, board, permits)
+    }
+
+    /// The delivery machinery of one of several merchants (`board` and `permits` shared).
+    pub fn start_for(
+        client: WechatPayClient,
+        settings: DeliverySettings,
+        metrics: Metrics,
+        lease: Arc<Lease>,
+        board: Arc<super::merchants::Board>,
+        permits: Arc<Semaphore>,
+    ) -> Arc<Self> {
         let now = Instant::now();
+        let mchid = client.key_store().current().credentials.mchid.clone();
         let delivery = Arc::new(Self {
             breaker: Mutex::new(CircuitBreaker::new(settings.breaker, now)),
             limiter: Mutex::new(RateLimiter::new(settings.max_rate_per_second, now)),
-            permits: Semaphore::new(settings.max_in_flight.max(1)),
+            permits,
+            mchid,
+            board,
             client,
             settings,
-            health,
             metrics,
             lease,
             paused: watch::channel(false).0,
@@ -210,9 +231,19 @@ impl Delivery {
         delivery
     }
 
-    /// Watch whether consumption should be paused.
+    /// Watch whether consumption should be paused (every merchant in a deployment fault).
     pub fn paused(&self) -> watch::Receiver<bool> {
-        self.paused.subscribe()
+        self.board.paused()
+    }
+
+    /// Whether this merchant is in a deployment fault.
+    fn in_fault(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    fn set_fault(&self, fault: bool) {
+        self.paused
+            .send_if_modified(|p| std::mem::replace(p, fault) != fault);
     }
 
     /// Current breaker state.
@@ -226,23 +257,18 @@ impl Delivery {
             let b = lock(&self.breaker);
             (b.state(now), b.opened_at())
         };
-        self.metrics.breaker_state.set(state.as_gauge());
-        self.metrics
-            .breaker_open_seconds
-            .set(opened_at.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64()));
-        let fault = self.health.config_fault();
-        self.metrics.config_fault.set(i64::from(fault));
+        let open_secs = opened_at.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        let fault = self.in_fault();
+        self.board
+            .report(&self.mchid, fault, state.as_gauge(), open_secs);
         // An open breaker holds back sending, not fetching: each partition keeps fetching until
         // its bounded buffer is full (backpressure pauses it then), so events that arrive
         // during an outage — after a rebalance too — are there to go the moment a probe
         // closes the breaker, and a lone failing body cannot keep every other order from being
         // read. A deployment fault pauses consumption.
-        let paused = fault;
         let held_back = state != BreakerState::Closed;
         self.held_back
             .send_if_modified(|h| std::mem::replace(h, held_back) != held_back);
-        self.paused
-            .send_if_modified(|p| std::mem::replace(p, paused) != paused);
     }
 
     /// WeChat Pay accepted our signature and answered about a body: the breaker closes and any
@@ -253,22 +279,23 @@ impl Delivery {
     }
 
     fn fault_over(&self) {
-        if self.health.config_fault() {
+        if self.in_fault() {
             tracing::info!(
+                mchid = %self.mchid,
                 "WeChat Pay accepts our requests again: deployment fault over, resuming"
             );
         }
-        self.health.set_config_fault(false);
+        self.set_fault(false);
         self.update_paused();
     }
 
     /// A deployment fault: pause everything, not ready, probe at the retry interval.
     fn enter_fault(&self, r: &Rejection) {
-        if !self.health.config_fault() {
-            tracing::error!(status = r.status, code = ?r.error.as_ref().map(|e| &e.code), request_id = ?r.request_id, request_id_code = ?r.request_id.as_deref().and_then(request_id_code), "WeChat Pay refused the deployment (key, serial, mchid, clock, permission, IP allow-list, URL or headers): pausing all partitions, not ready, probing every {:?}", self.settings.config_fault_retry);
+        if !self.in_fault() {
+            tracing::error!(mchid = %self.mchid, status = r.status, code = ?r.error.as_ref().map(|e| &e.code), request_id = ?r.request_id, request_id_code = ?r.request_id.as_deref().and_then(request_id_code), "WeChat Pay refused the deployment (key, serial, mchid, clock, permission, IP allow-list, URL or headers): pausing all partitions, not ready, probing every {:?}", self.settings.config_fault_retry);
         }
         *lock(&self.next_fault_probe) = Instant::now() + self.settings.config_fault_retry;
-        self.health.set_config_fault(true);
+        self.set_fault(true);
         self.update_paused();
     }
 
@@ -283,7 +310,7 @@ impl Delivery {
     }
 
     fn gate(&self, now: Instant) -> Gate {
-        if self.health.config_fault() {
+        if self.in_fault() {
             return match self.take_fault_probe(now) {
                 Ok(()) => Gate::Go,
                 Err(wait) => Gate::Fault(wait),
@@ -316,8 +343,7 @@ impl Delivery {
                 return false;
             }
             let _waiting = self
-                .health
-                .config_fault()
+                .in_fault()
                 .then(|| Waiting::new(&self.waiting_in_fault));
             // The prober closes the breaker and ends a fault; wake on that, or when the wait is
             // up.
@@ -494,7 +520,7 @@ impl Delivery {
             self.update_paused();
             return;
         }
-        let idle_fault = self.health.config_fault()
+        let idle_fault = self.in_fault()
             && self.waiting_in_fault.load(Ordering::SeqCst) == 0
             && self.take_fault_probe(now).is_ok();
         if idle_fault && self.probe(Probe::DeploymentFault).await {
@@ -635,7 +661,7 @@ mod tests {
         let d = delivery(0.0, retry, Duration::from_secs(5));
         let t0 = Instant::now();
         // As `enter_fault` does, without a request: the fault, its first probe time, paused.
-        d.health.set_config_fault(true);
+        d.set_fault(true);
         *lock(&d.next_fault_probe) = t0 + retry;
         d.update_paused();
         let stop = Canceller::new();

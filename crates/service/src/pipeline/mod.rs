@@ -14,6 +14,7 @@ pub(crate) mod consumer;
 pub(crate) mod delivery;
 pub mod kafka;
 pub(crate) mod lease;
+pub mod merchants;
 pub(crate) mod offsets;
 pub(crate) mod order;
 pub(crate) mod partition;
@@ -65,8 +66,8 @@ pub struct Shared {
     pub producer: crate::state::SharedProducer,
     /// Whether this process may still act (see [`lease`]).
     pub lease: Arc<lease::Lease>,
-    /// Posts to WeChat Pay.
-    pub delivery: Arc<delivery::Delivery>,
+    /// Posts to WeChat Pay, through the merchant each order names.
+    pub merchants: Arc<merchants::Merchants>,
     /// Health.
     pub health: Arc<Health>,
     /// Metrics.

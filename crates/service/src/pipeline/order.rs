@@ -245,6 +245,19 @@ async fn post(
             true
         };
     }
+    let delivery = match run.shared.merchants.route(&run.state.snapshot) {
+        Ok(d) => d.clone(),
+        Err(no) => {
+            let failure = Failure {
+                reason: Reason::UnknownMerchant,
+                detail: no.to_string(),
+                attempts: 0,
+                answer: None,
+            };
+            return undo(run, order, before, changed).await
+                && run.dead_letter_group(group, &failure).await;
+        }
+    };
     crash_point(CrashPoint::PanicInTask);
     // Write-ahead: the state this post reports is durable before the request exists. Also when
     // nothing changed (a restored body posted again): the durable digest must become unknown.
@@ -252,9 +265,7 @@ async fn post(
         return false;
     }
     crash_point(CrashPoint::BeforePost);
-    let delivered = run
-        .shared
-        .delivery
+    let delivered = delivery
         .deliver(&body, &mut run.cancel, &run.owned.requests)
         .await;
     match delivered {

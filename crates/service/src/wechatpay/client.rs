@@ -116,17 +116,18 @@ struct Endpoints {
 }
 
 impl Endpoints {
-    /// Where this request goes first: the primary, unless on the backup and not yet due for a
-    /// probe of the primary (a due probe is this request, and restarts the interval).
-    fn first(&self) -> Endpoint {
+    /// Where this request goes first, and whether it is a probe of the primary: the primary,
+    /// unless on the backup and not yet due for a probe (a due probe is this request, and
+    /// restarts the interval).
+    fn first(&self) -> (Endpoint, bool) {
         let mut on_backup = self.on_backup.lock().unwrap_or_else(|p| p.into_inner());
         match *on_backup {
-            Some(last) if last.elapsed() < self.probe_interval => Endpoint::Backup,
+            Some(last) if last.elapsed() < self.probe_interval => (Endpoint::Backup, false),
             Some(_) => {
                 *on_backup = Some(Instant::now());
-                Endpoint::Primary
+                (Endpoint::Primary, true)
             }
-            None => Endpoint::Primary,
+            None => (Endpoint::Primary, false),
         }
     }
 
@@ -166,6 +167,9 @@ pub struct WechatPayClient {
     store: Arc<KeyStore>,
     /// When the last download for an unknown serial ran (one at a time, rate-limited).
     on_demand: Arc<tokio::sync::Mutex<Option<Instant>>>,
+    /// Held by every download: one at a time, so an older list never replaces a newer one.
+    downloads: Arc<tokio::sync::Mutex<()>>,
+    request_timeout: Duration,
     observer: Option<Arc<dyn Observer>>,
 }
 
@@ -221,6 +225,8 @@ impl WechatPayClient {
             }),
             store,
             on_demand: Arc::new(tokio::sync::Mutex::new(None)),
+            downloads: Arc::new(tokio::sync::Mutex::new(())),
+            request_timeout: config.request_timeout,
             observer: None,
         })
     }
@@ -255,10 +261,12 @@ impl WechatPayClient {
         build: impl Fn(&str) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, reqwest::Error> {
         let e = &self.endpoints;
-        let first = e.first();
+        let (first, probe) = e.first();
         let result = build(&format!("{}{path}", e.base(first))).send().await;
         match (&result, first) {
-            (Ok(_), Endpoint::Primary) => {
+            // Only a probe's answer brings traffic back: an answer on a connection the primary
+            // kept alive from before the switch says nothing of new connections.
+            (Ok(_), Endpoint::Primary) if probe => {
                 if e.to_primary() {
                     self.switched(Endpoint::Primary, "the primary answered a probe");
                 }
@@ -287,7 +295,10 @@ impl WechatPayClient {
         &self,
         trigger: CertificateTrigger,
     ) -> Result<usize, super::platform::PlatformError> {
-        let result = super::platform::download(self).await;
+        let result = {
+            let _one_at_a_time = self.downloads.lock().await;
+            super::platform::download(self).await
+        };
         if let Some(o) = &self.observer {
             o.downloaded(trigger, &result);
         }
@@ -352,15 +363,24 @@ impl WechatPayClient {
             }
             request
         };
-        let mut outcome = match self.send(SYNC_STATUS_PATH, build).await {
-            Ok(response) => read(response).await,
-            Err(e) => Err(transport(&e)),
-        };
-        if let Ok(r) = &mut outcome {
-            if (200..300).contains(&r.status) {
-                r.verified = self.verify(&set, &r.headers, &r.body).await;
+        // One deadline for the whole attempt — a failover and a certificate download for an
+        // unknown serial included — so an attempt never outlasts `request_timeout` and the drain
+        // bound (which covers one) holds.
+        let exchange = async {
+            let mut outcome = match self.send(SYNC_STATUS_PATH, build).await {
+                Ok(response) => read(response).await,
+                Err(e) => Err(transport(&e)),
+            };
+            if let Ok(r) = &mut outcome {
+                if (200..300).contains(&r.status) {
+                    r.verified = self.verify(&set, &r.headers, &r.body).await;
+                }
             }
-        }
+            outcome
+        };
+        let outcome = tokio::time::timeout_at(started + self.request_timeout, exchange)
+            .await
+            .unwrap_or(Err(Exchange::Timeout));
         let now = crate::clock::system_now();
         match outcome {
             Ok(r) => {

@@ -82,9 +82,16 @@ impl KeyStore {
 
     /// Use the configured `set` from the next request on (requests under way finish with
     /// theirs); the downloaded certificates stay.
+    /// Without an APIv3 key (platform-certificate mode turned off) the downloaded
+    /// certificates are dropped.
     pub fn replace(&self, set: KeySet) {
         let mut s = self.sources.write().unwrap_or_else(|p| p.into_inner());
-        *s = Sources::combine(Arc::new(set), s.downloaded.clone());
+        let downloaded = if set.apiv3_key.is_some() {
+            s.downloaded.clone()
+        } else {
+            Arc::new(VerificationKeys::new())
+        };
+        *s = Sources::combine(Arc::new(set), downloaded);
     }
 
     /// Use the downloaded platform certificates `keys` from the next request on, in place of
