@@ -392,3 +392,42 @@ async fn the_backup_endpoint_takes_over_while_the_primary_refuses_connections() 
     primary_sandbox.shutdown().await;
     backup.shutdown().await;
 }
+
+/// A certificate list whose own signature verifies with no key held or listed is refused: the
+/// sandbox signs its list with a certificate it no longer lists (as an attacker replaying a
+/// stolen key could), so the download fails and the certificates held are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_list_that_does_not_verify_is_refused() {
+    let platform = Platform::new();
+    let sandbox = platform_sandbox(&platform.apiv3_key).await;
+    let client = platform_client(&sandbox, &platform).await;
+    let held: Vec<String> = client
+        .key_store()
+        .downloaded()
+        .ids()
+        .map(str::to_string)
+        .collect();
+    let rogue = fresh_platform_certificate(0);
+    sandbox.list_platform_certificate(rogue.clone());
+    assert!(sandbox.sign_with_platform_certificate(&rogue.serial));
+    sandbox.unlist_platform_certificate(&rogue.serial);
+    let e = client
+        .download_certificates(catering_sync::wechatpay::client::CertificateTrigger::Scheduled)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            catering_sync::wechatpay::platform::PlatformError::Unverified(_)
+        ),
+        "{e}"
+    );
+    let still: Vec<String> = client
+        .key_store()
+        .downloaded()
+        .ids()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(still, held, "the certificates held are kept");
+    sandbox.shutdown().await;
+}
