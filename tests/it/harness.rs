@@ -51,7 +51,30 @@ pub fn keys_dir() -> PathBuf {
     dir.path().to_path_buf()
 }
 
+/// Panics written straight to the process's stderr as well, past the test harness's capture.
+/// A failed assertion leaves the test's in-process service running in a dying runtime, and its
+/// crash-only paths (`process::exit`: an unquiet drain, a shutdown deadline, a lease) may end
+/// the whole binary before the harness prints the captured panic: the run would then say only
+/// "exited abnormally". Installed by every in-process service and sandbox.
+pub fn panics_past_capture() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            use std::io::Write;
+            let thread = std::thread::current();
+            let _ = writeln!(
+                std::io::stderr(),
+                "panic in thread '{}': {info}",
+                thread.name().unwrap_or("<unnamed>")
+            );
+            default(info);
+        }));
+    });
+}
+
 pub async fn sandbox_with(faults: Faults) -> SandboxHandle {
+    panics_past_capture();
     let mut config = SandboxConfig::from_generated(keys()).expect("sandbox config");
     config.faults = faults;
     SandboxHandle::start(config, "127.0.0.1:0".parse().unwrap())

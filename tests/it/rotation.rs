@@ -47,44 +47,22 @@ async fn a_merchant_key_rotation_under_load_fails_no_post() {
     let app = RunningApp::start_config(Config::load(&config_path).expect("config")).await;
 
     let orders = gen_orders("ROT", 300);
-    let records = interleave(&orders, 0);
-    let (first, second) = records.split_at(records.len() / 2);
-    let mut delivered = broker.produce_batch(&names.input, first.to_vec()).await;
-    let some = eventually(Duration::from_secs(60), || async {
-        sandbox.stats().accepted >= 100
+    let (done, ()) = across_a_change(&broker, &names, &sandbox, &orders, || async {
+        // The rotation: a new key file and the configuration naming it and its serial, at once.
+        write_atomically(
+            &config_path,
+            &base(&format!(
+                "merchant_serial = \"{}\"\nprivate_key_file = \"{}\"",
+                new.merchant_serial,
+                new_key.display()
+            )),
+        );
+        let reloaded = eventually(Duration::from_secs(30), || async {
+            metric(&app, "catering_sync_key_reloads_total{outcome=\"ok\"}").await >= 1.0
+        })
+        .await;
+        assert!(reloaded, "the changed files were reloaded");
     })
-    .await;
-    assert!(
-        some,
-        "posts under way before the rotation: {:?}",
-        sandbox.stats()
-    );
-
-    // The rotation: a new key file and the configuration naming it and its serial, at once.
-    write_atomically(
-        &config_path,
-        &base(&format!(
-            "merchant_serial = \"{}\"\nprivate_key_file = \"{}\"",
-            new.merchant_serial,
-            new_key.display()
-        )),
-    );
-    let reloaded = eventually(Duration::from_secs(30), || async {
-        metric(&app, "catering_sync_key_reloads_total{outcome=\"ok\"}").await >= 1.0
-    })
-    .await;
-    assert!(reloaded, "the changed files were reloaded");
-    delivered.extend(broker.produce_batch(&names.input, second.to_vec()).await);
-    let ends = ends(&delivered);
-    let done = delivered_and_committed(
-        &broker,
-        &names,
-        &sandbox,
-        &orders,
-        &ends,
-        2,
-        Duration::from_secs(120),
-    )
     .await;
     let stats = sandbox.stats();
     assert!(done, "not all delivered and committed: {stats:?}");

@@ -77,6 +77,7 @@ impl RunningApp {
     /// Start with a configuration already loaded (from a file, [`Config::load`], so its keys
     /// are reloaded when the file changes).
     pub async fn start_config(config: Config) -> RunningApp {
+        crate::harness::panics_past_capture();
         let (stop, stopped) = oneshot::channel::<()>();
         let (started_tx, started) = oneshot::channel();
         let task = tokio::spawn(app::run(
@@ -608,4 +609,42 @@ pub fn coverage(
             (*coord, covered)
         })
         .collect()
+}
+
+/// Orders under load across a change (a key rotation, a certificate rotation, a migration):
+/// half of `orders`' records produced to the 2-partition input, at least 100 posts accepted by
+/// the sandbox, then `change` (its result is returned), then the other half; then whether every
+/// order was delivered and committed within 120 s.
+pub async fn across_a_change<B: Broker, T, Fut: std::future::Future<Output = T>>(
+    broker: &B,
+    names: &Names,
+    sandbox: &SandboxHandle,
+    orders: &[GenOrder],
+    change: impl FnOnce() -> Fut,
+) -> (bool, T) {
+    let records = interleave(orders, 0);
+    let (first, second) = records.split_at(records.len() / 2);
+    let mut delivered = broker.produce_batch(&names.input, first.to_vec()).await;
+    let under_way = crate::harness::eventually(std::time::Duration::from_secs(60), || async {
+        sandbox.stats().accepted >= 100
+    })
+    .await;
+    assert!(
+        under_way,
+        "posts under way before the change: {:?}",
+        sandbox.stats()
+    );
+    let changed = change().await;
+    delivered.extend(broker.produce_batch(&names.input, second.to_vec()).await);
+    let done = delivered_and_committed(
+        broker,
+        names,
+        sandbox,
+        orders,
+        &ends(&delivered),
+        2,
+        std::time::Duration::from_secs(120),
+    )
+    .await;
+    (done, changed)
 }

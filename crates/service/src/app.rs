@@ -345,8 +345,6 @@ async fn join_poll_thread(config: &Config, thread: std::thread::JoinHandle<()>) 
         // Returning would drop the runtime under a live poll thread: tasks aborted mid-request
         // while the consumer then leaves the group. Crash-only instead.
         let msg = "shutdown deadline passed before the poll thread finished: exiting without leaving the group";
-        tracing::error!("{msg}");
-        eprintln!("catering-sync: {msg}");
-        std::process::exit(1);
+        crate::telemetry::exit_crash_only(msg);
     }
 }

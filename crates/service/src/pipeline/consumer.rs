@@ -430,9 +430,7 @@ impl PollContext {
                 .with_label_values(&[Fencing::UnquietExit.as_str()])
                 .inc();
             let msg = format!("partitions {unquiet:?} could not be drained quietly within pipeline.drain_timeout_ms (a request or a write of theirs may still land): exiting rather than overlap with the next owner");
-            tracing::error!("{msg}");
-            eprintln!("catering-sync: {msg}");
-            std::process::exit(1);
+            crate::telemetry::exit_crash_only(&msg);
         }
     }
 

@@ -80,9 +80,7 @@ impl Lease {
                         "process was suspended for longer than {} ms: its group membership may have expired and another member may own its partitions; exiting without sending anything more (crash-only)",
                         lease.threshold.as_millis()
                     );
-                    tracing::error!("{msg}");
-                    eprintln!("catering-sync: {msg}");
-                    std::process::exit(1);
+                    crate::telemetry::exit_crash_only(&msg);
                 }
             })
             .map(|_| ())

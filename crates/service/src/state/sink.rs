@@ -70,9 +70,7 @@ impl Reports {
         }
         if now.duration_since(first) >= self.exit_after {
             let msg = format!("writes to Kafka ({what}) have failed permanently for {:?} ({error}): exiting so the platform restarts the pod (nothing is committed past an unwritten record)", now.duration_since(first));
-            tracing::error!("{msg}");
-            eprintln!("catering-sync: {msg}");
-            std::process::exit(1);
+            crate::telemetry::exit_crash_only(&msg);
         }
     }
 }
