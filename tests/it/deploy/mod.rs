@@ -21,9 +21,22 @@ const ALERTS: &str = "deploy/prometheus/alerts.yaml";
 const ALERT_TESTS: &str = "deploy/prometheus/alerts.test.yaml";
 const DASHBOARD: &str = "deploy/grafana/catering-sync.json";
 const DOCKERFILE: &str = "deploy/docker/Dockerfile";
+/// The kustomize base (core kinds only), the example overlay (base + every component) whose
+/// rendering the manifest tests check, and the example Secrets (applied by nobody).
+const K8S_BASE: &str = "deploy/k8s/base";
+const K8S_OVERLAY: &str = "deploy/k8s/overlays/example";
+const K8S_COMPONENTS: &str = "deploy/k8s/components";
+const K8S_SECRET_EXAMPLE: &str = "deploy/k8s/secret.example.yaml";
+/// Copies kept by scripts/sync-deploy.sh (kustomize reads no file outside a kustomization).
+const K8S_CONFIG_COPY: &str = "deploy/k8s/base/catering-sync.toml";
+const K8S_DASHBOARD_COPY: &str = "deploy/k8s/components/grafana-dashboard/catering-sync.json";
+const K8S_PROMETHEUS_RULE: &str = "deploy/k8s/components/prometheusrule/prometheusrule.yaml";
+const STRIMZI_TOPICS: &str = "deploy/examples/strimzi/topics.yaml";
+const STRIMZI_USERS: &str = "deploy/examples/strimzi/users.yaml";
 
-/// The alerts operators rely on, with their severity.
-const ALERTS_REQUIRED: [(&str, &str); 8] = [
+/// The alerts operators rely on, with their severity (`critical` pages: only what needs a human
+/// now; deploy/README.md "Severity").
+const ALERTS_REQUIRED: [(&str, &str); 10] = [
     ("CateringSyncDeadLettersRising", "warning"),
     ("CateringSyncConsumerLagGrowing", "warning"),
     ("CateringSyncCircuitBreakerOpen", "critical"),
@@ -33,10 +46,13 @@ const ALERTS_REQUIRED: [(&str, &str); 8] = [
     // Cases the others cannot see: no partition owned, no member scraped.
     ("CateringSyncNoPartitionsAssigned", "critical"),
     ("CateringSyncAbsent", "critical"),
+    // Degraded but flowing: working hours.
+    ("CateringSyncMemoryNearLimit", "warning"),
+    ("CateringSyncDeliveriesLate", "warning"),
 ];
 
 /// Dashboard panels (title substrings, case-insensitive).
-const PANELS_REQUIRED: [&str; 12] = [
+const PANELS_REQUIRED: [&str; 17] = [
     "throughput",
     "post latency",
     "posts by outcome and status",
@@ -49,10 +65,15 @@ const PANELS_REQUIRED: [&str; 12] = [
     "signature failures",
     "retries by cause",
     "tracked orders",
+    "consume rate per partition",
+    "event age",
+    "memory vs limit",
+    "restarts",
+    "version",
 ];
 
 /// Metrics without which the alerts and the dashboard would not cover operations.
-const NAMES_REQUIRED: [&str; 8] = [
+const NAMES_REQUIRED: [&str; 13] = [
     "catering_sync_dead_letters_total",
     "catering_sync_consumer_lag",
     "catering_sync_circuit_breaker_state",
@@ -61,6 +82,12 @@ const NAMES_REQUIRED: [&str; 8] = [
     "catering_sync_post_duration_seconds",
     "catering_sync_posts_total",
     "catering_sync_events_consumed_total",
+    "catering_sync_event_age_seconds",
+    "catering_sync_memory_limit_bytes",
+    "catering_sync_build_info",
+    // The prometheus crate's process collector (not in metrics::NAMES).
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
 ];
 
 /// Labels the scrape (Prometheus Operator PodMonitor) adds to every series.
@@ -83,13 +110,39 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(path(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
 }
 
-/// Every document of a (multi-document) YAML file, empty documents left out.
-fn yaml_docs(rel: &str) -> Vec<Value> {
-    let text = read(rel);
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{rel} is YAML: {e}")))
+/// Every document of a (multi-document) YAML text, empty documents left out.
+fn yaml_docs_in(text: &str, what: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{what} is YAML: {e}")))
         .filter(|v| !v.is_null())
         .collect()
+}
+
+/// Every document of a (multi-document) YAML file, empty documents left out.
+fn yaml_docs(rel: &str) -> Vec<Value> {
+    yaml_docs_in(&read(rel), rel)
+}
+
+/// What `kubectl apply -k` would send for the kustomization `rel`: `kubectl kustomize`'s output.
+fn kustomize(rel: &str) -> Vec<Value> {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(path(rel))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "running `kubectl kustomize {rel}`: {e}. The deploy tests render the manifests \
+                 with kubectl (1.21 or later, for kustomize components); scripts/test.sh \
+                 installs it"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {rel} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("kubectl kustomize prints UTF-8");
+    yaml_docs_in(&text, &format!("kubectl kustomize {rel}"))
 }
 
 fn yaml(rel: &str) -> Value {
@@ -118,17 +171,20 @@ fn arr<'a>(v: &'a Value, what: &str) -> &'a Vec<Value> {
         .unwrap_or_else(|| panic!("{what}: expected a list, got {v}"))
 }
 
-/// Every Kubernetes object under deploy/k8s (all YAML files, the example Secret included),
-/// by (kind, name), with the file it came from.
+/// Every Kubernetes object of the rendered example overlay (`kubectl kustomize
+/// deploy/k8s/overlays/example`: the base with every component) and of the example Secrets, by
+/// (kind, name), with where it came from (the overlay or the Secret file).
 fn k8s_objects() -> BTreeMap<(String, String), (String, Value)> {
     let mut objects = BTreeMap::new();
-    for entry in std::fs::read_dir(path("deploy/k8s")).unwrap() {
-        let p = entry.unwrap().path();
-        let file = p.file_name().unwrap().to_string_lossy().into_owned();
-        if !(file.ends_with(".yaml") || file.ends_with(".yml")) || file == "kustomization.yaml" {
-            continue;
-        }
-        for doc in yaml_docs(&format!("deploy/k8s/{file}")) {
+    let sources = [
+        (K8S_OVERLAY.to_string(), kustomize(K8S_OVERLAY)),
+        (
+            K8S_SECRET_EXAMPLE.to_string(),
+            yaml_docs(K8S_SECRET_EXAMPLE),
+        ),
+    ];
+    for (file, docs) in sources {
+        for doc in docs {
             let kind = str_of(&doc["kind"], &format!("{file}: kind")).to_string();
             let name = str_of(&doc["metadata"]["name"], &format!("{file}: name")).to_string();
             assert!(

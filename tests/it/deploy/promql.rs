@@ -1,9 +1,18 @@
-//! Deployment artefacts: every PromQL expression (alerts, dashboard) names only exported metrics and labels.
+//! Deployment artefacts: every PromQL expression (alerts, dashboard) names only exported metrics and
+//! labels; every alert judges each deployment (namespace, job) on its own and links a runbook
+//! heading of deploy/README.md.
 
 use super::*;
 
-/// One vector selector naming a catering-sync metric: the name and its label matchers
-/// (label, operator, value).
+const README: &str = "deploy/README.md";
+
+/// Every alert's `runbook_url` is this base plus the anchor of a heading of deploy/README.md
+/// (one base, so an overlay can replace it in one go).
+const RUNBOOK_BASE: &str =
+    "https://github.com/catering-sync/catering-sync/blob/main/deploy/README.md#";
+
+/// One vector selector naming a catering-sync metric (`catering_sync_…`, or a process collector
+/// `process_…` one): the name and its label matchers (label, operator, value).
 #[derive(Debug)]
 struct Selector {
     name: String,
@@ -69,8 +78,8 @@ fn matchers(expr: &str, open: usize) -> (Vec<(String, String, String)>, usize) {
     }
 }
 
-/// Every selector of a `catering_sync_…` metric in `expr` (hand-written scanner: identifiers of
-/// [A-Za-z0-9_:], string literals skipped).
+/// Every selector of a `catering_sync_…` or `process_…` metric in `expr` (hand-written scanner:
+/// identifiers of [A-Za-z0-9_:], string literals skipped).
 fn selectors(expr: &str) -> Vec<Selector> {
     let b = expr.as_bytes();
     let mut out = Vec::new();
@@ -91,7 +100,7 @@ fn selectors(expr: &str) -> Vec<Selector> {
             i += 1;
         }
         let word = &expr[start..i];
-        if !word.starts_with("catering_sync_") {
+        if !(word.starts_with("catering_sync_") || word.starts_with("process_")) {
             continue;
         }
         let mut j = i;
@@ -165,9 +174,14 @@ fn exported() -> Exported {
 }
 
 impl Exported {
-    /// The family a series name belongs to, or why it does not belong to any.
+    /// The family a series name belongs to, or why it does not belong to any. Besides
+    /// `metrics::NAMES`: the process collector's `metrics::PROCESS_NAMES`, and
+    /// `metrics::MEMORY_LIMIT`, exported only under a memory limit (so not by a test process).
     fn family(&self, name: &str) -> Result<String, String> {
-        if NAMES.contains(&name) {
+        if NAMES.contains(&name)
+            || metrics::PROCESS_NAMES.contains(&name)
+            || name == metrics::MEMORY_LIMIT
+        {
             return Ok(name.to_string());
         }
         for suffix in ["_bucket", "_sum", "_count"] {
@@ -180,7 +194,9 @@ impl Exported {
                 }
             }
         }
-        Err(format!("{name} is not in metrics::NAMES"))
+        Err(format!(
+            "{name} is not in metrics::NAMES (nor metrics::PROCESS_NAMES, nor metrics::MEMORY_LIMIT)"
+        ))
     }
 
     /// Problems with one selector: an unknown name, a label the family does not have, or a
@@ -214,6 +230,185 @@ impl Exported {
         }
         Some(family)
     }
+}
+
+/// PromQL aggregation operators.
+const AGGREGATIONS: [&str; 12] = [
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+];
+
+/// How an aggregation groups: `by (…)`, `without (…)`, or neither (every label aggregated away).
+#[derive(Debug, PartialEq)]
+enum Grouping {
+    By(Vec<String>),
+    Without(Vec<String>),
+    Neither,
+}
+
+/// The index of the first non-whitespace byte at or after `i`.
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+/// The identifier starting at `i` ("" if none).
+fn word_at(expr: &str, i: usize) -> &str {
+    let b = expr.as_bytes();
+    let mut j = i;
+    while j < b.len() && is_ident(b[j]) {
+        j += 1;
+    }
+    &expr[i..j]
+}
+
+/// The index past the `)` matching the `(` at `open` (string literals skipped).
+fn matching_paren(expr: &str, open: usize) -> usize {
+    let b = expr.as_bytes();
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < b.len() {
+        match b[i] {
+            b'"' | b'\'' | b'`' => {
+                i = skip_string(b, i, expr);
+                continue;
+            }
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    panic!("unbalanced ( in {expr}")
+}
+
+/// A `by (…)` or `without (…)` clause at `i` (after whitespace): the grouping and the index past
+/// its `)`.
+fn grouping_at(expr: &str, i: usize) -> Option<(Grouping, usize)> {
+    let b = expr.as_bytes();
+    let i = skip_ws(b, i);
+    let keyword = word_at(expr, i);
+    if keyword != "by" && keyword != "without" {
+        return None;
+    }
+    let open = skip_ws(b, i + keyword.len());
+    if open >= b.len() || b[open] != b'(' {
+        return None;
+    }
+    let close = expr[open..]
+        .find(')')
+        .map(|k| open + k)
+        .unwrap_or_else(|| panic!("unterminated ( in {expr}"));
+    let labels: Vec<String> = expr[open + 1..close]
+        .split(',')
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let grouping = if keyword == "by" {
+        Grouping::By(labels)
+    } else {
+        Grouping::Without(labels)
+    };
+    Some((grouping, close + 1))
+}
+
+/// Every aggregation in `expr` with its grouping, written before the operand
+/// (`sum by (a) (…)`) or after it (`sum (…) by (a)`); nested ones included.
+fn aggregations(expr: &str) -> Vec<(String, Grouping)> {
+    let b = expr.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if matches!(b[i], b'"' | b'\'' | b'`') {
+            i = skip_string(b, i, expr);
+            continue;
+        }
+        if b[i] == b'{' {
+            // Label matchers: label names there are no operators.
+            i = matchers(expr, i).1;
+            continue;
+        }
+        let starts_word = (b[i].is_ascii_alphabetic() || b[i] == b'_' || b[i] == b':')
+            && (i == 0 || !is_ident(b[i - 1]));
+        if !starts_word {
+            i += 1;
+            continue;
+        }
+        let word = word_at(expr, i);
+        let end = i + word.len();
+        i = end;
+        if !AGGREGATIONS.contains(&word) {
+            continue;
+        }
+        let mut grouping = Grouping::Neither;
+        let mut open = skip_ws(b, end);
+        if let Some((g, past)) = grouping_at(expr, end) {
+            grouping = g;
+            open = skip_ws(b, past);
+        }
+        if open >= b.len() || b[open] != b'(' {
+            continue;
+        }
+        if grouping == Grouping::Neither {
+            if let Some((g, _)) = grouping_at(expr, matching_paren(expr, open)) {
+                grouping = g;
+            }
+        }
+        out.push((word.to_string(), grouping));
+    }
+    out
+}
+
+/// The anchor GitHub gives a Markdown heading: lowercase, spaces to `-`, punctuation other than
+/// `-` and `_` dropped.
+fn github_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The anchors of every ATX heading (`#` … `######`) of a Markdown text, fenced code left out.
+fn markdown_anchors(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        let hashes = line.bytes().take_while(|&c| c == b'#').count();
+        if (1..=6).contains(&hashes) && line[hashes..].starts_with(' ') {
+            out.insert(github_anchor(line[hashes..].trim().trim_end_matches('#')));
+        }
+    }
+    out
 }
 
 pub(super) fn alert_rules() -> Vec<Value> {
@@ -269,9 +464,12 @@ fn every_promql_expression_names_only_exported_metrics() {
     let mut used: BTreeSet<String> = BTreeSet::new();
     let mut scan = |place: &str, expr: &str, problems: &mut Vec<String>| -> BTreeSet<String> {
         let found = selectors(expr);
+        // A process_* series alone could be any application's in the namespace: it is joined
+        // with (or divided by) a catering_sync_ one of the same pod.
         assert!(
-            !found.is_empty(),
-            "{place}: no catering_sync_ metric in {expr}"
+            found.iter().any(|s| s.name.starts_with("catering_sync_")),
+            "{place}: no catering_sync_ metric in {expr} (process_* series need one, e.g. \
+             `and on (namespace, job, pod) catering_sync_last_poll_timestamp_seconds`)"
         );
         let mut families = BTreeSet::new();
         for s in &found {
@@ -287,7 +485,8 @@ fn every_promql_expression_names_only_exported_metrics() {
         families
     };
 
-    // Alerts: each required one present, with `for`, severity and the three annotations.
+    // Alerts: each required one present, with `for`, severity, summary and description naming
+    // the namespace, and a runbook_url (its anchor: every_alert_has_a_runbook_heading_in_deploy_readme).
     let rules = alert_rules();
     let mut by_name = BTreeMap::new();
     for r in &rules {
@@ -297,10 +496,19 @@ fn every_promql_expression_names_only_exported_metrics() {
         assert!(r["for"].is_string(), "{name} has a `for`");
         let sev = str_of(&r["labels"]["severity"], &format!("{name} severity"));
         assert!(["warning", "critical"].contains(&sev), "{name}: {sev}");
-        for a in ["summary", "description", "runbook"] {
+        for a in ["summary", "description"] {
             let text = str_of(&r["annotations"][a], &format!("{name} {a}"));
             assert!(text.len() > 20, "{name}: a real {a}");
+            assert!(
+                text.contains("$labels.namespace"),
+                "{name}: the {a} names the deployment's namespace: {text}"
+            );
         }
+        let url = str_of(
+            &r["annotations"]["runbook_url"],
+            &format!("{name} runbook_url"),
+        );
+        assert!(url.starts_with(RUNBOOK_BASE), "{name}: runbook_url {url}");
         by_name.insert(name, (sev.to_string(), expr.to_string(), families));
     }
     for (name, severity) in ALERTS_REQUIRED {
@@ -348,9 +556,28 @@ fn every_promql_expression_names_only_exported_metrics() {
         "CateringSyncNoPartitionsAssigned",
         "catering_sync_assigned_partitions",
     );
+    uses(
+        "CateringSyncMemoryNearLimit",
+        "process_resident_memory_bytes",
+    );
+    uses(
+        "CateringSyncMemoryNearLimit",
+        "catering_sync_memory_limit_bytes",
+    );
+    uses(
+        "CateringSyncDeliveriesLate",
+        "catering_sync_event_age_seconds",
+    );
+    uses(
+        "CateringSyncAbsent",
+        "catering_sync_last_poll_timestamp_seconds",
+    );
+    // absent() alone cannot say which of two deployments disappeared: the deployments seen
+    // lately, unless seen now (and absent() only as the fallback for none at all).
+    let absent = &by_name["CateringSyncAbsent"].1;
     assert!(
-        by_name["CateringSyncAbsent"].1.starts_with("absent("),
-        "CateringSyncAbsent fires on missing series"
+        absent.contains("_over_time(") && absent.contains("unless") && absent.contains("absent("),
+        "CateringSyncAbsent fires per deployment that disappeared: {absent}"
     );
     assert!(
         by_name["CateringSyncResponseSignatureFailures"]
@@ -404,6 +631,21 @@ fn every_promql_expression_names_only_exported_metrics() {
     let mut dash_used = BTreeSet::new();
     for (place, expr) in dashboard_exprs(&dash) {
         dash_used.extend(scan(&place, &expr, &mut problems));
+        // Every panel query follows the namespace variable (the variables' own queries need not).
+        if place.starts_with("panel") {
+            for s in selectors(&expr) {
+                let filtered = s
+                    .matchers
+                    .iter()
+                    .any(|(l, op, v)| l == "namespace" && op == "=~" && v == "$namespace");
+                if !filtered {
+                    problems.push(format!(
+                        "{place}: {} is not filtered by namespace=~\"$namespace\"",
+                        s.name
+                    ));
+                }
+            }
+        }
     }
     let latency = all
         .iter()
@@ -419,6 +661,56 @@ fn every_promql_expression_names_only_exported_metrics() {
             && latency_exprs.contains("histogram_quantile(0.5")
             && latency_exprs.contains("catering_sync_post_duration_seconds_bucket"),
         "p50 and p99 from the post-duration histogram: {latency_exprs}"
+    );
+    // The panels issue 14 asked for, built from the right series (targets as JSON text).
+    let targets_of = |want: &str| -> String {
+        all.iter()
+            .find(|p| {
+                p["title"]
+                    .as_str()
+                    .is_some_and(|t| t.to_lowercase().contains(want))
+            })
+            .unwrap_or_else(|| panic!("a panel titled …{want}…"))["targets"]
+            .to_string()
+    };
+    for (panel, wants) in [
+        (
+            "event age",
+            &[
+                "histogram_quantile(0.5",
+                "histogram_quantile(0.99",
+                "catering_sync_event_age_seconds_bucket",
+            ][..],
+        ),
+        (
+            "consume rate per partition",
+            &["rate(catering_sync_events_consumed_total", "partition)"][..],
+        ),
+        (
+            "memory vs limit",
+            &[
+                "process_resident_memory_bytes",
+                "catering_sync_memory_limit_bytes",
+            ][..],
+        ),
+        ("restarts", &["changes(process_start_time_seconds"][..]),
+        (
+            "version",
+            &["catering_sync_build_info", "version, revision"][..],
+        ),
+    ] {
+        let targets = targets_of(panel);
+        for want in wants {
+            assert!(
+                targets.contains(want),
+                "panel …{panel}… queries {want}: {targets}"
+            );
+        }
+    }
+    assert!(
+        all.iter()
+            .any(|p| p["type"] == "row" && p["title"] == "Process"),
+        "a row titled Process (memory vs limit, restarts, version)"
     );
 
     assert!(
@@ -458,8 +750,20 @@ fn the_promql_scanner_finds_names_labels_and_histogram_series() {
         Some("catering_sync_posts_total")
     );
     assert!(problems.is_empty(), "{problems:?}");
+    let p = selectors(
+        r#"process_resident_memory_bytes{namespace=~"$namespace"} / catering_sync_memory_limit_bytes"#,
+    );
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(p[0].name, "process_resident_memory_bytes");
+    assert_eq!(
+        e.check(&p[0], &mut problems).as_deref(),
+        Some("process_resident_memory_bytes")
+    );
+    assert!(problems.is_empty(), "{problems:?}");
     for (bad, why) in [
         ("catering_sync_posts_delivered", "not in metrics::NAMES"),
+        ("process_nope_bytes", "not in metrics::NAMES"),
+        (r#"process_open_fds{fd="3"}"#, "no label"),
         ("catering_sync_config_fault_count", "not a histogram"),
         (r#"catering_sync_posts_total{outcome="ok"}"#, "is one of"),
         (r#"catering_sync_dead_letters_total{cause="x"}"#, "no label"),
@@ -471,4 +775,109 @@ fn the_promql_scanner_finds_names_labels_and_histogram_series() {
             "{bad}: {problems:?}"
         );
     }
+}
+
+#[test]
+fn every_alert_has_a_runbook_heading_in_deploy_readme() {
+    let anchors = markdown_anchors(&read(README));
+    for r in alert_rules() {
+        let name = str_of(&r["alert"], "alert");
+        let url = str_of(
+            &r["annotations"]["runbook_url"],
+            &format!("{name} runbook_url"),
+        );
+        let anchor = url.strip_prefix(RUNBOOK_BASE).unwrap_or_else(|| {
+            panic!("{name}: runbook_url {url} starts with {RUNBOOK_BASE} (the one base an overlay replaces)")
+        });
+        assert_eq!(
+            anchor,
+            name.to_lowercase(),
+            "{name}: its runbook is the heading named after it"
+        );
+        assert!(
+            anchors.contains(anchor),
+            "{name}: {README} has a heading whose anchor is #{anchor}; its anchors: {anchors:?}"
+        );
+    }
+    for section in [
+        "alerts",
+        "severity",
+        "runbook-urls",
+        "runbooks",
+        "dashboard",
+    ] {
+        assert!(
+            anchors.contains(section),
+            "{README} has a heading #{section}; its anchors: {anchors:?}"
+        );
+    }
+}
+
+#[test]
+fn every_alert_judges_each_deployment_separately() {
+    // Two deployments on one Prometheus (prod, staging) must not be summed together nor hide
+    // each other: every aggregation keeps namespace and job.
+    let mut problems = Vec::new();
+    for r in alert_rules() {
+        let name = str_of(&r["alert"], "alert");
+        let expr = str_of(&r["expr"], name);
+        for (op, grouping) in aggregations(expr) {
+            let keeps = match &grouping {
+                Grouping::By(labels) => ["namespace", "job"]
+                    .iter()
+                    .all(|l| labels.iter().any(|x| x == l)),
+                Grouping::Without(labels) => !labels.iter().any(|x| x == "namespace" || x == "job"),
+                Grouping::Neither => false,
+            };
+            if !keeps {
+                problems.push(format!(
+                    "{name}: {op} {grouping:?} does not keep namespace and job in {expr}"
+                ));
+            }
+        }
+        if expr.contains("absent(") && name != "CateringSyncAbsent" {
+            problems.push(format!(
+                "{name}: absent() drops every label (only CateringSyncAbsent's fallback may use it)"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "alerts that mix deployments:\n{problems:#?}"
+    );
+}
+
+#[test]
+fn the_aggregation_and_anchor_scanners() {
+    let a = aggregations(
+        r#"sum by (namespace, job) (max by(namespace, job, partition) (x{count="1"})) > 0 and count(y) or max(z) without (pod) or topk(3, w) by (job) or max_over_time(v[1d])"#,
+    );
+    assert_eq!(
+        a,
+        vec![
+            (
+                "sum".to_string(),
+                Grouping::By(vec!["namespace".into(), "job".into()])
+            ),
+            (
+                "max".to_string(),
+                Grouping::By(vec!["namespace".into(), "job".into(), "partition".into()])
+            ),
+            ("count".to_string(), Grouping::Neither),
+            ("max".to_string(), Grouping::Without(vec!["pod".into()])),
+            ("topk".to_string(), Grouping::By(vec!["job".into()])),
+        ]
+    );
+    assert_eq!(github_anchor("CateringSyncAbsent"), "cateringsyncabsent");
+    assert_eq!(github_anchor("Scaling (KEDA)"), "scaling-keda");
+    assert_eq!(
+        github_anchor("Before a rollout: `catering-sync wechatpay check --config FILE`"),
+        "before-a-rollout-catering-sync-wechatpay-check---config-file"
+    );
+    let anchors =
+        markdown_anchors("# Top\n\n```sh\n# not a heading\n```\n### Runbook URLs\n#nospace\n");
+    assert_eq!(
+        anchors.into_iter().collect::<Vec<_>>(),
+        vec!["runbook-urls".to_string(), "top".to_string()]
+    );
 }

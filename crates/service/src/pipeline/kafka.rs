@@ -53,7 +53,10 @@ impl InRecord {
 
 fn base(cfg: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &cfg.brokers);
+    // A name the broker's logs, quotas and ACL audit show (librdkafka's default is "rdkafka");
+    // `[kafka.common] "client.id"` overrides it.
+    c.set("bootstrap.servers", &cfg.brokers)
+        .set("client.id", "catering-sync");
     for (k, v) in &cfg.common.0 {
         c.set(k, v);
     }

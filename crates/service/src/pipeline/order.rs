@@ -319,7 +319,9 @@ fn verdict(delivered: Delivered) -> Option<(Reason, String, u32, Option<Rejectio
 /// A verified 204 for `body`: the state knows it, and the group's offsets are done.
 fn acknowledged(run: &mut Run<'_>, order: &str, group: &[Job], body: &Body, attempts: u32) {
     crash_point(CrashPoint::AfterAck);
-    run.state.mark_acked(body, crate::clock::unix_millis());
+    let now_ms = crate::clock::unix_millis();
+    run.state.mark_acked(body, now_ms);
+    observe_event_age(&run.shared.metrics.event_age, group, now_ms);
     // Debug, not info: the normal path, thousands a second per pod; the metrics count it.
     tracing::debug!(partition = run.owned.partition, out_order_no = %order, offset = group.last().map(|j| j.record.offset), status = %body.status, attempts, events = group.len(), "acknowledged by WeChat Pay");
     // The acknowledged digest follows off the order's critical path (its state, and so every
@@ -333,6 +335,19 @@ fn acknowledged(run: &mut Run<'_>, order: &str, group: &[Job], body: &Body, atte
             .queue_state(order, &run.state.record_bytes(order));
     }
     run.done.extend(group.iter().map(|j| j.record.offset));
+}
+
+/// The age of each event of `group` (now − `occurred_at`) at the 204 that carried it: how fresh
+/// orders reach WeChat Pay. An `occurred_at` in the future (a producer's clock ahead) counts as 0.
+fn observe_event_age(age: &prometheus::Histogram, group: &[Job], now_ms: u64) {
+    use time::format_description::well_known::Rfc3339;
+    for job in group {
+        if let Ok(at) = time::OffsetDateTime::parse(&job.event.occurred_at, &Rfc3339) {
+            let at_ms = at.unix_timestamp_nanos() / 1_000_000;
+            let ms = (i128::from(now_ms) - at_ms).max(0);
+            age.observe(ms as f64 / 1000.0);
+        }
+    }
 }
 
 /// A post ends in dead letters: the state before the group is durable again (so a replayed dead

@@ -512,20 +512,25 @@ impl PartitionWorker {
         let shared = self.shared.clone();
         let owned = owned.clone();
         let mut cancel = self.stop.clone();
-        self.tasks.spawn(async move {
-            let failure = Failure {
-                reason,
-                detail,
-                attempts: 0,
-                answer: None,
-            };
-            let ok = order::dead_letter(&shared, &owned.sink, &record, None, &failure, &mut cancel)
-                .await;
-            TaskResult::DeadLettered {
-                offset: record.offset,
-                ok,
-            }
-        });
+        let span = record_span(&record, None);
+        self.tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                let failure = Failure {
+                    reason,
+                    detail,
+                    attempts: 0,
+                    answer: None,
+                };
+                let ok =
+                    order::dead_letter(&shared, &owned.sink, &record, None, &failure, &mut cancel)
+                        .await;
+                TaskResult::DeadLettered {
+                    offset: record.offset,
+                    ok,
+                }
+            },
+            span,
+        ));
     }
 
     fn spawn_order(&mut self, order: Box<str>, jobs: Vec<Job>, owned: &Arc<Owned>) {
@@ -543,16 +548,20 @@ impl PartitionWorker {
             partition: self.partition,
             order: order.clone(),
         };
-        self.tasks.spawn(async move {
-            let _report = report;
-            let last_applied = state.applied.last().copied();
-            let mut done = order::process(shared, owned, order, *state, jobs, cancel).await;
-            // An event was applied: the order changed now (the retention clock restarts).
-            if done.state.applied.last().copied() != last_applied {
-                done.state.changed_at = ChangedAt(now_ms());
-            }
-            TaskResult::Order(Box::new(done))
-        });
+        let span = record_span(&jobs[0].record, Some(&order));
+        self.tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                let _report = report;
+                let last_applied = state.applied.last().copied();
+                let mut done = order::process(shared, owned, order, *state, jobs, cancel).await;
+                // An event was applied: the order changed now (the retention clock restarts).
+                if done.state.applied.last().copied() != last_applied {
+                    done.state.changed_at = ChangedAt(now_ms());
+                }
+                TaskResult::Order(Box::new(done))
+            },
+            span,
+        ));
     }
 
     /// Jobs that queued for `order` while its task ran: start the next task, or mark it idle.
@@ -696,6 +705,41 @@ impl Drop for PanicReport {
     }
 }
 
+/// The span of one task, so every line about it (retries, unverified answers, dead letters)
+/// can be joined in the logs: the partition, the task's first offset, the order when the
+/// record decoded, and the W3C trace id of its `traceparent` header when it has a valid one.
+fn record_span(record: &InRecord, order: Option<&str>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "order",
+        partition = record.partition,
+        offset = record.offset,
+        out_order_no = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    if let Some(order) = order {
+        span.record("out_order_no", order);
+    }
+    if let Some(id) = trace_id(&record.headers) {
+        span.record("trace_id", id);
+    }
+    span
+}
+
+/// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`), when valid
+/// and not all zeros.
+fn trace_id(headers: &[(String, Vec<u8>)]) -> Option<&str> {
+    let (_, value) = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("traceparent"))?;
+    let id = std::str::from_utf8(value).ok()?.split('-').nth(1)?;
+    (id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && id.bytes().any(|b| b != b'0'))
+    .then_some(id)
+}
+
 /// Join every task of `tasks` within `bound`, or until `abort`, each result to `finished`. True
 /// when all ended in time; false at the bound or the abort, with the tasks still running left in
 /// the set (the caller aborts them).
@@ -729,14 +773,38 @@ fn task_panicked(
         .with_label_values(&[Fencing::TaskPanicked.as_str()])
         .inc();
     let msg = format!("an order task of partition {partition} panicked ({e}): exiting so the partition is restored and re-processed from its write-ahead state (crash-only)");
-    tracing::error!(partition, "{msg}");
-    eprintln!("catering-sync: {msg}");
-    std::process::exit(1);
+    crate::telemetry::exit_crash_only(&msg);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trace_id_comes_from_a_valid_traceparent_only() {
+        let h = |v: &str| vec![("traceparent".to_string(), v.as_bytes().to_vec())];
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            trace_id(&h(&format!("00-{id}-00f067aa0ba902b7-01"))),
+            Some(id)
+        );
+        assert_eq!(trace_id(&h("00-abc")), None, "too short");
+        assert_eq!(
+            trace_id(&h(
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+            )),
+            None,
+            "all zeros is invalid"
+        );
+        assert_eq!(
+            trace_id(&h(
+                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"
+            )),
+            None,
+            "upper case is invalid"
+        );
+        assert_eq!(trace_id(&[]), None);
+    }
     use crate::event::{decode, DecodeLimits};
     use crate::snapshot::Defaults;
 

@@ -53,7 +53,32 @@ pub const NAMES: &[&str] = &[
     "catering_sync_signing_key_info",
     "catering_sync_certificate_downloads_total",
     "catering_sync_wechatpay_endpoint_active",
+    "catering_sync_build_info",
+    "catering_sync_event_age_seconds",
 ];
+
+/// Exported when the container has a memory limit (cgroup v2 `memory.max`, or v1
+/// `memory.limit_in_bytes`), and only then: a ratio against "no limit" would mean nothing.
+pub const MEMORY_LIMIT: &str = "catering_sync_memory_limit_bytes";
+
+/// The process collector's families (Linux): resident memory against the limit, CPU, restarts
+/// (`process_start_time_seconds` changes), descriptors, threads.
+pub const PROCESS_NAMES: &[&str] = &[
+    "process_cpu_seconds_total",
+    "process_open_fds",
+    "process_max_fds",
+    "process_virtual_memory_bytes",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "process_threads",
+];
+
+/// The revision the binary was built from (`CATERING_SYNC_REVISION` at build time: the
+/// Dockerfile's `REVISION` build argument, else `git rev-parse` in build.rs), or "unknown".
+pub const REVISION: &str = match option_env!("CATERING_SYNC_REVISION") {
+    Some(r) => r,
+    None => "unknown",
+};
 
 /// The label value for an HTTP status.
 pub fn status_label(status: Option<u16>) -> &'static str {
@@ -76,6 +101,8 @@ pub fn status_label(status: Option<u16>) -> &'static str {
 pub struct Metrics {
     /// Records taken from the input topic, by partition.
     pub events_consumed: IntCounterVec,
+    /// Age of each event (now − `occurred_at`) at the verified 204 that carried it to WeChat Pay.
+    pub event_age: Histogram,
     /// Events ignored, by reason.
     pub events_ignored: IntCounterVec,
     /// POST attempts by outcome and HTTP status.
@@ -223,8 +250,18 @@ impl Metrics {
             "Changelog records and tombstones acknowledged by the broker",
         )?;
         r.register(Box::new(changelog_writes.clone()))?;
+        build_info(r)?;
+        process_and_memory(r)?;
         Ok(Self {
             events_consumed,
+            event_age: histogram(
+                r,
+                "catering_sync_event_age_seconds",
+                "Age of each event (now minus its occurred_at) when the verified 204 that carried it arrived: how fresh orders reach WeChat Pay",
+                vec![
+                    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+                ],
+            )?,
             events_ignored: counter_vec(
                 r,
                 "catering_sync_events_ignored_total",
@@ -468,6 +505,48 @@ impl Metrics {
     }
 }
 
+/// `catering_sync_build_info{version,revision} 1`: which build each pod runs (a rollout in
+/// progress shows two).
+fn build_info(r: &Registry) -> prometheus::Result<()> {
+    let g = IntGaugeVec::new(
+        Opts::new(
+            "catering_sync_build_info",
+            "1, labelled with the version and the revision of the running binary",
+        ),
+        &["version", "revision"],
+    )?;
+    g.with_label_values(&[env!("CARGO_PKG_VERSION"), REVISION])
+        .set(1);
+    r.register(Box::new(g))
+}
+
+/// The process collector (Linux) and, when the container has one, its memory limit.
+fn process_and_memory(r: &Registry) -> prometheus::Result<()> {
+    #[cfg(target_os = "linux")]
+    r.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))?;
+    if let Some(limit) = memory_limit(std::path::Path::new("/sys/fs/cgroup")) {
+        let g = IntGauge::new(
+            MEMORY_LIMIT,
+            "The container's memory limit (cgroup), bytes: process_resident_memory_bytes against it is the headroom left for tracked orders",
+        )?;
+        g.set(i64::try_from(limit).unwrap_or(i64::MAX));
+        r.register(Box::new(g))?;
+    }
+    Ok(())
+}
+
+/// The memory limit of the cgroup mounted at `root`: v2 `memory.max`, else v1
+/// `memory/memory.limit_in_bytes`; `None` when unlimited (`max`, or v1's page-rounded
+/// "no limit" near 2^63) or unreadable.
+pub fn memory_limit(root: &std::path::Path) -> Option<u64> {
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).ok();
+    let text = read("memory.max").or_else(|| read("memory/memory.limit_in_bytes"))?;
+    let limit: u64 = text.trim().parse().ok()?;
+    (limit < 1 << 62).then_some(limit)
+}
+
 /// The Prometheus text exposition of `r`.
 pub fn render(r: &Registry) -> String {
     let mut out = String::new();
@@ -513,10 +592,36 @@ mod tests {
         m.signing_key_info
             .with_label_values(&["1900000109", "0123", "PUB_KEY_ID_0"])
             .set(1);
-        let names = exported_names(&r);
-        let documented: std::collections::BTreeSet<String> =
+        let mut names = exported_names(&r);
+        // Present or not depending on the machine the test runs on.
+        names.remove(MEMORY_LIMIT);
+        let mut documented: std::collections::BTreeSet<String> =
             NAMES.iter().map(|s| s.to_string()).collect();
+        if cfg!(target_os = "linux") {
+            documented.extend(PROCESS_NAMES.iter().map(|s| s.to_string()));
+        }
         assert_eq!(names, documented);
+        assert!(render(&r).contains(&format!(
+            "catering_sync_build_info{{revision=\"{REVISION}\",version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+
+    #[test]
+    fn the_memory_limit_is_read_from_cgroup_v2_or_v1_and_absent_when_unlimited() {
+        let dir = std::env::temp_dir().join(format!("cgroup-test-{}", std::process::id()));
+        let v1 = dir.join("memory");
+        std::fs::create_dir_all(&v1).unwrap();
+        assert_eq!(memory_limit(&dir), None, "nothing to read");
+        std::fs::write(v1.join("memory.limit_in_bytes"), "9223372036854771712\n").unwrap();
+        assert_eq!(memory_limit(&dir), None, "v1 without a limit");
+        std::fs::write(v1.join("memory.limit_in_bytes"), "536870912\n").unwrap();
+        assert_eq!(memory_limit(&dir), Some(512 << 20));
+        std::fs::write(dir.join("memory.max"), "max\n").unwrap();
+        assert_eq!(memory_limit(&dir), None, "v2 without a limit");
+        std::fs::write(dir.join("memory.max"), "1073741824\n").unwrap();
+        assert_eq!(memory_limit(&dir), Some(1 << 30));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
