@@ -38,6 +38,7 @@ trap 'rm -rf "$work"' EXIT
 builds=()
 build() {
   kubectl kustomize "$2" >"$work/$1.yaml" || fail "kubectl kustomize $2 failed"
+  grep -q '^kind:' "$work/$1.yaml" || fail "kubectl kustomize $2 rendered no object"
   builds+=("$work/$1.yaml")
   echo "    built $1 ($(grep -c '^kind:' "$work/$1.yaml") objects)"
 }

@@ -124,6 +124,9 @@ def main(argv):
             else:
                 print(f"OK    {what}")
     print(f"check_crds: {checked} custom resources checked, {failures} failed")
+    if checked == 0:
+        print("check_crds: no custom resource found: nothing was checked", file=sys.stderr)
+        return 1
     return 1 if failures else 0
 
 

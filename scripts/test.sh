@@ -28,7 +28,8 @@ export TANSU_BIN
 test -x "$TANSU_BIN" || { echo "tansu not found at $TANSU_BIN" >&2; exit 1; }
 
 # Kubernetes' and the CRDs' schemas for scripts/check-deploy.sh (offline validation).
-if ! python3 -c "import kubernetes_validate, jsonschema" >/dev/null 2>&1; then
+# Pinned: installed unless exactly these versions are importable.
+if ! python3 -c "import importlib.metadata as m; assert m.version('kubernetes-validate') == '1.37.0' and m.version('jsonschema') == '4.26.0'" >/dev/null 2>&1; then
   echo "==> installing kubernetes-validate==1.37.0 and jsonschema==4.26.0 for scripts/check-deploy.sh"
   python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0 jsonschema==4.26.0
 fi

@@ -63,6 +63,9 @@ pub enum Command {
     /// Dead letters.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// One order, for support: did it reach WeChat Pay?
+    #[command(subcommand)]
+    Order(OrderCommand),
     /// The WeChat Pay side of a configuration.
     #[command(subcommand)]
     Wechatpay(WechatpayCommand),
@@ -101,6 +104,29 @@ pub enum WechatpayCommand {
         #[arg(long, short, env = "CATERING_SYNC_CONFIG")]
         config: std::path::PathBuf,
     },
+}
+
+/// `order …`
+#[derive(Debug, Subcommand)]
+pub enum OrderCommand {
+    /// What is known of one order: its latest state in the changelog (snapshot with login_token
+    /// and openids redacted, status, events applied, whether the latest body was acknowledged),
+    /// the group's committed offset of its partition, and every dead letter of it with its
+    /// reason. Read-only: joins no group, commits nothing, writes nothing.
+    Show(OrderShowArgs),
+}
+
+/// `order show` options.
+#[derive(Debug, Args)]
+pub struct OrderShowArgs {
+    /// The order's out_order_no.
+    pub out_order_no: String,
+    /// Configuration file (its `[kafka]` section is used).
+    #[arg(long, short, env = "CATERING_SYNC_CONFIG")]
+    pub config: PathBuf,
+    /// Print the report as JSON (for tools).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `dlq …`
@@ -480,6 +506,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sign(args) => sign(&args),
         Command::CheckEvent(args) => check_event(&args),
         Command::Dlq(DlqCommand::Replay(args)) => dlq_replay(&args),
+        Command::Order(OrderCommand::Show(args)) => order_show(&args),
         Command::Wechatpay(WechatpayCommand::Check { config }) => wechatpay_check(&config),
         Command::Produce(args) => produce(&args),
         #[cfg(feature = "tools")]
@@ -825,6 +852,20 @@ fn wechatpay_check(path: &std::path::Path) -> Result<(), Failure> {
             "wechatpay check failed (see above)"
         )))
     }
+}
+
+fn order_show(args: &OrderShowArgs) -> Result<(), Failure> {
+    let config = crate::config::Config::load(&args.config).map_err(|e| config_error(e.into()))?;
+    let report = runtime()?
+        .block_on(crate::inspect::show(&config.kafka, &args.out_order_no))
+        .map_err(|e| runtime_error(e.into()))?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| runtime_error(e.into()))?;
+        println!("{text}");
+    } else {
+        print!("{report}");
+    }
+    Ok(())
 }
 
 fn dlq_replay(args: &ReplayArgs) -> Result<(), Failure> {

@@ -1,8 +1,9 @@
 //! Log lines that ship: one flat JSON object per line, the shape log pipelines (Loki, Elastic,
-//! Cloud Logging, Datadog) index without parsing rules. `timestamp` (RFC 3339 UTC, ms), `level`,
-//! `message`, the static `service` and `version`, `target`, then every field of the enclosing
-//! spans (outermost first: an order task's `partition`, `offset`, `out_order_no`, `trace_id`) and
-//! of the event itself, all at the top level. An event field never replaces one of the fixed keys
+//! Cloud Logging, Datadog) index without parsing rules. `timestamp` (RFC 3339 UTC, three fraction
+//! digits), `level`, `message`, the static `service` and `version`, `target`, in that order; then,
+//! by name, every field of the enclosing spans (an order task's `partition`, `offset`,
+//! `out_order_no`, `trace_id`; an inner span's value wins) and of the event itself, all at the
+//! top level. An event field never replaces one of the fixed keys
 //! above: it is written as `field.<name>` instead.
 
 use std::fmt;
@@ -41,11 +42,8 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         let mut line = Map::new();
-        let now = time::OffsetDateTime::now_utc();
-        let timestamp = now
-            .replace_nanosecond(u32::from(now.millisecond()) * 1_000_000)
-            .unwrap_or(now)
-            .format(&time::format_description::well_known::Rfc3339)
+        let timestamp = time::OffsetDateTime::now_utc()
+            .format(TIMESTAMP)
             .unwrap_or_default();
         line.insert("timestamp".into(), timestamp.into());
         line.insert("level".into(), meta.level().as_str().into());
@@ -67,9 +65,35 @@ where
             }
         }
         event.record(&mut Fields(&mut line));
-        let text = serde_json::to_string(&Value::Object(line)).map_err(|_| fmt::Error)?;
+        // The fixed keys first, in their order; then the fields, by name.
+        let mut text = String::with_capacity(256);
+        text.push('{');
+        for key in FIXED {
+            if let Some(v) = line.remove(key) {
+                push_pair(&mut text, key, &v)?;
+            }
+        }
+        for (k, v) in &line {
+            push_pair(&mut text, k, v)?;
+        }
+        text.push('}');
         writeln!(writer, "{text}")
     }
+}
+
+/// RFC 3339 UTC with exactly three fraction digits (`2026-12-07T12:00:00.123Z`).
+const TIMESTAMP: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+);
+
+fn push_pair(text: &mut String, key: &str, value: &Value) -> fmt::Result {
+    if text.len() > 1 {
+        text.push(',');
+    }
+    text.push_str(&serde_json::to_string(key).map_err(|_| fmt::Error)?);
+    text.push(':');
+    text.push_str(&serde_json::to_string(value).map_err(|_| fmt::Error)?);
+    Ok(())
 }
 
 /// Insert a field at the top level; a fixed key is kept (the field goes to `field.<name>`),
@@ -174,8 +198,14 @@ mod tests {
         let ts = line["timestamp"].as_str().unwrap();
         assert!(
             time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok()
-                && ts.ends_with('Z'),
+                && ts.ends_with('Z')
+                && ts.len() == "2026-12-07T12:00:00.123Z".len(),
             "{ts}"
+        );
+        assert!(
+            text.starts_with("{\"timestamp\":")
+                && text.find("\"level\"") < text.find("\"message\""),
+            "the fixed keys first, in order: {text}"
         );
         assert!(
             line.get("fields").is_none() && line.get("span").is_none(),

@@ -23,7 +23,12 @@ fn main() {
     // Rebuilt when HEAD moves: HEAD itself (a checkout) and the branch it points at (a commit),
     // loose or packed. Only existing paths: cargo reruns a build script on every build when
     // a path it watches does not exist.
-    let mut watched = vec!["HEAD".to_string(), "packed-refs".to_string()];
+    // logs/HEAD moves on every commit and checkout, whatever the ref storage.
+    let mut watched = vec![
+        "HEAD".to_string(),
+        "packed-refs".to_string(),
+        "logs/HEAD".to_string(),
+    ];
     watched.extend(git(&["symbolic-ref", "-q", "HEAD"]));
     for path in watched {
         if let Some(p) = git(&["rev-parse", "--git-path", &path]) {

@@ -30,4 +30,5 @@ mod schemas;
 mod sdk;
 mod signing;
 mod stack;
+mod support;
 mod wechatpay_check;

@@ -259,9 +259,12 @@ async fn a_migration_from_certificates_to_the_public_key_mid_stream_fails_no_pos
 }
 
 /// A port nothing listens on (bound, then released).
-fn refused_port() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+/// A port that refuses connections until the socket listens: bound (so no other test can take
+/// it meanwhile) but not listening.
+fn refused_port() -> tokio::net::TcpSocket {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    socket
 }
 
 /// The backup endpoint: the primary refuses connections, so requests go to the backup (the same
@@ -270,7 +273,8 @@ fn refused_port() -> std::net::SocketAddr {
 /// to it. An HTTP answer of the primary — a 500 — never fails over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_backup_endpoint_takes_over_while_the_primary_refuses_connections() {
-    let primary = refused_port();
+    let reserved = refused_port();
+    let primary = reserved.local_addr().unwrap();
     let backup = crate::harness::sandbox().await;
     let broker = TestBroker::start();
     let names = Names::fresh();
@@ -319,9 +323,8 @@ async fn the_backup_endpoint_takes_over_while_the_primary_refuses_connections() 
         rate_500: 1.0,
         ..Default::default()
     };
-    let primary_sandbox = SandboxHandle::start(config, primary)
-        .await
-        .expect("primary");
+    let primary_sandbox =
+        SandboxHandle::serve(config, reserved.listen(1024).unwrap()).expect("primary");
     // Traffic again: the first request due for a probe goes to the primary (requests sent while
     // that probe is on the wire still go to the backup, rightly). Its answer, a 500, brings
     // traffic back.
@@ -350,6 +353,14 @@ async fn the_backup_endpoint_takes_over_while_the_primary_refuses_connections() 
     })
     .await;
     assert!(answered, "{:?}", primary_sandbox.stats());
+    // The primary recovers: the 5 orders arrive there, none of them ever at the backup.
+    primary_sandbox.set_faults(Default::default());
+    let at_primary = eventually(Duration::from_secs(60), || async {
+        more.iter()
+            .all(|o| !primary_sandbox.posts(&o.no).is_empty())
+    })
+    .await;
+    assert!(at_primary, "{:?}", primary_sandbox.stats());
     assert!(
         more.iter().all(|o| backup.posts(&o.no).is_empty()),
         "a 500 of the primary is retried on the primary, never sent to the backup"

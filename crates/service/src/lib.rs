@@ -52,6 +52,7 @@ pub(crate) mod retry;
 pub mod state;
 
 pub mod dead_letter;
+pub mod inspect;
 pub mod replay;
 
 pub mod telemetry;

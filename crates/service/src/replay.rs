@@ -49,10 +49,13 @@ pub struct DeadLetterRecord {
     pub value: Option<Vec<u8>>,
     /// Headers.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The record's timestamp, Unix ms, when the broker gives one.
+    pub timestamp_ms: Option<i64>,
 }
 
 impl DeadLetterRecord {
-    fn header(&self, name: &str) -> Option<&str> {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
         header_value(&self.headers, name)
     }
 
@@ -105,6 +108,18 @@ pub fn read_topic(
     topic: &str,
     deadline: Duration,
 ) -> Result<Vec<DeadLetterRecord>, KafkaError> {
+    read_topic_where(cfg, topic, deadline, |_| true)
+}
+
+/// As [`read_topic`], keeping only the records `keep` accepts (judged before anything is
+/// copied, so reading a large topic for a few records holds only those). Assigned partitions,
+/// no group membership and no commit: it never disturbs the service's group.
+pub fn read_topic_where(
+    cfg: &KafkaConfig,
+    topic: &str,
+    deadline: Duration,
+    mut keep: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool,
+) -> Result<Vec<DeadLetterRecord>, KafkaError> {
     let consumer: BaseConsumer<crate::state::ReadToEndContext> = kafka::restore_config(cfg)
         .set("group.id", format!("{}.replay", cfg.group_id))
         .create_with_context(crate::state::ReadToEndContext)?;
@@ -132,7 +147,11 @@ pub fn read_topic(
             Some(Err(e)) => return Err(e),
             Some(Ok(m)) => {
                 at_end.insert(m.partition(), false);
+                if !keep(&m) {
+                    continue;
+                }
                 out.push(DeadLetterRecord {
+                    timestamp_ms: m.timestamp().to_millis(),
                     partition: m.partition(),
                     offset: m.offset(),
                     key: m.key().map(<[u8]>::to_vec),

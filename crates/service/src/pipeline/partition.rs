@@ -709,7 +709,9 @@ impl Drop for PanicReport {
 /// can be joined in the logs: the partition, the task's first offset, the order when the
 /// record decoded, and the W3C trace id of its `traceparent` header when it has a valid one.
 fn record_span(record: &InRecord, order: Option<&str>) -> tracing::Span {
-    let span = tracing::info_span!(
+    // ERROR level: a span's level only decides whether it exists, and its fields must be on the
+    // WARN and ERROR lines of the task also when the log level is turned down.
+    let span = tracing::error_span!(
         "order",
         partition = record.partition,
         offset = record.offset,
@@ -725,18 +727,35 @@ fn record_span(record: &InRecord, order: Option<&str>) -> tracing::Span {
     span
 }
 
-/// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`), when valid
-/// and not all zeros.
+/// The trace id of a W3C `traceparent` header (`<version>-<32 hex>-<16 hex>-<2 hex>`), when
+/// valid: lower-case hex, neither id all zeros, version not `ff`, exactly four fields for
+/// version `00` (later versions may append fields).
 fn trace_id(headers: &[(String, Vec<u8>)]) -> Option<&str> {
     let (_, value) = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("traceparent"))?;
-    let id = std::str::from_utf8(value).ok()?.split('-').nth(1)?;
-    (id.len() == 32
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        && id.bytes().any(|b| b != b'0'))
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    let mut fields = std::str::from_utf8(value).ok()?.split('-');
+    let (version, id, parent, flags) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
+    let extra = fields.next().is_some();
+    (hex(version, 2)
+        && version != "ff"
+        && !(version == "00" && extra)
+        && hex(id, 32)
+        && nonzero(id)
+        && hex(parent, 16)
+        && nonzero(parent)
+        && hex(flags, 2))
     .then_some(id)
 }
 
@@ -804,6 +823,26 @@ mod tests {
             "upper case is invalid"
         );
         assert_eq!(trace_id(&[]), None);
+        assert_eq!(
+            trace_id(&h(&format!("ff-{id}-00f067aa0ba902b7-01"))),
+            None,
+            "version ff is invalid"
+        );
+        assert_eq!(
+            trace_id(&h(&format!("00-{id}-0000000000000000-01"))),
+            None,
+            "a zero parent id is invalid"
+        );
+        assert_eq!(
+            trace_id(&h(&format!("00-{id}-00f067aa0ba902b7-01-x"))),
+            None,
+            "version 00 has four fields"
+        );
+        assert_eq!(
+            trace_id(&h(&format!("01-{id}-00f067aa0ba902b7-01-x"))),
+            Some(id),
+            "a later version may add fields"
+        );
     }
     use crate::event::{decode, DecodeLimits};
     use crate::snapshot::Defaults;
