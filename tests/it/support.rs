@@ -85,6 +85,16 @@ async fn order_show_tells_delivered_dead_lettered_and_never_seen_apart() {
     assert_eq!(state["snapshot"]["login_token"], "[redacted]");
     assert!(state["committed_input_offset"].as_i64().is_some());
     assert_eq!(report["dead_letters"], serde_json::json!([]));
+    // The delivery history: the acknowledged posts, the last one the PAY_SUCCESS, each with
+    // WeChat Pay's Request-ID.
+    let posts = state["deliveries"].as_array().unwrap();
+    assert!(!posts.is_empty() && posts.len() <= 4, "{state}");
+    let last = posts.last().unwrap();
+    assert_eq!(last["status"], "PAY_SUCCESS", "{state}");
+    assert!(
+        last["at"].as_str().is_some() && last["request_id"].as_str().is_some(),
+        "{state}"
+    );
 
     // Dead-lettered: the reason and the source, and no token anywhere.
     let (code, out) = order_show(&config, "SHOWBAD", true);
@@ -109,7 +119,9 @@ async fn order_show_tells_delivered_dead_lettered_and_never_seen_apart() {
     // And the text form of a delivered one.
     let (_, out) = order_show(&config, no, false);
     assert!(
-        out.contains("status: PAY_SUCCESS") && out.contains("[redacted]"),
+        out.contains("status: PAY_SUCCESS")
+            && out.contains("[redacted]")
+            && out.contains("acknowledged post: PAY_SUCCESS at"),
         "{out}"
     );
 

@@ -2,7 +2,8 @@
 //! Pay?". Reads the order's latest changelog record and every dead letter of the order, and the
 //! consumer group's committed offset of the order's input partition; prints the snapshot with
 //! `login_token` and the openids redacted, its status, the events applied, whether the latest
-//! body was acknowledged, and each dead letter with its reason.
+//! body was acknowledged, the last acknowledged posts (status, time, Request-ID: the record's
+//! `catering-sync.deliveries` header) and each dead letter with its reason.
 //!
 //! Read-only: partitions are assigned (no group membership, so no rebalance of the running
 //! deployment), nothing is committed and nothing is written. It reads the changelog and the
@@ -66,6 +67,20 @@ pub struct StateSeen {
     /// The consumer group's committed offset of the input partition: every input record below
     /// it is done (acknowledged, dead-lettered or ignored).
     pub committed_input_offset: Option<i64>,
+    /// The last acknowledged posts the record carries, oldest first (at most 4). A post
+    /// acknowledged after the record was written is not among them.
+    pub deliveries: Vec<DeliverySeen>,
+}
+
+/// One acknowledged post.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliverySeen {
+    /// The status the body reported.
+    pub status: String,
+    /// When the verified 204 arrived (RFC 3339).
+    pub at: Option<String>,
+    /// WeChat Pay's `Request-ID` of that 204.
+    pub request_id: Option<String>,
 }
 
 /// One dead letter of the order.
@@ -252,6 +267,17 @@ fn seen(r: &DeadLetterRecord, committed_input_offset: Option<i64>) -> StateSeen 
             .and_then(Value::as_i64)
             .and_then(rfc3339_ms),
         committed_input_offset,
+        deliveries: r
+            .header(crate::state::DELIVERIES_HEADER)
+            .map(|h| crate::snapshot::Deliveries::from_header(h.as_bytes()).0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| DeliverySeen {
+                status: d.status.as_str().to_string(),
+                at: i64::try_from(d.at_ms).ok().and_then(rfc3339_ms),
+                request_id: d.request_id.map(String::from),
+            })
+            .collect(),
     }
 }
 
@@ -290,7 +316,16 @@ fn verdict(state: Option<&StateSeen>, dead: &[DeadLetterSeen]) -> String {
             match (s.kind, &s.pay_success_acknowledged_at) {
                 (_, Some(at)) => format!("delivered: PAY_SUCCESS acknowledged by WeChat Pay at {at}{dl}"),
                 ("acknowledged", None) => format!("delivered: {status} acknowledged by WeChat Pay (verified 204){dl}"),
-                _ => format!("{status}: the latest state was written before its post; an acknowledgement of a status other than PAY_SUCCESS is recorded with the order's next change, so check the committed input offset{dl}"),
+                _ => {
+                    let last = s.deliveries.last().map_or(String::new(), |d| {
+                        format!(
+                            "; the last post recorded as acknowledged: {} at {}",
+                            d.status,
+                            d.at.as_deref().unwrap_or("?")
+                        )
+                    });
+                    format!("{status}: the latest state was written before its post; an acknowledgement of a status other than PAY_SUCCESS is recorded with the order's next change, so check the committed input offset{last}{dl}")
+                }
             }
         }
     }
@@ -330,6 +365,18 @@ impl std::fmt::Display for OrderReport {
                 s.committed_input_offset
                     .map_or("none".into(), |o| o.to_string())
             )?;
+            if s.deliveries.is_empty() {
+                writeln!(f, "  acknowledged posts: none recorded")?;
+            }
+            for d in &s.deliveries {
+                writeln!(
+                    f,
+                    "  acknowledged post: {} at {} (Request-ID {})",
+                    d.status,
+                    d.at.as_deref().unwrap_or("?"),
+                    d.request_id.as_deref().unwrap_or("-")
+                )?;
+            }
             if let Some(snapshot) = &s.snapshot {
                 writeln!(f, "  snapshot (login_token and openids redacted):")?;
                 let text = serde_json::to_string_pretty(snapshot).unwrap_or_default();

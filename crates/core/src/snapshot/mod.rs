@@ -8,6 +8,6 @@ pub mod record;
 pub mod types;
 
 pub use body::{may_coalesce, Body};
-pub use order::{Defaults, Ignored, OrderState, Outcome, Rejected};
+pub use order::{Defaults, Deliveries, Delivery, Ignored, OrderState, Outcome, Rejected};
 pub use record::StateRecord;
 pub use types::{Count, Dish, OrderEvent, Patch, Snapshot, Status};

@@ -152,6 +152,61 @@ pub struct OrderState {
     pub final_acked_at_ms: Option<u64>,
     /// When the order last changed (the non-final retention's clock); not in the record.
     pub changed_at: ChangedAt,
+    /// The last acknowledged posts, for support (`order show`); carried in a changelog record
+    /// header, not in the record, so readers of earlier releases restore the record unchanged.
+    pub deliveries: Deliveries,
+}
+
+/// Acknowledged posts an order remembers (newest last, the oldest dropped first).
+pub const MAX_DELIVERIES: usize = 4;
+
+/// One post WeChat Pay acknowledged with a verified 204.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    /// The status the acknowledged body reported.
+    pub status: Status,
+    /// When the verified 204 arrived, Unix ms.
+    pub at_ms: u64,
+    /// WeChat Pay's `Request-ID` of that answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<Box<str>>,
+}
+
+/// The last [`MAX_DELIVERIES`] acknowledged posts of an order. Bookkeeping for support, not
+/// what the order is: it never makes two states unequal (like [`ChangedAt`]).
+#[derive(Debug, Clone, Default)]
+pub struct Deliveries(pub Vec<Delivery>);
+
+impl PartialEq for Deliveries {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Deliveries {}
+
+impl Deliveries {
+    /// Remember one more, dropping the oldest beyond [`MAX_DELIVERIES`].
+    pub fn push(&mut self, d: Delivery) {
+        if self.0.len() >= MAX_DELIVERIES {
+            self.0.remove(0);
+        }
+        self.0.push(d);
+    }
+
+    /// The changelog header value (a JSON array), or `None` when there is nothing to carry.
+    pub fn header_value(&self) -> Option<Vec<u8>> {
+        (!self.0.is_empty()).then(|| serde_json::to_vec(&self.0).unwrap_or_default())
+    }
+
+    /// Read a header value back; anything unreadable is no history (it is never what the order
+    /// is, so it never fails a restore).
+    pub fn from_header(value: &[u8]) -> Self {
+        let mut list: Vec<Delivery> = serde_json::from_slice(value).unwrap_or_default();
+        let skip = list.len().saturating_sub(MAX_DELIVERIES);
+        list.drain(..skip);
+        Self(list)
+    }
 }
 
 /// When an order last changed, Unix ms: the timestamp of its latest changelog record when it is

@@ -147,6 +147,7 @@ impl OrderState {
             acked_digest,
             final_acked_at_ms,
             changed_at: Default::default(),
+            deliveries: Default::default(),
         })
     }
 
@@ -230,6 +231,26 @@ mod tests {
             }
         }
         assert_eq!(checked, 4);
+    }
+
+    #[test]
+    fn deliveries_round_trip_through_their_header_bounded_and_never_fail_a_restore() {
+        use crate::snapshot::order::{Deliveries, Delivery, MAX_DELIVERIES};
+        use crate::snapshot::Status;
+        let mut d = Deliveries::default();
+        assert_eq!(d.header_value(), None, "nothing to carry");
+        for i in 0..6u64 {
+            d.push(Delivery {
+                status: Status::CreateDeal,
+                at_ms: i,
+                request_id: Some(format!("08-{i}").into()),
+            });
+        }
+        assert_eq!(d.0.len(), MAX_DELIVERIES);
+        assert_eq!(d.0[0].at_ms, 2, "the oldest dropped first");
+        let back = Deliveries::from_header(&d.header_value().unwrap());
+        assert_eq!(back.0, d.0);
+        assert!(Deliveries::from_header(b"not json").0.is_empty());
     }
 
     #[test]

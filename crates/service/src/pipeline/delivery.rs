@@ -37,6 +37,8 @@ pub enum Delivered {
     Acknowledged {
         /// Attempts made.
         attempts: u32,
+        /// WeChat Pay's `Request-ID` of the 204.
+        request_id: Option<String>,
     },
     /// WeChat Pay refused the body: dead-letter as `rejected`.
     Rejected {
@@ -395,6 +397,12 @@ impl Delivery {
                 .inc();
             let step = self.judge(attempt.disposition, attempts, &mut counted, &mut uncounted);
             match step {
+                Step::Done(Delivered::Acknowledged { attempts, .. }) => {
+                    return Delivered::Acknowledged {
+                        attempts,
+                        request_id: attempt.request_id,
+                    }
+                }
                 Step::Done(d) => return d,
                 Step::Fault => {}
                 Step::Retry(delay) => {
@@ -418,7 +426,10 @@ impl Delivery {
         match disposition {
             Disposition::Delivered => {
                 self.wechatpay_answered();
-                Step::Done(Delivered::Acknowledged { attempts })
+                Step::Done(Delivered::Acknowledged {
+                    attempts,
+                    request_id: None,
+                })
             }
             Disposition::Permanent(rejection) => {
                 // A refusal of this body: WeChat Pay itself works.

@@ -127,9 +127,10 @@ impl Run<'_> {
     }
 
     async fn write(&mut self, order: &str, value: &[u8]) -> bool {
+        let deliveries = self.state.deliveries.header_value();
         self.owned
             .sink
-            .write_state(order, value, &mut self.cancel)
+            .write_state_with(order, value, deliveries.as_deref(), &mut self.cancel)
             .await
             .is_ok()
     }
@@ -269,8 +270,11 @@ async fn post(
         .deliver(&body, &mut run.cancel, &run.owned.requests)
         .await;
     match delivered {
-        Delivered::Acknowledged { attempts } => {
-            acknowledged(run, order, group, &body, attempts);
+        Delivered::Acknowledged {
+            attempts,
+            request_id,
+        } => {
+            acknowledged(run, order, group, &body, attempts, request_id);
             true
         }
         Delivered::Cancelled => false,
@@ -317,10 +321,22 @@ fn verdict(delivered: Delivered) -> Option<(Reason, String, u32, Option<Rejectio
 }
 
 /// A verified 204 for `body`: the state knows it, and the group's offsets are done.
-fn acknowledged(run: &mut Run<'_>, order: &str, group: &[Job], body: &Body, attempts: u32) {
+fn acknowledged(
+    run: &mut Run<'_>,
+    order: &str,
+    group: &[Job],
+    body: &Body,
+    attempts: u32,
+    request_id: Option<String>,
+) {
     crash_point(CrashPoint::AfterAck);
     let now_ms = crate::clock::unix_millis();
     run.state.mark_acked(body, now_ms);
+    run.state.deliveries.push(crate::snapshot::Delivery {
+        status: body.status,
+        at_ms: now_ms,
+        request_id: request_id.map(String::into_boxed_str),
+    });
     observe_event_age(&run.shared.metrics.event_age, group, now_ms);
     // Debug, not info: the normal path, thousands a second per pod; the metrics count it.
     tracing::debug!(partition = run.owned.partition, out_order_no = %order, offset = group.last().map(|j| j.record.offset), status = %body.status, attempts, events = group.len(), "acknowledged by WeChat Pay");
@@ -330,9 +346,11 @@ fn acknowledged(run: &mut Run<'_>, order: &str, group: &[Job], body: &Body, atte
     // the order's next record: losing it costs at most a duplicate post of the same body after a
     // crash, and saves a changelog write per post.
     if body.status == crate::snapshot::Status::PaySuccess {
-        run.owned
-            .sink
-            .queue_state(order, &run.state.record_bytes(order));
+        run.owned.sink.queue_state_with(
+            order,
+            &run.state.record_bytes(order),
+            run.state.deliveries.header_value().as_deref(),
+        );
     }
     run.done.extend(group.iter().map(|j| j.record.offset));
 }
@@ -362,9 +380,11 @@ async fn undo(run: &mut Run<'_>, order: &str, before: OrderState, changed: bool)
         return true;
     }
     if run.cancel.is_cancelled() {
-        run.owned
-            .sink
-            .queue_state(order, &run.state.record_bytes(order));
+        run.owned.sink.queue_state_with(
+            order,
+            &run.state.record_bytes(order),
+            run.state.deliveries.header_value().as_deref(),
+        );
         return false;
     }
     run.write_state(order).await

@@ -455,7 +455,12 @@ impl PartitionWorker {
                 Some(state) => {
                     owned
                         .sink
-                        .write_state(key, &state.record_bytes(key), stop)
+                        .write_state_with(
+                            key,
+                            &state.record_bytes(key),
+                            state.deliveries.header_value().as_deref(),
+                            stop,
+                        )
                         .await
                 }
                 None => owned.sink.tombstone(key, stop).await,

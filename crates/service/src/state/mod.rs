@@ -7,6 +7,6 @@ mod sink;
 
 pub use restore::{restore_partition, Owner, ReadToEndContext, Restored};
 pub use sink::{
-    producer, producer_reporting, Cancelled, SharedProducer, Sink, EPOCH_HEADER, FENCE_HEADER,
-    FENCE_KEY,
+    producer, producer_reporting, Cancelled, SharedProducer, Sink, DELIVERIES_HEADER, EPOCH_HEADER,
+    FENCE_HEADER, FENCE_KEY,
 };

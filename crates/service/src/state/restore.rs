@@ -25,7 +25,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::sink::{EPOCH_HEADER, FENCE_HEADER, FENCE_KEY};
+use super::sink::{DELIVERIES_HEADER, EPOCH_HEADER, FENCE_HEADER, FENCE_KEY};
 use crate::clock::Cancel;
 use crate::snapshot::OrderState;
 
@@ -232,6 +232,9 @@ fn apply(
         Some(bytes) => match OrderState::from_record_bytes(bytes) {
             Ok((no, mut state)) if no == key => {
                 state.changed_at = changed_at(m.timestamp());
+                if let Some(d) = header(m, DELIVERIES_HEADER) {
+                    state.deliveries = crate::snapshot::Deliveries::from_header(d);
+                }
                 into.orders.insert(key.into(), Box::new(state));
             }
             Ok(_) | Err(_) => {

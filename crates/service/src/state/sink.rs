@@ -182,6 +182,11 @@ pub const TRUNCATED_DEAD_LETTER_BYTES: usize = 16 * 1024;
 
 /// Header of every changelog record: the owner epoch of the writer (decimal).
 pub const EPOCH_HEADER: &str = "catering-sync.epoch";
+
+/// The order's last acknowledged posts (status, time, Request-ID) on its changelog records, a
+/// JSON array. A header, not a record field: readers of earlier releases, whose record decoding
+/// refuses unknown fields, ignore it, so a rolling upgrade or a rollback restores every record.
+pub const DELIVERIES_HEADER: &str = "catering-sync.deliveries";
 /// Header of a fence record: the token of the owner that wrote it.
 pub const FENCE_HEADER: &str = "catering-sync.fence";
 /// Key of fence records: longer than any `out_order_no` (64 characters at most), so it can never
@@ -390,11 +395,23 @@ impl Sink {
     }
 
     fn epoch_headers(&self) -> OwnedHeaders {
+        self.state_headers(None)
+    }
+
+    /// The epoch, and the order's acknowledged posts when it has some ([`DELIVERIES_HEADER`]).
+    fn state_headers(&self, deliveries: Option<&[u8]>) -> OwnedHeaders {
         let epoch = self.epoch().to_string();
-        OwnedHeaders::new_with_capacity(1).insert(Header {
+        let headers = OwnedHeaders::new_with_capacity(2).insert(Header {
             key: EPOCH_HEADER,
             value: Some(epoch.as_bytes()),
-        })
+        });
+        match deliveries {
+            Some(d) => headers.insert(Header {
+                key: DELIVERIES_HEADER,
+                value: Some(d),
+            }),
+            None => headers,
+        }
     }
 
     /// Write an order's state to this partition of the changelog.
@@ -402,6 +419,18 @@ impl Sink {
         &self,
         out_order_no: &str,
         value: &[u8],
+        cancel: &mut Cancel,
+    ) -> Result<(), Cancelled> {
+        self.write_state_with(out_order_no, value, None, cancel)
+            .await
+    }
+
+    /// As [`Self::write_state`], with the order's acknowledged posts as a header.
+    pub async fn write_state_with(
+        &self,
+        out_order_no: &str,
+        value: &[u8],
+        deliveries: Option<&[u8]>,
         cancel: &mut Cancel,
     ) -> Result<(), Cancelled> {
         let key = out_order_no.as_bytes();
@@ -412,7 +441,7 @@ impl Sink {
                     .partition(self.partition)
                     .key(key)
                     .payload(value)
-                    .headers(self.epoch_headers())
+                    .headers(self.state_headers(deliveries))
             },
             cancel,
         )
@@ -426,11 +455,16 @@ impl Sink {
     /// it. For the acknowledged digest, whose loss costs at most a duplicate post of the same
     /// body, so it is never retried (a retry could land after a newer record of the order).
     pub fn queue_state(&self, out_order_no: &str, value: &[u8]) {
+        self.queue_state_with(out_order_no, value, None);
+    }
+
+    /// As [`Self::queue_state`], with the order's acknowledged posts as a header.
+    pub fn queue_state_with(&self, out_order_no: &str, value: &[u8], deliveries: Option<&[u8]>) {
         let record = BaseRecord::with_opaque_to(&self.changelog_topic, self.pending())
             .partition(self.partition)
             .key(out_order_no.as_bytes())
             .payload(value)
-            .headers(self.epoch_headers());
+            .headers(self.state_headers(deliveries));
         if !self.lease_holds() {
             return;
         }
