@@ -238,8 +238,9 @@ pub struct MemoryResult {
     pub body_bytes: usize,
 }
 
-/// Track `orders` orders of `dishes` dishes each (both events applied and acknowledged) in a
-/// map keyed by order number, as the pipeline does, and measure the resident growth.
+/// Track `orders` orders of `dishes` dishes each (both events applied and acknowledged, each
+/// post remembered in the delivery history with a Request-ID of WeChat Pay's length) in a map
+/// keyed by order number, as the pipeline does, and measure the resident growth.
 pub fn state_memory(orders: usize, dishes: usize) -> anyhow::Result<MemoryResult> {
     use crate::event::{decode, DecodeLimits};
     use crate::snapshot::{Defaults, OrderState};
@@ -259,6 +260,12 @@ pub fn state_memory(orders: usize, dishes: usize) -> anyhow::Result<MemoryResult
             if let Some(body) = state.body() {
                 body_bytes = body.bytes.len();
                 state.mark_acked(&body, 0);
+                let request_id = format!("08{:016X}{:016X}{:014X}", i, i, i);
+                state.deliveries.push(crate::snapshot::Delivery::new(
+                    body.status,
+                    1_764_218_096_000,
+                    Some(&request_id),
+                ));
             }
         }
     }

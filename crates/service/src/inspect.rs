@@ -22,6 +22,7 @@ use crate::config::KafkaConfig;
 use crate::dead_letter::header;
 use crate::pipeline::kafka;
 use crate::replay::{read_topic_where, DeadLetterRecord};
+use crate::state::{EPOCH_HEADER, FENCE_KEY};
 
 /// Fields of a snapshot never printed: the guest's session token and identities.
 const REDACTED: [&str; 3] = ["login_token", "openid", "sub_openid"];
@@ -46,6 +47,11 @@ pub struct StateSeen {
     pub partition: i32,
     /// Changelog offset of the record.
     pub offset: i64,
+    /// The owner epoch of the member that wrote it (0: a release without epochs).
+    pub epoch: u64,
+    /// Later records of the order passed over, as a restore passes them over: written by a
+    /// member after a newer owner had fenced the partition (a zombie's writes).
+    pub fenced_records: u64,
     /// When it was written (RFC 3339), when the broker gives a timestamp.
     pub written_at: Option<String>,
     /// `acknowledged` (the body it describes was acknowledged: its digest is in the record),
@@ -128,10 +134,10 @@ pub async fn show(cfg: &KafkaConfig, out_order_no: &str) -> Result<OrderReport, 
     let dead = tokio::task::spawn_blocking(move || dead_letters(&c, &no)).await??;
     let state = match state {
         None => None,
-        Some(record) => {
-            let (c, p) = (cfg.clone(), record.partition);
+        Some(newest) => {
+            let (c, p) = (cfg.clone(), newest.record.partition);
             let committed = tokio::task::spawn_blocking(move || committed_offset(&c, p)).await?;
-            Some(seen(&record, committed))
+            Some(seen(&newest, committed))
         }
     };
     Ok(OrderReport {
@@ -151,15 +157,58 @@ fn read_error(topic: &str) -> impl FnOnce(rdkafka::error::KafkaError) -> Inspect
     }
 }
 
-/// The order's latest record in the changelog (the order is its key), tombstones included.
-fn latest_state(cfg: &KafkaConfig, no: &str) -> Result<Option<DeadLetterRecord>, InspectError> {
+/// The order's latest record in the changelog (the order is its key), tombstones included, as
+/// a restore would take it: the fence records are read too, so a zombie's write is passed over.
+fn latest_state(cfg: &KafkaConfig, no: &str) -> Result<Option<Newest>, InspectError> {
     let topic = &cfg.changelog_topic;
     let records = read_topic_where(cfg, topic, READ_DEADLINE, |m| {
-        m.key() == Some(no.as_bytes())
+        m.key() == Some(no.as_bytes()) || m.key() == Some(FENCE_KEY.as_bytes())
     })
     .map_err(read_error(topic))?;
-    // Read in offset order per partition; the order lives in one partition.
-    Ok(records.into_iter().max_by_key(|r| r.offset))
+    Ok(newest_unfenced(records, no))
+}
+
+/// The order's newest record a restore keeps, with its writer's epoch and how many newer ones
+/// it passed over.
+#[derive(Debug)]
+struct Newest {
+    record: DeadLetterRecord,
+    epoch: u64,
+    fenced: u64,
+}
+
+/// The restore's rule (see [`crate::state::restore`]): in log order, a record whose epoch is
+/// below the highest epoch read before it was written by an owner fenced out already (a
+/// zombie's write): passed over. Records of a release without epochs count as epoch 0.
+fn newest_unfenced(mut records: Vec<DeadLetterRecord>, no: &str) -> Option<Newest> {
+    let epoch_of = |r: &DeadLetterRecord| {
+        r.header(EPOCH_HEADER)
+            .and_then(|e| e.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // The order lives in one partition; read it in offset order.
+    records.sort_by_key(|r| (r.partition, r.offset));
+    let partition = records
+        .iter()
+        .find(|r| r.key.as_deref() == Some(no.as_bytes()))?
+        .partition;
+    let (mut max_epoch, mut fenced, mut newest) = (0, 0, None);
+    for r in records.into_iter().filter(|r| r.partition == partition) {
+        let epoch = epoch_of(&r);
+        if r.key.as_deref() == Some(FENCE_KEY.as_bytes()) {
+            max_epoch = max_epoch.max(epoch);
+        } else if epoch < max_epoch {
+            fenced += 1;
+        } else {
+            max_epoch = epoch;
+            newest = Some((r, epoch));
+        }
+    }
+    newest.map(|(record, epoch)| Newest {
+        record,
+        epoch,
+        fenced,
+    })
 }
 
 /// Every dead letter whose key or event names the order.
@@ -224,7 +273,8 @@ fn rfc3339_ms(ms: i64) -> Option<String> {
 }
 
 /// The record as support reads it.
-fn seen(r: &DeadLetterRecord, committed_input_offset: Option<i64>) -> StateSeen {
+fn seen(newest: &Newest, committed_input_offset: Option<i64>) -> StateSeen {
+    let r = &newest.record;
     let record: Option<Value> = r
         .value
         .as_deref()
@@ -250,6 +300,8 @@ fn seen(r: &DeadLetterRecord, committed_input_offset: Option<i64>) -> StateSeen 
     StateSeen {
         partition: r.partition,
         offset: r.offset,
+        epoch: newest.epoch,
+        fenced_records: newest.fenced,
         written_at: r.timestamp_ms.filter(|t| *t > 0).and_then(rfc3339_ms),
         kind,
         status: snapshot
@@ -337,12 +389,20 @@ impl std::fmt::Display for OrderReport {
         if let Some(s) = &self.state {
             writeln!(
                 f,
-                "  changelog: partition {} offset {} ({}), written {}",
+                "  changelog: partition {} offset {} ({}), written {} by owner epoch {}",
                 s.partition,
                 s.offset,
                 s.kind,
-                s.written_at.as_deref().unwrap_or("?")
+                s.written_at.as_deref().unwrap_or("?"),
+                s.epoch
             )?;
+            if s.fenced_records > 0 {
+                writeln!(
+                    f,
+                    "  passed over: {} later record(s) of the order written after a newer owner's fence (a previous owner's writes; a restore ignores them too)",
+                    s.fenced_records
+                )?;
+            }
             writeln!(f, "  status: {}", s.status.as_deref().unwrap_or("none"))?;
             writeln!(
                 f,
@@ -409,6 +469,47 @@ impl std::fmt::Display for OrderReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(offset: i64, key: &str, epoch: Option<u64>, value: &str) -> DeadLetterRecord {
+        DeadLetterRecord {
+            partition: 3,
+            offset,
+            key: Some(key.as_bytes().to_vec()),
+            value: Some(value.as_bytes().to_vec()),
+            headers: epoch
+                .map(|e| vec![(EPOCH_HEADER.to_string(), e.to_string().into_bytes())])
+                .unwrap_or_default(),
+            timestamp_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_zombies_write_after_a_newer_fence_is_not_the_order_shown() {
+        let records = vec![
+            record(0, "A", None, "from a release without epochs"),
+            record(1, FENCE_KEY, Some(5), "fence"),
+            record(2, "A", Some(5), "the owner's"),
+            record(3, FENCE_KEY, Some(9), "a newer owner's fence"),
+            // The previous owner, not yet aware, writes after the fence: passed over.
+            record(4, "A", Some(5), "a zombie's"),
+        ];
+        let newest = newest_unfenced(records.clone(), "A").unwrap();
+        assert_eq!(newest.record.offset, 2);
+        assert_eq!((newest.epoch, newest.fenced), (5, 1));
+        // The newer owner writes: that one is shown.
+        let mut more = records;
+        more.push(record(5, "A", Some(9), "the newer owner's"));
+        let newest = newest_unfenced(more.clone(), "A").unwrap();
+        assert_eq!((newest.record.offset, newest.epoch, newest.fenced), (5, 9, 1));
+        // Unordered input is read in log order; an order never written is not there.
+        more.reverse();
+        assert_eq!(newest_unfenced(more.clone(), "A").unwrap().record.offset, 5);
+        assert!(newest_unfenced(more, "B").is_none());
+        // Records without epochs only (a previous release): the newest.
+        let old = vec![record(0, "A", None, "1"), record(1, "A", None, "2")];
+        let newest = newest_unfenced(old, "A").unwrap();
+        assert_eq!((newest.record.offset, newest.epoch), (1, 0));
+    }
 
     #[test]
     fn redaction_reaches_every_depth() {

@@ -160,6 +160,16 @@ pub struct OrderState {
 /// Acknowledged posts an order remembers (newest last, the oldest dropped first).
 pub const MAX_DELIVERIES: usize = 4;
 
+/// Bytes of a `Request-ID` an order remembers. WeChat Pay's are about 50 ASCII characters; the
+/// header comes unsigned off the wire, so a longer one is cut rather than carried on every later
+/// changelog record of the order, and anything but printable ASCII other than `"` and `\` (which
+/// JSON would escape, up to six bytes each) is kept as `?`.
+pub const MAX_REQUEST_ID_BYTES: usize = 64;
+
+/// The most the deliveries header can take (four posts, each with the longest `Request-ID`
+/// and the widest status and time): what a changelog record's size budget sets aside for it.
+pub const MAX_DELIVERIES_HEADER_BYTES: usize = 1024;
+
 /// One post WeChat Pay acknowledged with a verified 204.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Delivery {
@@ -185,6 +195,30 @@ impl PartialEq for Deliveries {
 
 impl Eq for Deliveries {}
 
+impl Delivery {
+    /// One acknowledged post, its `Request-ID` cut to [`MAX_REQUEST_ID_BYTES`].
+    pub fn new(status: Status, at_ms: u64, request_id: Option<&str>) -> Self {
+        Self {
+            status,
+            at_ms,
+            request_id: request_id.map(bounded),
+        }
+    }
+}
+
+/// A `Request-ID` as an order keeps it: its first [`MAX_REQUEST_ID_BYTES`] characters, each
+/// printable ASCII other than `"` and `\\`, or `?`.
+fn bounded(id: &str) -> Box<str> {
+    id.chars()
+        .take(MAX_REQUEST_ID_BYTES)
+        .map(|c| match c {
+            '"' | '\\' => '?',
+            c if c.is_ascii_graphic() || c == ' ' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
 impl Deliveries {
     /// Remember one more, dropping the oldest beyond [`MAX_DELIVERIES`].
     pub fn push(&mut self, d: Delivery) {
@@ -194,9 +228,14 @@ impl Deliveries {
         self.0.push(d);
     }
 
-    /// The changelog header value (a JSON array), or `None` when there is nothing to carry.
+    /// The changelog header value (a JSON array), or `None` when there is nothing to carry (or,
+    /// which cannot happen for these types, it could not be written: no header rather than an
+    /// empty one).
     pub fn header_value(&self) -> Option<Vec<u8>> {
-        (!self.0.is_empty()).then(|| serde_json::to_vec(&self.0).unwrap_or_default())
+        if self.0.is_empty() {
+            return None;
+        }
+        serde_json::to_vec(&self.0).ok()
     }
 
     /// Read a header value back; anything unreadable is no history (it is never what the order
@@ -205,6 +244,9 @@ impl Deliveries {
         let mut list: Vec<Delivery> = serde_json::from_slice(value).unwrap_or_default();
         let skip = list.len().saturating_sub(MAX_DELIVERIES);
         list.drain(..skip);
+        for d in &mut list {
+            d.request_id = d.request_id.as_deref().map(bounded);
+        }
         Self(list)
     }
 }

@@ -254,6 +254,43 @@ mod tests {
     }
 
     #[test]
+    fn a_request_id_off_the_wire_is_cut_so_the_history_header_stays_small() {
+        use crate::snapshot::order::{
+            Deliveries, Delivery, MAX_DELIVERIES, MAX_DELIVERIES_HEADER_BYTES, MAX_REQUEST_ID_BYTES,
+        };
+        use crate::snapshot::Status;
+        // An unsigned header of any length (a proxy, a broken gateway): at most 64 bytes kept,
+        // anything JSON would escape or that is not ASCII as `?`.
+        let long = "R".repeat(100_000);
+        let d = Delivery::new(Status::PaySuccess, 1, Some(&long));
+        assert_eq!(d.request_id.as_deref(), Some(&long[..MAX_REQUEST_ID_BYTES]));
+        let odd = format!("a\"b\\c\u{1}é{}", "x".repeat(MAX_REQUEST_ID_BYTES));
+        let d = Delivery::new(Status::PaySuccess, 1, Some(&odd));
+        let kept = d.request_id.as_deref().unwrap();
+        assert_eq!(kept.len(), MAX_REQUEST_ID_BYTES);
+        assert!(kept.starts_with("a?b?c??x"), "{kept}");
+        let short = "08F0A3B8A10610D0021858C8E1C30E20D3CF2828DA8D01-0";
+        assert_eq!(
+            Delivery::new(Status::CreateDeal, 1, Some(short)).request_id.as_deref(),
+            Some(short),
+            "a real one is kept whole"
+        );
+        // The worst case the header can reach: four posts, each with the longest Request-ID of
+        // characters JSON escapes.
+        let quotes = "\"".repeat(1000);
+        let mut all = Deliveries::default();
+        for _ in 0..MAX_DELIVERIES {
+            all.push(Delivery::new(Status::PaySuccess, u64::MAX, Some(&quotes)));
+        }
+        let bytes = all.header_value().unwrap();
+        assert!(bytes.len() <= MAX_DELIVERIES_HEADER_BYTES, "{}", bytes.len());
+        // A header written by anything else is cut the same way when it is read back.
+        let header = format!(r#"[{{"status":"PAY_SUCCESS","at_ms":1,"request_id":"{long}"}}]"#);
+        let back = Deliveries::from_header(header.as_bytes());
+        assert_eq!(back.0[0].request_id.as_deref().map(str::len), Some(MAX_REQUEST_ID_BYTES));
+    }
+
+    #[test]
     fn decoding_keeps_the_record_rules() {
         let state = OrderState::default();
         let good = String::from_utf8(state.record_bytes("A-1")).unwrap();

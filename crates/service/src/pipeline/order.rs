@@ -332,11 +332,11 @@ fn acknowledged(
     crash_point(CrashPoint::AfterAck);
     let now_ms = crate::clock::unix_millis();
     run.state.mark_acked(body, now_ms);
-    run.state.deliveries.push(crate::snapshot::Delivery {
-        status: body.status,
-        at_ms: now_ms,
-        request_id: request_id.map(String::into_boxed_str),
-    });
+    run.state.deliveries.push(crate::snapshot::Delivery::new(
+        body.status,
+        now_ms,
+        request_id.as_deref(),
+    ));
     observe_event_age(&run.shared.metrics.event_age, group, now_ms);
     // Debug, not info: the normal path, thousands a second per pod; the metrics count it.
     tracing::debug!(partition = run.owned.partition, out_order_no = %order, offset = group.last().map(|j| j.record.offset), status = %body.status, attempts, events = group.len(), "acknowledged by WeChat Pay");

@@ -225,33 +225,100 @@ fn apply(
     partition: i32,
     into: &mut Restored,
 ) {
-    match m.payload() {
-        None => {
-            into.orders.remove(key);
+    let record = Record {
+        key,
+        value: m.payload(),
+        timestamp: m.timestamp(),
+        deliveries: header(m, DELIVERIES_HEADER),
+    };
+    if !apply_record(&record, into) {
+        into.unreadable += 1;
+        tracing::warn!(
+            partition,
+            offset = m.offset(),
+            "unreadable changelog record skipped"
+        );
+    }
+}
+
+/// The parts of a changelog record a restore reads.
+struct Record<'a> {
+    key: &'a str,
+    value: Option<&'a [u8]>,
+    timestamp: rdkafka::Timestamp,
+    deliveries: Option<&'a [u8]>,
+}
+
+/// Apply one state record or tombstone; false when it is not a readable record of its key.
+fn apply_record(r: &Record<'_>, into: &mut Restored) -> bool {
+    let Some(bytes) = r.value else {
+        into.orders.remove(r.key);
+        return true;
+    };
+    match OrderState::from_record_bytes(bytes) {
+        Ok((no, mut state)) if *no == *r.key => {
+            state.changed_at = changed_at(r.timestamp);
+            if let Some(d) = r.deliveries {
+                state.deliveries = crate::snapshot::Deliveries::from_header(d);
+            }
+            into.orders.insert(r.key.into(), Box::new(state));
+            true
         }
-        Some(bytes) => match OrderState::from_record_bytes(bytes) {
-            Ok((no, mut state)) if no == key => {
-                state.changed_at = changed_at(m.timestamp());
-                if let Some(d) = header(m, DELIVERIES_HEADER) {
-                    state.deliveries = crate::snapshot::Deliveries::from_header(d);
-                }
-                into.orders.insert(key.into(), Box::new(state));
-            }
-            Ok(_) | Err(_) => {
-                into.unreadable += 1;
-                tracing::warn!(
-                    partition,
-                    offset = m.offset(),
-                    "unreadable changelog record skipped"
-                );
-            }
-        },
+        Ok(_) | Err(_) => false,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use rdkafka::Timestamp;
+
+    use super::{apply_record, Record, Restored};
+    use crate::snapshot::{Delivery, OrderState, Status};
+
+    #[test]
+    fn a_record_restores_its_delivery_history_from_its_header_and_none_without() {
+        let mut state = OrderState::default();
+        state.deliveries.push(Delivery::new(Status::CreateDeal, 1, Some("08-A")));
+        state.deliveries.push(Delivery::new(Status::PaySuccess, 2, Some("08-B")));
+        let value = state.record_bytes("R-1");
+        let header = state.deliveries.header_value().unwrap();
+        let record = |deliveries| Record {
+            key: "R-1",
+            value: Some(&value),
+            timestamp: Timestamp::CreateTime(5),
+            deliveries,
+        };
+        let mut into = Restored::default();
+        assert!(apply_record(&record(Some(&header)), &mut into));
+        let back = &into.orders["R-1"].deliveries.0;
+        assert_eq!(back, &state.deliveries.0, "the history comes back whole");
+        // Without the header (a record of the previous release, or one at the size limit): the
+        // order is restored, with no history; a later record with one brings it back.
+        assert!(apply_record(&record(None), &mut into));
+        assert!(into.orders["R-1"].deliveries.0.is_empty());
+        assert_eq!(*into.orders["R-1"], state, "the same order either way");
+        // An unreadable header is no history, never an unreadable record.
+        assert!(apply_record(&record(Some(b"{not json")), &mut into));
+        assert!(into.orders["R-1"].deliveries.0.is_empty());
+        // A tombstone forgets the order; a record of another key is unreadable.
+        assert!(apply_record(
+            &Record {
+                key: "R-1",
+                value: None,
+                timestamp: Timestamp::NotAvailable,
+                deliveries: None
+            },
+            &mut into
+        ));
+        assert!(into.orders.is_empty());
+        assert!(!apply_record(
+            &Record {
+                key: "R-2",
+                ..record(Some(&header))
+            },
+            &mut into
+        ));
+    }
 
     #[test]
     fn a_restored_order_changed_when_its_record_was_written() {

@@ -8,7 +8,7 @@
 //! `catering-sync.epoch` header; a restore ignores records whose epoch is below a fence already
 //! read (see [`super::restore`]).
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 // Flushed from blocking tasks, so real time (see `crate::clock`).
 use std::time::{Duration, Instant};
@@ -205,6 +205,20 @@ pub struct Sink {
     lease: Option<Arc<Lease>>,
     /// Writes of this partition queued or on the wire, not yet answered.
     unanswered: Arc<AtomicI64>,
+    /// The largest state record (key, value and delivery history) that is written with its
+    /// history; above it the history is left off (see [`Self::with_history`]).
+    history_limit: Arc<AtomicUsize>,
+}
+
+/// The record size up to which an order's delivery history rides on its state record: Kafka's
+/// default topic `max.message.bytes` (1,048,588), less room for the batch framing and the epoch
+/// header, and never above the producer's own `message.max.bytes` less the same room. A topic
+/// configured smaller is learnt from its first refusal.
+const DEFAULT_TOPIC_MAX_MESSAGE_BYTES: usize = 1_048_588;
+const RECORD_FRAMING: usize = 1024;
+
+fn refused(history_limit: &AtomicUsize, size: usize) {
+    history_limit.fetch_min(size.saturating_sub(1), Ordering::Relaxed);
 }
 
 /// A write that did not happen because the partition is being given up.
@@ -214,13 +228,17 @@ pub struct Cancelled;
 /// Why `send_acked` stopped without an acknowledgement.
 enum Stop {
     Cancelled,
-    /// A dead letter too large for the topic: write a truncated copy instead.
+    /// A dead letter too large for the topic (write a truncated copy instead), or a state record
+    /// too large with its delivery history (write it without).
     TooLarge,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     State,
+    /// A state record with the order's delivery history: one the broker refuses as too large is
+    /// written again without the history.
+    StateWithHistory,
     Tombstone,
     Fence,
     DeadLetter,
@@ -231,7 +249,7 @@ enum Kind {
 impl Kind {
     fn label(self) -> &'static str {
         match self {
-            Self::State => "changelog record",
+            Self::State | Self::StateWithHistory => "changelog record",
             Self::Tombstone => "changelog tombstone",
             Self::Fence => "changelog fence",
             Self::DeadLetter => "dead letter",
@@ -242,7 +260,9 @@ impl Kind {
     fn topic(self) -> StateTopic {
         match self {
             Self::DeadLetter | Self::TruncatedDeadLetter => StateTopic::DeadLetter,
-            Self::State | Self::Tombstone | Self::Fence => StateTopic::Changelog,
+            Self::State | Self::StateWithHistory | Self::Tombstone | Self::Fence => {
+                StateTopic::Changelog
+            }
         }
     }
 }
@@ -259,15 +279,35 @@ impl Sink {
         lease: Option<Arc<Lease>>,
     ) -> Self {
         Self {
-            producer,
             changelog_topic,
             dlq_topic,
             partition,
             epoch: AtomicU64::new(0),
             metrics,
+            history_limit: Arc::new(AtomicUsize::new(
+                DEFAULT_TOPIC_MAX_MESSAGE_BYTES
+                    .min(producer.context().max_message_bytes)
+                    .saturating_sub(RECORD_FRAMING),
+            )),
+            producer,
             lease,
             unanswered: Arc::new(AtomicI64::new(0)),
         }
+    }
+
+    /// The history to write with a state record of `key` and `value`: none when the record
+    /// would grow past what the changelog takes. The history is support's bookkeeping, never
+    /// what the order is, so an order near the size limit is written without it rather than
+    /// refused (and its partition stalled).
+    fn with_history<'h>(&self, key: &[u8], value: &[u8], history: Option<&'h [u8]>) -> Option<&'h [u8]> {
+        history.filter(|h| {
+            key.len() + value.len() + h.len() <= self.history_limit.load(Ordering::Relaxed)
+        })
+    }
+
+    /// The changelog refused a record of `size` bytes with its history: no larger one carries it.
+    fn history_refused(&self, size: usize) {
+        refused(&self.history_limit, size);
     }
 
     fn lease_holds(&self) -> bool {
@@ -358,7 +398,8 @@ impl Sink {
                 Err(e) => e,
             };
             let code = e.rdkafka_error_code();
-            let truncating = kind == Kind::DeadLetter && is_too_large(code);
+            let truncating =
+                matches!(kind, Kind::DeadLetter | Kind::StateWithHistory) && is_too_large(code);
             events::StateWriteFailed {
                 topic: kind.topic(),
                 kind: failure_kind(code),
@@ -426,28 +467,37 @@ impl Sink {
     }
 
     /// As [`Self::write_state`], with the order's acknowledged posts as a header.
-    pub async fn write_state_with(
-        &self,
-        out_order_no: &str,
-        value: &[u8],
-        deliveries: Option<&[u8]>,
+    pub async fn write_state_with<'a>(
+        &'a self,
+        out_order_no: &'a str,
+        value: &'a [u8],
+        deliveries: Option<&'a [u8]>,
         cancel: &mut Cancel,
     ) -> Result<(), Cancelled> {
         let key = out_order_no.as_bytes();
-        self.send_acked(
-            Kind::State,
-            || {
+        let record = |history: Option<&'a [u8]>| {
+            move || {
                 BaseRecord::with_opaque_to(&self.changelog_topic, self.pending())
                     .partition(self.partition)
                     .key(key)
                     .payload(value)
-                    .headers(self.state_headers(deliveries))
-            },
-            cancel,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|_| Cancelled)
+                    .headers(self.state_headers(history))
+            }
+        };
+        if let Some(h) = self.with_history(key, value, deliveries) {
+            match self
+                .send_acked(Kind::StateWithHistory, record(Some(h)), cancel)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(Stop::Cancelled) => return Err(Cancelled),
+                Err(Stop::TooLarge) => self.history_refused(key.len() + value.len() + h.len()),
+            }
+        }
+        self.send_acked(Kind::State, record(None), cancel)
+            .await
+            .map(|_| ())
+            .map_err(|_| Cancelled)
     }
 
     /// Queue an order's state record now, without waiting for its acknowledgement: it is written
@@ -460,11 +510,13 @@ impl Sink {
 
     /// As [`Self::queue_state`], with the order's acknowledged posts as a header.
     pub fn queue_state_with(&self, out_order_no: &str, value: &[u8], deliveries: Option<&[u8]>) {
+        let key = out_order_no.as_bytes();
+        let history = self.with_history(key, value, deliveries);
         let record = BaseRecord::with_opaque_to(&self.changelog_topic, self.pending())
             .partition(self.partition)
-            .key(out_order_no.as_bytes())
+            .key(key)
             .payload(value)
-            .headers(self.state_headers(deliveries));
+            .headers(self.state_headers(history));
         if !self.lease_holds() {
             return;
         }
@@ -472,6 +524,7 @@ impl Sink {
             Ok(delivery) => {
                 let metrics = self.metrics.clone();
                 let partition = self.partition;
+                let with_history = history.map(|h| (self.history_limit.clone(), key.len() + value.len() + h.len()));
                 tokio::spawn(async move {
                     match delivery.await {
                         Ok(Ok(_)) => {
@@ -481,6 +534,10 @@ impl Sink {
                             );
                         }
                         Ok(Err(e)) => {
+                            if let Some((limit, size)) = with_history.filter(|_| is_too_large(e.rdkafka_error_code())) {
+                                // Later records of the partition leave the history off.
+                                refused(&limit, size);
+                            }
                             tracing::warn!(partition, error = %e, "changelog record not written (costs a duplicate post of the same body after a restart)")
                         }
                         Err(_) => {}

@@ -217,7 +217,8 @@ pub struct StateWriteFailed<'a> {
     pub partition: i32,
     /// Retrying will not cure it (the pod is not ready while it lasts).
     pub permanent: bool,
-    /// A dead letter too large for its topic: a truncated copy is written instead of a retry.
+    /// A dead letter too large for its topic (a truncated copy is written instead of a retry),
+    /// or a changelog record too large with its delivery history (written again without it).
     pub truncating: bool,
     /// The producer's error.
     pub error: &'a dyn std::error::Error,
@@ -229,7 +230,14 @@ impl Emit for StateWriteFailed<'_> {
             .state_write_failures
             .with_label_values(&[self.topic.as_str(), self.kind.as_str()])
             .inc();
-        if self.truncating {
+        if self.truncating && self.topic == StateTopic::Changelog {
+            tracing::warn!(
+                target: "catering_sync_service::state::sink",
+                error = %self.error,
+                partition = self.partition,
+                "changelog record too large with its delivery history: writing it without the history (order show will not list those posts)"
+            );
+        } else if self.truncating {
             tracing::warn!(
                 target: "catering_sync_service::state::sink",
                 error = %self.error,
