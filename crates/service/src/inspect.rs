@@ -500,7 +500,10 @@ mod tests {
         let mut more = records;
         more.push(record(5, "A", Some(9), "the newer owner's"));
         let newest = newest_unfenced(more.clone(), "A").unwrap();
-        assert_eq!((newest.record.offset, newest.epoch, newest.fenced), (5, 9, 1));
+        assert_eq!(
+            (newest.record.offset, newest.epoch, newest.fenced),
+            (5, 9, 1)
+        );
         // Unordered input is read in log order; an order never written is not there.
         more.reverse();
         assert_eq!(newest_unfenced(more.clone(), "A").unwrap().record.offset, 5);

@@ -160,7 +160,9 @@ async fn an_order_at_the_record_size_limit_is_written_without_its_delivery_histo
     );
     let app = RunningApp::start(&text).await;
     let small = gen_orders("SZH-SMALL", 1);
-    broker.produce_batch(&names.input, interleave(&small, 0)).await;
+    broker
+        .produce_batch(&names.input, interleave(&small, 0))
+        .await;
     // One event at a time, each acknowledged before the next: the history grows by one post.
     let mut ends = std::collections::BTreeMap::new();
     for (i, e) in events.iter().enumerate() {
@@ -185,7 +187,10 @@ async fn an_order_at_the_record_size_limit_is_written_without_its_delivery_histo
     })
     .await;
     assert!(committed, "the partition's commit passes the big order");
-    assert!(check_delivered(&sandbox, &small).is_ok(), "the small order delivered");
+    assert!(
+        check_delivered(&sandbox, &small).is_ok(),
+        "the small order delivered"
+    );
     assert_eq!(sandbox.posts(no).len(), 4, "one post per change");
     assert_eq!(app.readyz().await, 200, "ready: nothing was refused");
     let changelog = broker.read_all(&names.changelog).await;
@@ -203,10 +208,16 @@ async fn an_order_at_the_record_size_limit_is_written_without_its_delivery_histo
         "the big order's last record leaves its history off"
     );
     assert!(
-        has(newest(&small[0].no), catering_sync::state::DELIVERIES_HEADER),
+        has(
+            newest(&small[0].no),
+            catering_sync::state::DELIVERIES_HEADER
+        ),
         "a small order keeps its history"
     );
-    assert!(broker.read_all(&names.dlq).await.is_empty(), "nothing dead-lettered");
+    assert!(
+        broker.read_all(&names.dlq).await.is_empty(),
+        "nothing dead-lettered"
+    );
     app.stop().await.unwrap();
     sandbox.shutdown().await;
 }

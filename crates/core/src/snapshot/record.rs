@@ -271,7 +271,9 @@ mod tests {
         assert!(kept.starts_with("a?b?c??x"), "{kept}");
         let short = "08F0A3B8A10610D0021858C8E1C30E20D3CF2828DA8D01-0";
         assert_eq!(
-            Delivery::new(Status::CreateDeal, 1, Some(short)).request_id.as_deref(),
+            Delivery::new(Status::CreateDeal, 1, Some(short))
+                .request_id
+                .as_deref(),
             Some(short),
             "a real one is kept whole"
         );
@@ -283,11 +285,18 @@ mod tests {
             all.push(Delivery::new(Status::PaySuccess, u64::MAX, Some(&quotes)));
         }
         let bytes = all.header_value().unwrap();
-        assert!(bytes.len() <= MAX_DELIVERIES_HEADER_BYTES, "{}", bytes.len());
+        assert!(
+            bytes.len() <= MAX_DELIVERIES_HEADER_BYTES,
+            "{}",
+            bytes.len()
+        );
         // A header written by anything else is cut the same way when it is read back.
         let header = format!(r#"[{{"status":"PAY_SUCCESS","at_ms":1,"request_id":"{long}"}}]"#);
         let back = Deliveries::from_header(header.as_bytes());
-        assert_eq!(back.0[0].request_id.as_deref().map(str::len), Some(MAX_REQUEST_ID_BYTES));
+        assert_eq!(
+            back.0[0].request_id.as_deref().map(str::len),
+            Some(MAX_REQUEST_ID_BYTES)
+        );
     }
 
     #[test]

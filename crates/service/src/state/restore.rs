@@ -278,8 +278,12 @@ mod tests {
     #[test]
     fn a_record_restores_its_delivery_history_from_its_header_and_none_without() {
         let mut state = OrderState::default();
-        state.deliveries.push(Delivery::new(Status::CreateDeal, 1, Some("08-A")));
-        state.deliveries.push(Delivery::new(Status::PaySuccess, 2, Some("08-B")));
+        state
+            .deliveries
+            .push(Delivery::new(Status::CreateDeal, 1, Some("08-A")));
+        state
+            .deliveries
+            .push(Delivery::new(Status::PaySuccess, 2, Some("08-B")));
         let value = state.record_bytes("R-1");
         let header = state.deliveries.header_value().unwrap();
         let record = |deliveries| Record {

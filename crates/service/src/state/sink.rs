@@ -299,7 +299,12 @@ impl Sink {
     /// would grow past what the changelog takes. The history is support's bookkeeping, never
     /// what the order is, so an order near the size limit is written without it rather than
     /// refused (and its partition stalled).
-    fn with_history<'h>(&self, key: &[u8], value: &[u8], history: Option<&'h [u8]>) -> Option<&'h [u8]> {
+    fn with_history<'h>(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        history: Option<&'h [u8]>,
+    ) -> Option<&'h [u8]> {
         history.filter(|h| {
             key.len() + value.len() + h.len() <= self.history_limit.load(Ordering::Relaxed)
         })
@@ -524,7 +529,12 @@ impl Sink {
             Ok(delivery) => {
                 let metrics = self.metrics.clone();
                 let partition = self.partition;
-                let with_history = history.map(|h| (self.history_limit.clone(), key.len() + value.len() + h.len()));
+                let with_history = history.map(|h| {
+                    (
+                        self.history_limit.clone(),
+                        key.len() + value.len() + h.len(),
+                    )
+                });
                 tokio::spawn(async move {
                     match delivery.await {
                         Ok(Ok(_)) => {
@@ -534,7 +544,9 @@ impl Sink {
                             );
                         }
                         Ok(Err(e)) => {
-                            if let Some((limit, size)) = with_history.filter(|_| is_too_large(e.rdkafka_error_code())) {
+                            if let Some((limit, size)) =
+                                with_history.filter(|_| is_too_large(e.rdkafka_error_code()))
+                            {
                                 // Later records of the partition leave the history off.
                                 refused(&limit, size);
                             }
