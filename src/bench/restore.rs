@@ -54,10 +54,10 @@ fn record(i: usize) -> anyhow::Result<Vec<u8>> {
 /// Write `orders` records, then restore them all and time it.
 pub async fn restore(bed: &Bed, orders: usize) -> anyhow::Result<RestoreResult> {
     let topic = format!("bench-restore-{:08x}", rand::random::<u32>());
-    bed.create_topic(&topic, true).await?;
+    bed.create_topic(&topic, PARTITIONS, true).await?;
     let kafka: crate::config::KafkaConfig = toml::from_str(&format!(
         "brokers = \"{}\"\ngroup_id = \"bench-restore\"\ninput_topic = \"unused\"\nchangelog_topic = \"{topic}\"\ndlq_topic = \"unused\"\n[common]\n\"broker.address.family\" = \"v4\"\n",
-        bed.tansu.bootstrap
+        bed.broker.bootstrap()
     ))?;
     let producer_config = {
         let mut c = crate::pipeline::kafka::producer_config(&kafka);
@@ -111,7 +111,7 @@ pub async fn restore(bed: &Bed, orders: usize) -> anyhow::Result<RestoreResult> 
         tokens.push(token);
     }
     let cpu_before = super::process_cpu(None);
-    let broker_before = bed.tansu.proc.cpu();
+    let broker_before = bed.broker.cpu();
     let started = Instant::now();
     let handles: Vec<_> = (0..PARTITIONS)
         .map(|p| {
@@ -150,7 +150,7 @@ pub async fn restore(bed: &Bed, orders: usize) -> anyhow::Result<RestoreResult> 
     let cpu = super::process_cpu(None)
         .zip(cpu_before)
         .map(|(a, b)| a.saturating_sub(b));
-    let broker_cpu = bed.tansu.proc.cpu().saturating_sub(broker_before);
+    let broker_cpu = bed.broker.cpu().saturating_sub(broker_before);
     drop(maps);
     if restored != orders || unreadable != 0 {
         bail!("restored {restored} of {orders} orders ({unreadable} unreadable records)");
