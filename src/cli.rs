@@ -293,10 +293,10 @@ pub struct BenchAllArgs {
     /// Orders in the backlog (2 events each); 0 sizes it from the signing ceiling.
     #[arg(long, default_value_t = 0)]
     pub backlog_orders: usize,
-    /// Orders written to the changelog and restored.
+    /// Orders written to the changelog and restored (the scaling rows: 0.2×, 1× and 2× of it).
     #[arg(long, default_value_t = 500_000)]
     pub restore_orders: usize,
-    /// Orders tracked for the memory figure.
+    /// Orders tracked for the memory figure (5 dishes each; a tenth as many of 50 dishes).
     #[arg(long, default_value_t = 500_000)]
     pub memory_orders: usize,
     /// Sandbox: verify one request signature in N.
@@ -314,6 +314,7 @@ pub struct BenchAllArgs {
     #[arg(long, default_value_t = 10.0)]
     pub latency_seconds: f64,
     /// Run only these parts (comma-separated; the signing ceiling is always measured).
+    /// `scaling` pins the service with taskset (util-linux) when it is installed.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<crate::bench::all::Part>,
     /// Exit 1 when a target is missed.

@@ -32,6 +32,17 @@ const DISHES: usize = 5;
 /// [`Bed::config_text`]).
 const FETCH_WAIT_MS: u32 = 10;
 
+/// The test keys of this benchmark process, generated once: two RSA-2048 key pairs took up to
+/// seconds per bed, and `bench all` starts a fresh bed for most runs.
+pub fn bench_keys() -> anyhow::Result<GeneratedKeys> {
+    static KEYS: std::sync::OnceLock<GeneratedKeys> = std::sync::OnceLock::new();
+    if let Some(keys) = KEYS.get() {
+        return Ok(keys.clone());
+    }
+    let keys = crate::keygen::generate("1900000001", &mut rand::rngs::OsRng)?;
+    Ok(KEYS.get_or_init(|| keys).clone())
+}
+
 /// What every run shares: the broker, the keys, a scratch directory, the backlog topic.
 pub struct Bed {
     /// Scratch directory (configs, logs, keys); removed on drop.
@@ -56,7 +67,7 @@ impl Bed {
         let dir = tempfile::Builder::new()
             .prefix("catering-sync-bench-")
             .tempdir()?;
-        let keys = crate::keygen::generate("1900000001", &mut rand::rngs::OsRng)?;
+        let keys = bench_keys()?;
         keys.write_to(&dir.path().join("keys"))?;
         let log = match kind {
             BrokerKind::Tansu(_) => "tansu.log",
@@ -76,10 +87,10 @@ impl Bed {
     pub fn keep_if_failed<T>(&mut self, result: anyhow::Result<T>) -> anyhow::Result<T> {
         if result.is_err() {
             self.dir.disable_cleanup(true);
-            eprintln!(
-                "bench: failed; configurations and logs kept in {}",
+            super::all::step(&format!(
+                "failed; configurations and logs kept in {}",
                 self.dir.path().display()
-            );
+            ));
         }
         result
     }
@@ -296,6 +307,9 @@ pub struct RunSpec<'a> {
     pub partitions: i32,
     /// The service pinned to CPU 0 (`taskset -c 0`).
     pub pinned: bool,
+    /// After the window, SIGTERM and require a clean exit (the service finishes what it has
+    /// received first: seconds on a backlog); else the service is killed.
+    pub drain: bool,
 }
 
 /// One throughput run.
@@ -380,6 +394,7 @@ pub async fn throughput(
         sequential,
         partitions,
         pinned,
+        drain,
     } = spec;
     let run = format!("{name}-{:08x}", rand::random::<u32>());
     bed.service_topics(&run, partitions).await?;
@@ -394,12 +409,17 @@ pub async fn throughput(
     let config = bed.config_text(&run, input, &sandbox.url, sequential, port);
     let cpus = pinned.then_some("0");
     let mut svc = ServiceProc::start(bed.dir.path(), &run, &config, port, cpus)?;
-    // Started: the first acknowledged post (after the group join and the empty restore).
+    // Started: the first acknowledged post (after the group join and the empty restore), and
+    // every partition restored: with 64 partitions the first post comes while most are still
+    // restoring, and a 1 s window after a 0.5 s warm-up measured 21 posts/s instead of 619.
     svc.wait_until("acknowledged post", Duration::from_secs(90), |m| {
         m.sum("catering_sync_posts_total", &["outcome=\"delivered\""]) > 0.0
     })
     .await
     .with_context(|| format!("run {run}"))?;
+    svc.wait_ready(Duration::from_secs(90))
+        .await
+        .with_context(|| format!("run {run}"))?;
     tokio::time::sleep(warmup).await;
     let a = sample(&svc, &sandbox, &bed.broker).await?;
     tokio::time::sleep(window).await;
@@ -407,12 +427,14 @@ pub async fn throughput(
     svc.proc
         .check_alive()
         .context("the service died during the run")?;
-    let status = svc.proc.terminate(Duration::from_secs(60))?;
-    if !status.success() {
-        bail!(
-            "run {run}: the service exited with {status} (log: {})",
-            svc.log.display()
-        );
+    if drain {
+        let status = svc.proc.terminate(Duration::from_secs(60))?;
+        if !status.success() {
+            bail!(
+                "run {run}: the service exited with {status} (log: {})",
+                svc.log.display()
+            );
+        }
     }
     Ok(RunResult {
         name: name.to_string(),
@@ -464,6 +486,26 @@ pub struct LatencyResult {
     pub added_p99: Duration,
 }
 
+/// The baseline consumer's context: a partition's end is how it knows it is caught up, not an
+/// error (librdkafka also reports each one as a global error, which the default context logs at
+/// ERROR: hundreds of lines per latency run).
+struct EndsQuietly;
+
+impl ClientContext for EndsQuietly {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        use rdkafka::error::KafkaError;
+        let end = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !end {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EndsQuietly {}
+
 /// Read every partition of `topic` from the start with a plain consumer until `events` records
 /// arrived (or `limit` passed); the arrival time (µs) of each, indexed like the producer's.
 fn consume_arrivals(
@@ -476,13 +518,13 @@ fn consume_arrivals(
 ) -> anyhow::Result<Vec<u64>> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
-    let consumer: BaseConsumer = client
+    let consumer: BaseConsumer<EndsQuietly> = client
         .clone()
         .set("group.id", "bench-latency-baseline")
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", FETCH_WAIT_MS.to_string())
         .set("enable.partition.eof", "true")
-        .create()?;
+        .create_with_context(EndsQuietly)?;
     let mut tpl = rdkafka::TopicPartitionList::new();
     for p in 0..PARTITIONS {
         tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;

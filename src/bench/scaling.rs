@@ -9,7 +9,9 @@
 //!   linearly with the state.
 //!
 //! Each measurement runs on a fresh tansu broker of its own (its own backlog), so the sizes are
-//! measured alike and the broker's log never carries an earlier run's records.
+//! measured alike and the broker's log never carries an earlier run's records. The service of a
+//! scaling run is killed after its window: a clean stop, which finishes what it has received
+//! first, is checked by the runs of rows 2 and 3.
 
 use std::path::Path;
 use std::time::Duration;
@@ -79,6 +81,9 @@ async fn throughput_on_a_fresh_broker(
             sequential: false,
             partitions,
             pinned,
+            // Killed after the window: a clean stop finishes the received backlog first
+            // (seconds per run) and is checked by the runs of rows 2 and 3.
+            drain: false,
         };
         let warmup = Duration::from_secs_f64(options.warmup_seconds);
         let window = Duration::from_secs_f64(options.seconds);
