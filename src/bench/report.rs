@@ -418,8 +418,7 @@ fn latency_rows(l: &LatencyRow, rows: &mut Vec<Row>) {
         ms(r.added_p99),
         "ms",
         Better::Lower,
-    )
-    .cpu(ms(r.cpu) / r.events.max(1) as f64, "ms/post");
+    );
     if l.judged {
         added = added.target(
             format!("≤ {:.0} ms", targets::P99_MS),
@@ -443,11 +442,16 @@ fn latency_rows(l: &LatencyRow, rows: &mut Vec<Row>) {
             Better::Lower,
         ));
     }
-    rows.push(Row::new(
-        format!("{}/broker-cpu", l.id),
-        format!("{measure}: broker CPU"),
-        ms(r.broker_cpu) / r.events.max(1) as f64,
-        "ms/post",
-        Better::Lower,
-    ));
+    for (name, cpu) in [("service-cpu", r.cpu), ("broker-cpu", r.broker_cpu)] {
+        rows.push(Row::new(
+            format!("{}/{name}", l.id),
+            format!(
+                "{measure}: {}",
+                name.replace('-', " ").replace("cpu", "CPU")
+            ),
+            ms(cpu) / r.events.max(1) as f64,
+            "ms/post",
+            Better::Lower,
+        ));
+    }
 }
