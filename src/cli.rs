@@ -241,8 +241,25 @@ pub enum BenchCommand {
     },
     /// Everything side by side: signing ceiling, end-to-end posts/s and CPU per post through
     /// `run` (tansu broker and sandbox as separate processes), per-order sequencing cost,
-    /// changelog restore, memory per order, produced → POST latency. Several minutes.
+    /// changelog restore, memory per order, produced → POST latency (on librdkafka's mock
+    /// cluster and on tansu), scaling with cores, partitions and state size. Many minutes.
     All(BenchAllArgs),
+    /// Compare two `bench all --json` files: B ÷ A for every figure both hold.
+    Compare {
+        /// The reference run.
+        a: PathBuf,
+        /// The run compared with it.
+        b: PathBuf,
+    },
+    /// librdkafka's mock cluster as a process of its own, for `bench all`: prints its bootstrap
+    /// servers on one line, then answers `create TOPIC PARTITIONS` lines on stdin with `ok` or
+    /// `error …`, until stdin closes.
+    #[command(hide = true)]
+    Broker {
+        /// Brokers in the cluster.
+        #[arg(long, default_value_t = 1)]
+        brokers: i32,
+    },
     /// Resident bytes per tracked order (typed snapshot, applied ids, digest, map entry).
     State {
         /// Orders to track.
@@ -276,10 +293,10 @@ pub struct BenchAllArgs {
     /// Orders in the backlog (2 events each); 0 sizes it from the signing ceiling.
     #[arg(long, default_value_t = 0)]
     pub backlog_orders: usize,
-    /// Orders written to the changelog and restored.
+    /// Orders written to the changelog and restored (the scaling rows: 0.2×, 1× and 2× of it).
     #[arg(long, default_value_t = 500_000)]
     pub restore_orders: usize,
-    /// Orders tracked for the memory figure.
+    /// Orders tracked for the memory figure (5 dishes each; a tenth as many of 50 dishes).
     #[arg(long, default_value_t = 500_000)]
     pub memory_orders: usize,
     /// Sandbox: verify one request signature in N.
@@ -297,11 +314,15 @@ pub struct BenchAllArgs {
     #[arg(long, default_value_t = 10.0)]
     pub latency_seconds: f64,
     /// Run only these parts (comma-separated; the signing ceiling is always measured).
+    /// `scaling` pins the service with taskset (util-linux) when it is installed.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<crate::bench::all::Part>,
     /// Exit 1 when a target is missed.
     #[arg(long)]
     pub strict: bool,
+    /// Also write every figure measured to FILE as JSON (for `bench compare`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 #[cfg(feature = "tools")]
@@ -513,6 +534,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Bench(BenchCommand::State { orders, dishes }) => bench_state(orders, &dishes),
         #[cfg(feature = "tools")]
         Command::Bench(BenchCommand::All(args)) => bench_all(args),
+        #[cfg(feature = "tools")]
+        Command::Bench(BenchCommand::Compare { a, b }) => bench_compare(&a, &b),
+        #[cfg(feature = "tools")]
+        Command::Bench(BenchCommand::Broker { brokers }) => bench_broker(brokers),
         #[cfg(feature = "tools")]
         Command::Bench(BenchCommand::Sign {
             seconds,
@@ -786,6 +811,9 @@ fn bench_all(args: BenchAllArgs) -> Result<(), Failure> {
         .block_on(crate::bench::all::run(options))
         .map_err(runtime_error)?;
     print!("{}", report.render());
+    if let Some(path) = &args.json {
+        report.results().write(path).map_err(runtime_error)?;
+    }
     if args.strict && !report.all_met() {
         return Err(Failure {
             code: 1,
@@ -793,6 +821,27 @@ fn bench_all(args: BenchAllArgs) -> Result<(), Failure> {
         });
     }
     Ok(())
+}
+
+#[cfg(feature = "tools")]
+fn bench_compare(a: &Path, b: &Path) -> Result<(), Failure> {
+    use crate::bench::json::{compare, Results};
+    let ra = Results::read(a).map_err(config_error)?;
+    let rb = Results::read(b).map_err(config_error)?;
+    print!(
+        "{}",
+        compare(&ra, &a.display().to_string(), &rb, &b.display().to_string())
+    );
+    Ok(())
+}
+
+#[cfg(feature = "tools")]
+fn bench_broker(brokers: i32) -> Result<(), Failure> {
+    if brokers < 1 {
+        return Err(config_error(anyhow::anyhow!("--brokers must be ≥ 1")));
+    }
+    crate::bench::broker::serve(brokers, std::io::stdin().lock(), std::io::stdout().lock())
+        .map_err(runtime_error)
 }
 
 #[cfg(feature = "tools")]

@@ -1,11 +1,12 @@
-//! End-to-end runs: the real `run` service as a child process, a tansu broker process, the
-//! sandbox as a third process in benchmark mode. Throughput runs read a backlog from one shared
-//! input topic (each run is a fresh consumer group with its own changelog and dead-letter
-//! topics); the latency run produces at a fixed rate into a fresh topic and compares when each
-//! event was produced with when its POST reached the sandbox.
+//! End-to-end runs: the real `run` service as a child process, a broker process (tansu, or the
+//! mock cluster of [`super::broker`]), the sandbox as a third process in benchmark mode.
+//! Throughput runs read a backlog from one shared input topic (each run is a fresh consumer group
+//! with its own changelog and dead-letter topics); the latency run produces at a fixed rate into
+//! a fresh topic and compares when each event was produced with when its POST reached the
+//! sandbox.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,18 +18,31 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
-use super::stack::{free_port, SandboxProc, ServiceProc, Tansu};
+use super::broker::{Broker, BrokerKind};
+use super::stack::{free_port, SandboxProc, ServiceProc};
 use super::{order_events, order_no};
 use crate::keygen::GeneratedKeys;
 
-/// Input partitions of every benchmark topic.
+/// Input partitions of the benchmark topics (the scaling runs of `bench all` vary it).
 pub const PARTITIONS: i32 = 4;
 /// How many events after an order's `CREATE_DEAL` its `PAY_SUCCESS` is produced.
 const PAY_LAG: usize = 200;
 /// Dishes per benchmark order.
 const DISHES: usize = 5;
-/// `fetch.wait.max.ms` of every consumer in the benchmark (see [`Bed::config_text`]).
+/// `fetch.wait.max.ms` of every consumer in the benchmark, on either broker (see
+/// [`Bed::config_text`]).
 const FETCH_WAIT_MS: u32 = 10;
+
+/// The test keys of this benchmark process, generated once: two RSA-2048 key pairs took up to
+/// seconds per bed, and `bench all` starts a fresh bed for most runs.
+pub fn bench_keys() -> anyhow::Result<GeneratedKeys> {
+    static KEYS: std::sync::OnceLock<GeneratedKeys> = std::sync::OnceLock::new();
+    if let Some(keys) = KEYS.get() {
+        return Ok(keys.clone());
+    }
+    let keys = crate::keygen::generate("1900000001", &mut rand::rngs::OsRng)?;
+    Ok(KEYS.get_or_init(|| keys).clone())
+}
 
 /// What every run shares: the broker, the keys, a scratch directory, the backlog topic.
 pub struct Bed {
@@ -37,7 +51,7 @@ pub struct Bed {
     /// Keys for the service and the sandbox (generated for this run: test keys).
     pub keys: GeneratedKeys,
     /// The broker.
-    pub tansu: Tansu,
+    pub broker: Broker,
     /// Sandbox request signatures verified: one in this many.
     pub verify_every: u64,
     /// Posts in flight at once, service-wide (`pipeline.max_in_flight`).
@@ -45,21 +59,41 @@ pub struct Bed {
 }
 
 impl Bed {
-    /// Start tansu and write fresh keys.
-    pub fn new(tansu_bin: &Path, verify_every: u64, max_in_flight: usize) -> anyhow::Result<Self> {
+    /// Start the broker `kind` and write fresh keys.
+    pub fn new(
+        kind: BrokerKind<'_>,
+        verify_every: u64,
+        max_in_flight: usize,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("catering-sync-bench-")
             .tempdir()?;
-        let keys = crate::keygen::generate("1900000001", &mut rand::rngs::OsRng)?;
+        let keys = bench_keys()?;
         keys.write_to(&dir.path().join("keys"))?;
-        let tansu = Tansu::start(tansu_bin, &dir.path().join("tansu.log"))?;
+        let log = match kind {
+            BrokerKind::Tansu(_) => "tansu.log",
+            BrokerKind::MockCluster => "mock-cluster.log",
+        };
+        let broker = Broker::start(kind, &dir.path().join(log))?;
         Ok(Self {
             dir,
             keys,
-            tansu,
+            broker,
             verify_every,
             max_in_flight,
         })
+    }
+
+    /// `result`, keeping the scratch directory (configurations and logs) when it is an error.
+    pub fn keep_if_failed<T>(&mut self, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        if result.is_err() {
+            self.dir.disable_cleanup(true);
+            super::all::step(&format!(
+                "failed; configurations and logs kept in {}",
+                self.dir.path().display()
+            ));
+        }
+        result
     }
 
     fn keys_dir(&self) -> PathBuf {
@@ -69,15 +103,25 @@ impl Bed {
     /// A client configuration for the benchmark's own Kafka clients.
     pub fn client(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.tansu.bootstrap)
+        c.set("bootstrap.servers", self.broker.bootstrap())
             .set("broker.address.family", "v4");
         c
     }
 
-    /// Create `topic` with [`PARTITIONS`] partitions.
-    pub async fn create_topic(&self, topic: &str, compact: bool) -> anyhow::Result<()> {
+    /// Create `topic` with `partitions` partitions (compacted: ignored by the mock cluster,
+    /// which never compacts).
+    pub async fn create_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        compact: bool,
+    ) -> anyhow::Result<()> {
+        if let Broker::MockCluster(mock) = &self.broker {
+            // No CreateTopics handler in the mock cluster: through its own API.
+            return tokio::task::block_in_place(|| mock.create_topic(topic, partitions));
+        }
         let admin: AdminClient<DefaultClientContext> = self.client().create()?;
-        let mut t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+        let mut t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
         if compact {
             t = t.set("cleanup.policy", "compact");
         }
@@ -91,6 +135,19 @@ impl Bed {
         Ok(())
     }
 
+    /// The changelog and dead-letter topics of run `run`, co-partitioned with its input of
+    /// `partitions` partitions. On tansu the service creates them at start, as in production;
+    /// the mock cluster cannot (no CreateTopics), so they are made here first.
+    pub async fn service_topics(&self, run: &str, partitions: i32) -> anyhow::Result<()> {
+        if self.broker.is_mock() {
+            self.create_topic(&changelog_topic(run), partitions, true)
+                .await?;
+            self.create_topic(&dlq_topic(run), partitions, false)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The service configuration of one run.
     fn config_text(
         &self,
@@ -100,8 +157,8 @@ impl Bed {
         sequential: bool,
         http_port: u16,
     ) -> String {
-        let config = crate::local::LocalConfig::new(
-            &self.tansu.bootstrap,
+        let mut config = crate::local::LocalConfig::new(
+            self.broker.bootstrap(),
             sandbox,
             &self.keys_dir(),
             &self.keys,
@@ -109,23 +166,39 @@ impl Bed {
         .names(
             &format!("bench-{run}"),
             input,
-            &format!("bench-{run}-state"),
-            &format!("bench-{run}-dlq"),
-        )
-        // tansu hangs a second member's SyncGroup under cooperative-sticky (one member here,
-        // but keep what works on the test broker).
-        .set("kafka.assignor", "range")
-        .property("common", "broker.address.family", "v4")
-        .property("consumer", "allow.auto.create.topics", "false")
-        // tansu answers a waiting fetch only when fetch.wait.max.ms expires, not when data
-        // arrives (Kafka answers at once): a short wait keeps the broker hop from dominating
-        // the latency run.
-        .property("consumer", "fetch.wait.max.ms", &FETCH_WAIT_MS.to_string())
-        .set("pipeline.sequential", sequential)
-        .set("pipeline.max_in_flight", self.max_in_flight as i64)
-        .set("http.listen", format!("127.0.0.1:{http_port}"));
+            &changelog_topic(run),
+            &dlq_topic(run),
+        );
+        if !self.broker.is_mock() {
+            // tansu hangs a second member's SyncGroup under cooperative-sticky (one member here,
+            // but keep what works on the test broker). The mock cluster runs the service's
+            // default assignor, as production does.
+            config = config.set("kafka.assignor", "range");
+        }
+        let config = config
+            .property("common", "broker.address.family", "v4")
+            .property("consumer", "allow.auto.create.topics", "false")
+            // Both test brokers answer a waiting fetch only when fetch.wait.max.ms expires, not
+            // when data arrives (tansu measured; the mock cluster delays an empty fetch response
+            // by its MaxWait, rdkafka_mock_handlers.c; Kafka answers at once): a short wait keeps
+            // the broker hop from dominating the latency run. Same value on both, so the two
+            // latency rows differ by the broker alone.
+            .property("consumer", "fetch.wait.max.ms", &FETCH_WAIT_MS.to_string())
+            .set("pipeline.sequential", sequential)
+            .set("pipeline.max_in_flight", self.max_in_flight as i64)
+            .set("http.listen", format!("127.0.0.1:{http_port}"));
         format!("# catering-sync bench: run {run}\n{}", config.to_toml())
     }
+}
+
+/// The changelog topic of run `run`.
+fn changelog_topic(run: &str) -> String {
+    format!("bench-{run}-state")
+}
+
+/// The dead-letter topic of run `run`.
+fn dlq_topic(run: &str) -> String {
+    format!("bench-{run}-dlq")
 }
 
 /// Counts failed deliveries of the benchmark producer.
@@ -158,6 +231,12 @@ pub fn stream(orders: usize) -> Vec<(usize, usize)> {
         out.push((i, 1));
     }
     out
+}
+
+/// Mean bytes of a benchmark event's value (a create and its pay).
+pub fn event_bytes() -> usize {
+    let [create, pay] = order_events(0, DISHES);
+    (create.len() + pay.len()) / 2
 }
 
 fn producer(bed: &Bed, linger_ms: u32) -> anyhow::Result<BaseProducer<Failures>> {
@@ -225,6 +304,13 @@ pub struct RunSpec<'a> {
     pub latency_ms: u64,
     /// One event at a time per partition (`pipeline.sequential`).
     pub sequential: bool,
+    /// Partitions of the input topic (for the report: the topic has them).
+    pub partitions: i32,
+    /// The service pinned to CPU 0 (`taskset -c 0`).
+    pub pinned: bool,
+    /// After the window, SIGTERM and require a clean exit (the service finishes what it has
+    /// received first: seconds on a backlog); else the service is killed.
+    pub drain: bool,
 }
 
 /// One throughput run.
@@ -236,6 +322,10 @@ pub struct RunResult {
     pub latency_ms: u64,
     /// One event at a time per partition.
     pub sequential: bool,
+    /// Partitions of the input topic.
+    pub partitions: i32,
+    /// The service pinned to CPU 0.
+    pub pinned: bool,
     /// Acknowledged posts in the window.
     pub posts: u64,
     /// The measured window.
@@ -273,12 +363,16 @@ struct Sample {
     others: Duration,
 }
 
-async fn sample(svc: &ServiceProc, sandbox: &SandboxProc, tansu: &Tansu) -> anyhow::Result<Sample> {
+async fn sample(
+    svc: &ServiceProc,
+    sandbox: &SandboxProc,
+    broker: &Broker,
+) -> anyhow::Result<Sample> {
     let m = svc.metrics().await?;
     Ok(Sample {
         at: Instant::now(),
         cpu: svc.proc.cpu(),
-        others: sandbox.proc.cpu() + tansu.proc.cpu(),
+        others: sandbox.proc.cpu() + broker.cpu(),
         delivered: m.sum("catering_sync_posts_total", &["outcome=\"delivered\""]),
         retries: m.sum("catering_sync_retries_total", &[]),
         dead_letters: m.sum("catering_sync_dead_letters_total", &[]),
@@ -299,8 +393,12 @@ pub async fn throughput(
         name,
         latency_ms,
         sequential,
+        partitions,
+        pinned,
+        drain,
     } = spec;
     let run = format!("{name}-{:08x}", rand::random::<u32>());
+    bed.service_topics(&run, partitions).await?;
     let sandbox = SandboxProc::start(
         &bed.keys_dir(),
         latency_ms,
@@ -310,31 +408,42 @@ pub async fn throughput(
     .await?;
     let port = free_port()?;
     let config = bed.config_text(&run, input, &sandbox.url, sequential, port);
-    let mut svc = ServiceProc::start(bed.dir.path(), &run, &config, port)?;
-    // Started: the first acknowledged post (after the group join and the empty restore).
+    let cpus = pinned.then_some("0");
+    let mut svc = ServiceProc::start(bed.dir.path(), &run, &config, port, cpus)?;
+    // Started: the first acknowledged post (after the group join and the empty restore), and
+    // every partition restored: with 64 partitions the first post comes while most are still
+    // restoring (from the first post, 0.5 s of warm-up and a 1 s window measured 21 posts/s;
+    // 5 s and 3 s measured 619).
     svc.wait_until("acknowledged post", Duration::from_secs(90), |m| {
         m.sum("catering_sync_posts_total", &["outcome=\"delivered\""]) > 0.0
     })
     .await
     .with_context(|| format!("run {run}"))?;
+    svc.wait_ready(Duration::from_secs(90))
+        .await
+        .with_context(|| format!("run {run}"))?;
     tokio::time::sleep(warmup).await;
-    let a = sample(&svc, &sandbox, &bed.tansu).await?;
+    let a = sample(&svc, &sandbox, &bed.broker).await?;
     tokio::time::sleep(window).await;
-    let b = sample(&svc, &sandbox, &bed.tansu).await?;
+    let b = sample(&svc, &sandbox, &bed.broker).await?;
     svc.proc
         .check_alive()
         .context("the service died during the run")?;
-    let status = svc.proc.terminate(Duration::from_secs(60))?;
-    if !status.success() {
-        bail!(
-            "run {run}: the service exited with {status} (log: {})",
-            svc.log.display()
-        );
+    if drain {
+        let status = svc.proc.terminate(Duration::from_secs(60))?;
+        if !status.success() {
+            bail!(
+                "run {run}: the service exited with {status} (log: {})",
+                svc.log.display()
+            );
+        }
     }
     Ok(RunResult {
         name: name.to_string(),
         latency_ms,
         sequential,
+        partitions,
+        pinned,
         posts: (b.delivered - a.delivered) as u64,
         elapsed: b.at - a.at,
         cpu: b.cpu.saturating_sub(a.cpu),
@@ -349,8 +458,14 @@ pub async fn throughput(
 /// Event produced → POST arrived at the sandbox.
 #[derive(Debug, Clone)]
 pub struct LatencyResult {
+    /// The broker's name.
+    pub broker: &'static str,
     /// Target rate of the producer.
     pub rate: f64,
+    /// The service's CPU time from the first event produced to the last post.
+    pub cpu: Duration,
+    /// The broker's CPU time over the same span.
+    pub broker_cpu: Duration,
     /// Events produced (each one a post).
     pub events: usize,
     /// Median.
@@ -371,6 +486,26 @@ pub struct LatencyResult {
     pub added_p99: Duration,
 }
 
+/// The baseline consumer's context: a partition's end is how it knows it is caught up, not an
+/// error (librdkafka also reports each one as a global error, which the default context logs at
+/// ERROR: hundreds of lines per latency run).
+struct EndsQuietly;
+
+impl ClientContext for EndsQuietly {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        use rdkafka::error::KafkaError;
+        let end = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !end {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EndsQuietly {}
+
 /// Read every partition of `topic` from the start with a plain consumer until `events` records
 /// arrived (or `limit` passed); the arrival time (µs) of each, indexed like the producer's.
 fn consume_arrivals(
@@ -383,13 +518,13 @@ fn consume_arrivals(
 ) -> anyhow::Result<Vec<u64>> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
-    let consumer: BaseConsumer = client
+    let consumer: BaseConsumer<EndsQuietly> = client
         .clone()
         .set("group.id", "bench-latency-baseline")
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", FETCH_WAIT_MS.to_string())
         .set("enable.partition.eof", "true")
-        .create()?;
+        .create_with_context(EndsQuietly)?;
     let mut tpl = rdkafka::TopicPartitionList::new();
     for p in 0..PARTITIONS {
         tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;
@@ -448,7 +583,8 @@ fn now_us() -> u64 {
 pub async fn latency(bed: &Bed, rate: f64, duration: Duration) -> anyhow::Result<LatencyResult> {
     let run = format!("latency-{:08x}", rand::random::<u32>());
     let input = format!("bench-{run}-input");
-    bed.create_topic(&input, false).await?;
+    bed.create_topic(&input, PARTITIONS, false).await?;
+    bed.service_topics(&run, PARTITIONS).await?;
     let sandbox = SandboxProc::start(
         &bed.keys_dir(),
         0,
@@ -458,7 +594,7 @@ pub async fn latency(bed: &Bed, rate: f64, duration: Duration) -> anyhow::Result
     .await?;
     let port = free_port()?;
     let config = bed.config_text(&run, &input, &sandbox.url, false, port);
-    let mut svc = ServiceProc::start(bed.dir.path(), &run, &config, port)?;
+    let mut svc = ServiceProc::start(bed.dir.path(), &run, &config, port, None)?;
     // Every partition assigned and restored before the first event is produced.
     svc.wait_until(
         "assignment of every partition",
@@ -492,6 +628,7 @@ pub async fn latency(bed: &Bed, rate: f64, duration: Duration) -> anyhow::Result
         .context("the baseline consumer did not reach the end of every partition")?;
     // librdkafka's default linger (5 ms), as an ordering platform's producer would have.
     let p = producer(bed, 5)?;
+    let (cpu_before, broker_before) = (svc.proc.cpu(), bed.broker.cpu());
     let topic = input.clone();
     // Paced production on its own thread: every millisecond, catch up with the schedule.
     let produced: Vec<u64> = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u64>> {
@@ -524,6 +661,10 @@ pub async fn latency(bed: &Bed, rate: f64, duration: Duration) -> anyhow::Result
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let (cpu, broker_cpu) = (
+        svc.proc.cpu().saturating_sub(cpu_before),
+        bed.broker.cpu().saturating_sub(broker_before),
+    );
     let posts = super::stack::get_json(&format!("{}/__sandbox/posts", sandbox.url)).await?;
     let index: HashMap<String, usize> = (0..orders).map(|i| (order_no(i), i)).collect();
     let mut latencies = Vec::with_capacity(events);
@@ -569,7 +710,10 @@ pub async fn latency(bed: &Bed, rate: f64, duration: Duration) -> anyhow::Result
     added.sort_unstable();
     let q = |v: &[u64], f: f64| Duration::from_micros(v[((v.len() - 1) as f64 * f) as usize]);
     Ok(LatencyResult {
+        broker: bed.broker.name(),
         rate,
+        cpu,
+        broker_cpu,
         events,
         p50: q(&latencies, 0.50),
         p99: q(&latencies, 0.99),

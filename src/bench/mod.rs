@@ -5,12 +5,20 @@
 //! - `bench state`: resident bytes per tracked order.
 //! - `bench all` ([`all`]): the whole picture in one run — the signing ceiling, end-to-end
 //!   acknowledged posts/s and CPU per post through the real `run` service ([`e2e`]), the cost of
-//!   per-order sequencing, changelog restore speed ([`restore`]), memory per order, and the
-//!   latency from event produced to POST sent.
+//!   per-order sequencing, changelog restore speed ([`restore`]), memory per order, the latency
+//!   from event produced to POST sent (on librdkafka's mock cluster and on tansu, [`broker`]),
+//!   and how those figures scale ([`scaling`]); the table and its targets in [`report`].
+//! - `bench all --json FILE` and `bench compare A.json B.json` ([`json`]): every figure as a
+//!   row, two runs as ratios.
+//! - `bench broker` (hidden): the mock cluster in a process of its own, for `bench all`.
 
 pub mod all;
+pub mod broker;
 pub mod e2e;
+pub mod json;
+pub mod report;
 pub mod restore;
+pub mod scaling;
 pub mod stack;
 
 use std::sync::Arc;

@@ -1,6 +1,7 @@
-//! The processes of an end-to-end benchmark, each on its own: a tansu broker, the sandbox in
-//! benchmark mode and the `run` service, all started from this binary (tansu aside) and killed
-//! when dropped; plus the few HTTP and Prometheus-text helpers the benchmark reads them with.
+//! The processes of an end-to-end benchmark, each on its own: a tansu broker (or the mock
+//! cluster of [`super::broker`]), the sandbox in benchmark mode and the `run` service, all started
+//! from this binary (tansu aside) and killed when dropped; plus the few HTTP and Prometheus-text
+//! helpers the benchmark reads them with.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -18,11 +19,21 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command) -> anyhow::Result<Self> {
+    pub(super) fn spawn(name: &'static str, cmd: &mut Command) -> anyhow::Result<Self> {
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {name} ({cmd:?})"))?;
         Ok(Self { child, name })
+    }
+
+    /// Its stdin and stdout, when they were piped (once).
+    pub(super) fn take_pipes(
+        &mut self,
+    ) -> (
+        Option<std::process::ChildStdin>,
+        Option<std::process::ChildStdout>,
+    ) {
+        (self.child.stdin.take(), self.child.stdout.take())
     }
 
     /// The process id.
@@ -144,8 +155,8 @@ fn wait_for_port(addr: &str, limit: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// This binary, to start the sandbox and the service from.
-fn this_exe() -> anyhow::Result<PathBuf> {
+/// This binary, to start the sandbox, the mock cluster and the service from.
+pub(super) fn this_exe() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("locating the catering-sync binary")
 }
 
@@ -213,19 +224,29 @@ pub struct ServiceProc {
 }
 
 impl ServiceProc {
-    /// Write `config_text` (whose `[http] listen` must be `http`'s address) and start `run`.
+    /// Write `config_text` (whose `[http] listen` must be `http`'s address) and start `run`;
+    /// with `cpus`, under `taskset -c CPUS` (the same process: taskset execs the service).
     pub fn start(
         dir: &Path,
         name: &str,
         config_text: &str,
         http_port: u16,
+        cpus: Option<&str>,
     ) -> anyhow::Result<Self> {
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(&config, config_text)?;
         let log = dir.join(format!("{name}.log"));
+        let mut command = match cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus]).arg(this_exe()?);
+                c
+            }
+            None => Command::new(this_exe()?),
+        };
         let proc = Proc::spawn(
             "catering-sync run",
-            Command::new(this_exe()?)
+            command
                 .args(["--log-format", "json", "run", "--config"])
                 .arg(&config)
                 .env("RUST_LOG", "info")
@@ -293,6 +314,17 @@ impl ServiceProc {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Whether `taskset` (util-linux) can be run.
+pub fn taskset_available() -> bool {
+    Command::new("taskset")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// One shared HTTP client for the benchmark's own requests.
