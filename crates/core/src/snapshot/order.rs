@@ -1,8 +1,11 @@
 //! The state of one order and what applying an event does to it (SPEC §3–§4).
 
+use std::fmt;
+
 use sha2::{Digest, Sha256};
 
 use super::body::Body;
+use super::packed::{pack_deliveries, unpack_deliveries, PackedSnapshot};
 use super::types::OrderEvent;
 use super::types::{Snapshot, Status};
 use crate::dead_letter::Reason;
@@ -138,12 +141,16 @@ pub enum Outcome {
 }
 
 /// One order: its snapshot and what is needed to apply events exactly once and post in order.
+///
+/// The snapshot is kept packed in one allocation (every tracked order is in memory):
+/// [`Self::snapshot`] decodes it, [`Self::set_snapshot`] replaces it, [`Self::status`] reads
+/// its status alone. `Debug` shows it decoded, `login_token` redacted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderState {
-    /// The merged order.
-    pub snapshot: Snapshot,
+    /// The merged order, packed.
+    pub(super) snapshot: PackedSnapshot,
     /// Fingerprints of applied event ids, oldest first, at most [`MAX_APPLIED_IDS`].
-    pub applied: Vec<u64>,
+    pub applied: Box<[u64]>,
     /// The greatest `seq` applied.
     pub last_seq: Option<u64>,
     /// SHA-256 of the last body WeChat Pay acknowledged with a verified 204.
@@ -183,9 +190,16 @@ pub struct Delivery {
 }
 
 /// The last [`MAX_DELIVERIES`] acknowledged posts of an order. Bookkeeping for support, not
-/// what the order is: it never makes two states unequal (like [`ChangedAt`]).
-#[derive(Debug, Clone, Default)]
-pub struct Deliveries(pub Vec<Delivery>);
+/// what the order is: it never makes two states unequal (like [`ChangedAt`]). Kept packed in one
+/// allocation (none while empty); [`Self::list`] gives the posts, oldest first.
+#[derive(Clone, Default)]
+pub struct Deliveries(Box<[u8]>);
+
+impl fmt::Debug for Deliveries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Deliveries").field(&self.list()).finish()
+    }
+}
 
 impl PartialEq for Deliveries {
     fn eq(&self, _: &Self) -> bool {
@@ -220,12 +234,24 @@ fn bounded(id: &str) -> Box<str> {
 }
 
 impl Deliveries {
+    /// The remembered posts, oldest first.
+    pub fn list(&self) -> Vec<Delivery> {
+        unpack_deliveries(&self.0)
+    }
+
+    /// No post is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Remember one more, dropping the oldest beyond [`MAX_DELIVERIES`].
     pub fn push(&mut self, d: Delivery) {
-        if self.0.len() >= MAX_DELIVERIES {
-            self.0.remove(0);
+        let mut list = self.list();
+        if list.len() >= MAX_DELIVERIES {
+            list.remove(0);
         }
-        self.0.push(d);
+        list.push(d);
+        self.0 = pack_deliveries(&list);
     }
 
     /// The changelog header value (a JSON array), or `None` when there is nothing to carry (or,
@@ -235,7 +261,7 @@ impl Deliveries {
         if self.0.is_empty() {
             return None;
         }
-        serde_json::to_vec(&self.0).ok()
+        serde_json::to_vec(&self.list()).ok()
     }
 
     /// Read a header value back; anything unreadable is no history (it is never what the order
@@ -247,7 +273,7 @@ impl Deliveries {
         for d in &mut list {
             d.request_id = d.request_id.as_deref().map(bounded);
         }
-        Self(list)
+        Self(pack_deliveries(&list))
     }
 }
 
@@ -273,6 +299,22 @@ pub fn fingerprint(event_id: &str) -> u64 {
 }
 
 impl OrderState {
+    /// The merged order (decoded from its packed form: a copy, changed with
+    /// [`Self::set_snapshot`]).
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot.get()
+    }
+
+    /// Replace the merged order (no rule is checked: [`Self::apply`] is how events change it).
+    pub fn set_snapshot(&mut self, snapshot: &Snapshot) {
+        self.snapshot = PackedSnapshot::new(snapshot);
+    }
+
+    /// The snapshot's status, read without decoding the rest of it.
+    pub fn status(&self) -> Option<Status> {
+        self.snapshot.status()
+    }
+
     /// Apply one event (which must belong to this order). The state changes only when the
     /// outcome is [`Outcome::Applied`].
     pub fn apply(&mut self, event: &OrderEvent, defaults: &Defaults) -> Outcome {
@@ -285,56 +327,40 @@ impl OrderState {
                 return Outcome::Ignored(Ignored::StaleSeq);
             }
         }
-        let next = match self.merged(event, defaults) {
+        let current = self.snapshot();
+        let next = match merged(&current, event, defaults) {
             Ok(s) => s,
             Err(r) => return Outcome::Rejected(r),
         };
-        self.snapshot = next;
-        if self.applied.len() >= MAX_APPLIED_IDS {
-            self.applied.remove(0);
-        }
-        self.applied.push(fp);
+        // Whether a post is due, from the snapshot at hand (what `post_due` would decode).
+        let post_due = self.post_due_of(&next);
+        self.snapshot = PackedSnapshot::new(&next);
+        // One exact-size allocation per applied event (the oldest dropped when full).
+        let keep = &self.applied[usize::from(self.applied.len() >= MAX_APPLIED_IDS)..];
+        let mut applied = Vec::with_capacity(keep.len() + 1);
+        applied.extend_from_slice(keep);
+        applied.push(fp);
+        self.applied = applied.into_boxed_slice();
         self.last_seq = event.seq.max(self.last_seq);
-        Outcome::Applied {
-            post_due: self.post_due(),
-        }
-    }
-
-    /// The snapshot this event would produce, or why it may not.
-    fn merged(&self, event: &OrderEvent, defaults: &Defaults) -> Result<Snapshot, Rejected> {
-        let mut next = self.snapshot.clone();
-        next.merge(&event.patch);
-        next.out_order_no = Some(event.out_order_no.as_str().into());
-        defaults.fill(&mut next);
-        if let Some(from) = self.snapshot.status {
-            if next.status.is_none_or(|to| to < from) {
-                return Err(Rejected::StatusRegression {
-                    from,
-                    to: next.status,
-                });
-            }
-        }
-        let status_set = matches!(event.patch.status, Some(Some(_)));
-        let action_time_set = matches!(event.patch.action_time, Some(Some(_)));
-        if status_set && next.status != self.snapshot.status && !action_time_set {
-            next.action_time = Some(event.occurred_at.as_str().into());
-        }
-        let violations = validate(&next);
-        if violations.is_empty() {
-            Ok(next)
-        } else {
-            Err(Rejected::InvalidSnapshot(violations))
-        }
+        Outcome::Applied { post_due }
     }
 
     /// The request body, for a snapshot with a status (always valid once applied).
     pub fn body(&self) -> Option<Body> {
-        self.snapshot.status.and_then(|_| Body::of(&self.snapshot))
+        self.status().and_then(|_| Body::of(&self.snapshot()))
     }
 
     /// A post is due: the snapshot has a status and its body differs from the acknowledged one.
     pub fn post_due(&self) -> bool {
         self.body().is_some_and(|b| !self.is_acked(&b))
+    }
+
+    /// [`Self::post_due`] were `snapshot` this order's snapshot.
+    fn post_due_of(&self, snapshot: &Snapshot) -> bool {
+        snapshot
+            .status
+            .and_then(|_| Body::of(snapshot))
+            .is_some_and(|b| !self.is_acked(&b))
     }
 
     /// WeChat Pay acknowledged exactly this body already.
@@ -348,6 +374,37 @@ impl OrderState {
         if body.status == Status::PaySuccess && self.final_acked_at_ms.is_none() {
             self.final_acked_at_ms = Some(now_ms);
         }
+    }
+}
+
+/// The snapshot `event` would make of `current` (the order's snapshot), or why it may not.
+fn merged(
+    current: &Snapshot,
+    event: &OrderEvent,
+    defaults: &Defaults,
+) -> Result<Snapshot, Rejected> {
+    let mut next = current.clone();
+    next.merge(&event.patch);
+    next.out_order_no = Some(event.out_order_no.as_str().into());
+    defaults.fill(&mut next);
+    if let Some(from) = current.status {
+        if next.status.is_none_or(|to| to < from) {
+            return Err(Rejected::StatusRegression {
+                from,
+                to: next.status,
+            });
+        }
+    }
+    let status_set = matches!(event.patch.status, Some(Some(_)));
+    let action_time_set = matches!(event.patch.action_time, Some(Some(_)));
+    if status_set && next.status != current.status && !action_time_set {
+        next.action_time = Some(event.occurred_at.as_str().into());
+    }
+    let violations = validate(&next);
+    if violations.is_empty() {
+        Ok(next)
+    } else {
+        Err(Rejected::InvalidSnapshot(violations))
     }
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::body::hex;
 use super::order::{OrderState, MAX_APPLIED_IDS};
+use super::packed::PackedSnapshot;
 use super::types::Snapshot;
 
 /// Current record version.
@@ -71,7 +72,7 @@ impl OrderState {
         StateRecord {
             version: RECORD_VERSION,
             out_order_no: out_order_no.to_string(),
-            snapshot: self.snapshot.clone(),
+            snapshot: self.snapshot(),
             applied_event_ids: self.applied.iter().map(|f| hex(&f.to_be_bytes())).collect(),
             last_seq: self.last_seq,
             acked_digest: self.acked_digest.as_ref().map(|d| hex(d)),
@@ -80,7 +81,7 @@ impl OrderState {
     }
 
     /// The changelog record of this order as JSON bytes: the same bytes as serialising
-    /// [`Self::to_record`], without cloning the snapshot (written after every acknowledged post).
+    /// [`Self::to_record`] (written after every acknowledged post).
     pub fn record_bytes(&self, out_order_no: &str) -> Vec<u8> {
         self.encode(out_order_no, self.acked_digest.as_ref())
     }
@@ -97,7 +98,7 @@ impl OrderState {
         let record = RecordOut {
             version: RECORD_VERSION,
             out_order_no,
-            snapshot: &self.snapshot,
+            snapshot: &self.snapshot(),
             applied_event_ids: self.applied.iter().map(|f| hex(&f.to_be_bytes())).collect(),
             last_seq: self.last_seq,
             acked_digest: acked_digest.map(|d| hex(d)),
@@ -131,18 +132,19 @@ impl OrderState {
             return Err(RecordError::Version(version));
         }
         let skip = applied_event_ids.len().saturating_sub(MAX_APPLIED_IDS);
-        let applied = applied_event_ids[skip..]
-            .iter()
-            .map(|s| unhex::<8>(s.as_ref()).map(u64::from_be_bytes))
-            .collect::<Option<Vec<_>>>()
-            .ok_or(RecordError::Field("applied_event_ids"))?;
+        // Exactly sized: the boxed slice is then the same allocation.
+        let mut applied = Vec::with_capacity(applied_event_ids.len() - skip);
+        for s in &applied_event_ids[skip..] {
+            let fp = unhex::<8>(s.as_ref()).ok_or(RecordError::Field("applied_event_ids"))?;
+            applied.push(u64::from_be_bytes(fp));
+        }
         let acked_digest = match acked_digest {
             None => None,
             Some(s) => Some(unhex::<32>(s).ok_or(RecordError::Field("acked_digest"))?),
         };
         Ok(Self {
-            snapshot,
-            applied,
+            snapshot: PackedSnapshot::new(&snapshot),
+            applied: applied.into_boxed_slice(),
             last_seq,
             acked_digest,
             final_acked_at_ms,
@@ -246,11 +248,11 @@ mod tests {
                 request_id: Some(format!("08-{i}").into()),
             });
         }
-        assert_eq!(d.0.len(), MAX_DELIVERIES);
-        assert_eq!(d.0[0].at_ms, 2, "the oldest dropped first");
+        assert_eq!(d.list().len(), MAX_DELIVERIES);
+        assert_eq!(d.list()[0].at_ms, 2, "the oldest dropped first");
         let back = Deliveries::from_header(&d.header_value().unwrap());
-        assert_eq!(back.0, d.0);
-        assert!(Deliveries::from_header(b"not json").0.is_empty());
+        assert_eq!(back.list(), d.list());
+        assert!(Deliveries::from_header(b"not json").list().is_empty());
     }
 
     #[test]
@@ -271,7 +273,9 @@ mod tests {
         assert!(kept.starts_with("a?b?c??x"), "{kept}");
         let short = "08F0A3B8A10610D0021858C8E1C30E20D3CF2828DA8D01-0";
         assert_eq!(
-            Delivery::new(Status::CreateDeal, 1, Some(short)).request_id.as_deref(),
+            Delivery::new(Status::CreateDeal, 1, Some(short))
+                .request_id
+                .as_deref(),
             Some(short),
             "a real one is kept whole"
         );
@@ -283,11 +287,18 @@ mod tests {
             all.push(Delivery::new(Status::PaySuccess, u64::MAX, Some(&quotes)));
         }
         let bytes = all.header_value().unwrap();
-        assert!(bytes.len() <= MAX_DELIVERIES_HEADER_BYTES, "{}", bytes.len());
+        assert!(
+            bytes.len() <= MAX_DELIVERIES_HEADER_BYTES,
+            "{}",
+            bytes.len()
+        );
         // A header written by anything else is cut the same way when it is read back.
         let header = format!(r#"[{{"status":"PAY_SUCCESS","at_ms":1,"request_id":"{long}"}}]"#);
         let back = Deliveries::from_header(header.as_bytes());
-        assert_eq!(back.0[0].request_id.as_deref().map(str::len), Some(MAX_REQUEST_ID_BYTES));
+        assert_eq!(
+            back.list()[0].request_id.as_deref().map(str::len),
+            Some(MAX_REQUEST_ID_BYTES)
+        );
     }
 
     #[test]
