@@ -424,3 +424,132 @@ pub fn validate(s: &Snapshot) -> Vec<Violation> {
         }],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{decode, DecodeLimits};
+    use crate::fixtures::order_events;
+
+    /// Fixture order `i` after both its events, each body acknowledged and remembered.
+    fn tracked(i: usize, dishes: usize) -> OrderState {
+        let mut state = OrderState::default();
+        for value in order_events(i, dishes) {
+            let event = decode(&value, &DecodeLimits::default()).unwrap();
+            assert!(matches!(
+                state.apply(&event, &Defaults::default()),
+                Outcome::Applied { post_due: true }
+            ));
+            let body = state.body().unwrap();
+            state.mark_acked(&body, 7);
+            state
+                .deliveries
+                .push(Delivery::new(body.status, 7, Some("08-0")));
+        }
+        state
+    }
+
+    #[test]
+    fn the_packed_snapshot_reads_back_and_is_replaced_whole() {
+        let mut state = tracked(3, 5);
+        let s = state.snapshot();
+        assert_eq!(s.status, Some(Status::PaySuccess));
+        assert_eq!(state.status(), s.status);
+        assert_eq!(s.dish_list.as_ref().map(|d| d.len()), Some(5));
+        assert_eq!(
+            state.body(),
+            Body::of(&s),
+            "the body is the decoded snapshot's"
+        );
+        let mut changed = s.clone();
+        changed.out_table_no = Some("B7".into());
+        changed.status = None;
+        state.set_snapshot(&changed);
+        assert_eq!(state.snapshot(), changed);
+        assert_eq!((state.status(), state.body()), (None, None));
+        state.set_snapshot(&Snapshot::default());
+        assert_eq!(state.snapshot(), Snapshot::default());
+        assert_eq!(state.snapshot, PackedSnapshot::default());
+    }
+
+    #[test]
+    fn equality_is_the_snapshot_s_and_clones_are_equal() {
+        let (a, b) = (tracked(1, 5), tracked(2, 5));
+        assert_eq!(a.clone(), a);
+        assert_ne!(a, b);
+        let mut c = b.clone();
+        c.set_snapshot(&a.snapshot());
+        assert_ne!(c, a, "the rest of the state still differs");
+        c.applied = a.applied.clone();
+        c.acked_digest = a.acked_digest;
+        assert_eq!(c, a);
+        assert_eq!(OrderState::default(), OrderState::default());
+    }
+
+    #[test]
+    fn debug_shows_the_decoded_snapshot_and_history_but_never_the_login_token() {
+        let state = tracked(4, 2);
+        let token = state.snapshot().login_token.unwrap().0;
+        let shown = format!("{state:?}");
+        assert!(!shown.contains(&*token), "{shown}");
+        assert!(shown.contains("Secret(redacted)"), "{shown}");
+        assert!(
+            shown.contains("out_order_no: Some(\"202611271200000004\")"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("Deliveries([Delivery { status: CreateDeal"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn deliveries_keep_the_last_four_oldest_first() {
+        let mut d = Deliveries::default();
+        assert!(d.is_empty() && d.list().is_empty());
+        for i in 0..7u64 {
+            d.push(Delivery::new(
+                Status::CreateDeal,
+                i,
+                (i % 2 == 0).then_some("R"),
+            ));
+        }
+        let at: Vec<u64> = d.list().iter().map(|x| x.at_ms).collect();
+        assert_eq!(at, [3, 4, 5, 6]);
+        assert_eq!(d.list()[1].request_id.as_deref(), Some("R"));
+        assert_eq!(d.list()[0].request_id, None);
+        assert_eq!(
+            String::from_utf8(d.header_value().unwrap()).unwrap(),
+            r#"[{"status":"CREATE_DEAL","at_ms":3},{"status":"CREATE_DEAL","at_ms":4,"request_id":"R"},{"status":"CREATE_DEAL","at_ms":5},{"status":"CREATE_DEAL","at_ms":6,"request_id":"R"}]"#,
+            "the header's JSON is unchanged"
+        );
+    }
+
+    #[test]
+    fn the_applied_ids_stay_bounded_and_exact() {
+        let mut state = OrderState::default();
+        for i in 0..MAX_APPLIED_IDS + 3 {
+            let event = OrderEvent {
+                event_id: format!("e{i}"),
+                out_order_no: "O-1".into(),
+                occurred_at: "2026-11-27T12:30:00+08:00".into(),
+                seq: None,
+                patch: Default::default(),
+            };
+            assert!(matches!(
+                state.apply(&event, &Defaults::default()),
+                Outcome::Applied { post_due: false }
+            ));
+        }
+        assert_eq!(state.applied.len(), MAX_APPLIED_IDS);
+        assert_eq!(
+            state.applied[0],
+            fingerprint("e3"),
+            "the oldest dropped first"
+        );
+        assert_eq!(
+            state.applied.last(),
+            Some(&fingerprint(&format!("e{}", MAX_APPLIED_IDS + 2)))
+        );
+    }
+}
