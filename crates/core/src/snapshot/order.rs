@@ -345,9 +345,13 @@ impl OrderState {
         Outcome::Applied { post_due }
     }
 
-    /// The request body, for a snapshot with a status (always valid once applied).
+    /// The request body, for a snapshot with a status (always valid once applied): what
+    /// [`Body::of`] gives for [`Self::snapshot`], serialised from the packed form.
     pub fn body(&self) -> Option<Body> {
-        self.status().and_then(|_| Body::of(&self.snapshot()))
+        let status = self.status()?;
+        // Serialising plain data to a Vec cannot fail.
+        let bytes = serde_json::to_vec(&self.snapshot).ok()?;
+        Some(Body::from_json(bytes, status))
     }
 
     /// A post is due: the snapshot has a status and its body differs from the acknowledged one.

@@ -20,7 +20,12 @@
 //! [`Properties`] are generated from their field lists ([`packed_struct!`]): a new field fails to
 //! compile until it is packed.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::marker::PhantomData;
+
+use serde::ser::{SerializeSeq, Serializer};
+use serde::Serialize;
 
 use super::order::Delivery;
 use super::types::{Count, Dish, DishType, Properties, Secret, Snapshot, Status, Unit};
@@ -122,6 +127,39 @@ pub(super) trait Pack: Sized {
     fn skip(r: &mut Reader<'_>) -> Option<()> {
         Self::unpack(r).map(drop)
     }
+    /// Serialise the next packed value as its `Serialize` would (the same JSON), strings
+    /// borrowed from the packed bytes instead of decoded into their own allocations.
+    fn serialize_next<S: Serializer>(r: &mut Reader<'_>, s: S) -> Result<S::Ok, S::Error>
+    where
+        Self: Serialize,
+    {
+        Self::unpack(r)
+            .ok_or_else(corrupt::<S::Error>)?
+            .serialize(s)
+    }
+}
+
+/// The error of serialising bytes that are not a packed value (which only a bug could make).
+pub(super) fn corrupt<E: serde::ser::Error>() -> E {
+    E::custom("corrupt packed value")
+}
+
+/// The next packed `T` of a reader as a `Serialize` value (serialised once).
+pub(super) struct Next<'r, 'a, T>(RefCell<&'r mut Reader<'a>>, PhantomData<fn() -> T>);
+
+impl<T: Pack + Serialize> Serialize for Next<'_, '_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        T::serialize_next(&mut self.0.borrow_mut(), s)
+    }
+}
+
+/// The next field of a packed `S` as a `Serialize` value; `field` only names its type
+/// (`|s: &S| &s.field`).
+pub(super) fn next_field<'r, 'a, S, T>(
+    _field: fn(&S) -> &Option<T>,
+    r: &'r mut Reader<'a>,
+) -> Next<'r, 'a, T> {
+    Next(RefCell::new(r), PhantomData)
 }
 
 /// `Some(value)` read from `r` when `present`, else `None` (the field of a packed struct).
@@ -164,8 +202,12 @@ pub(super) const fn index_of(names: &[&str], name: &str) -> usize {
 /// then the present fields in order. The struct is destructured and built without `..`, so a
 /// field missing from the list fails to compile. Also generates `PACKED_FIELDS` (the names in
 /// order) and `skip_to` (step over the fields before one, for reading a single field).
+///
+/// `serialize_next` writes what the derived `Serialize` writes (`skip_serializing_if =
+/// "Option::is_none"` on every field, a present one as its value: JSON's `Some`), so a field
+/// that serde renames must say so here (`dish_type as "type"`); the tests compare the JSON.
 macro_rules! packed_struct {
-    ($name:ident { $($field:ident),* $(,)? }) => {
+    ($name:ident { $($field:ident $(as $json:literal)?),* $(,)? }) => {
         impl $name {
             /// The fields in their packed order (the declaration order).
             pub(super) const PACKED_FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
@@ -227,10 +269,44 @@ macro_rules! packed_struct {
                 let _ = bit;
                 Some($name { $($field),* })
             }
+
+            fn serialize_next<S: serde::Serializer>(
+                r: &mut $crate::snapshot::packed::Reader<'_>,
+                s: S,
+            ) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeStruct;
+                let bits = r
+                    .bitmap(Self::PACKED_BITMAP_BYTES)
+                    .ok_or_else($crate::snapshot::packed::corrupt::<S::Error>)?;
+                let mut st = s.serialize_struct(stringify!($name), bits.count_ones() as usize)?;
+                let mut bit = 1u64;
+                $(
+                    if bits & bit != 0 {
+                        st.serialize_field(
+                            $crate::snapshot::packed::json_name!($field $($json)?),
+                            &$crate::snapshot::packed::next_field(|s: &$name| &s.$field, r),
+                        )?;
+                    }
+                    bit <<= 1;
+                )*
+                let _ = bit;
+                st.end()
+            }
         }
     };
 }
 pub(super) use packed_struct;
+
+/// The JSON name of a packed struct's field: its serde rename, else its name.
+macro_rules! json_name {
+    ($field:ident) => {
+        stringify!($field)
+    };
+    ($field:ident $json:literal) => {
+        $json
+    };
+}
+pub(super) use json_name;
 
 packed_struct!(Dish {
     out_dish_no,
@@ -239,7 +315,7 @@ packed_struct!(Dish {
     unit,
     count,
     discount,
-    dish_type,
+    dish_type as "type",
     priority,
     properties,
 });
@@ -263,6 +339,9 @@ impl Pack for Box<str> {
         let n = usize::try_from(r.varint()?).ok()?;
         r.take(n).map(drop)
     }
+    fn serialize_next<S: Serializer>(r: &mut Reader<'_>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(r.str().ok_or_else(corrupt::<S::Error>)?)
+    }
 }
 
 impl Pack for Secret {
@@ -274,6 +353,10 @@ impl Pack for Secret {
     }
     fn skip(r: &mut Reader<'_>) -> Option<()> {
         Box::<str>::skip(r)
+    }
+    fn serialize_next<S: Serializer>(r: &mut Reader<'_>, s: S) -> Result<S::Ok, S::Error> {
+        // `#[serde(transparent)]`: the string itself.
+        Box::<str>::serialize_next(r, s)
     }
 }
 
@@ -363,6 +446,9 @@ impl Pack for Box<Properties> {
     fn unpack(r: &mut Reader<'_>) -> Option<Self> {
         Properties::unpack(r).map(Box::new)
     }
+    fn serialize_next<S: Serializer>(r: &mut Reader<'_>, s: S) -> Result<S::Ok, S::Error> {
+        Properties::serialize_next(r, s)
+    }
 }
 
 impl Pack for Box<[Dish]> {
@@ -377,6 +463,15 @@ impl Pack for Box<[Dish]> {
         // No capacity from the count: a dish is at least two bytes, so a bad count runs out of
         // bytes instead of reserving memory.
         (0..n).map(|_| Dish::unpack(r)).collect()
+    }
+    fn serialize_next<S: Serializer>(r: &mut Reader<'_>, s: S) -> Result<S::Ok, S::Error> {
+        let n = usize::try_from(r.varint().ok_or_else(corrupt::<S::Error>)?)
+            .map_err(|_| corrupt::<S::Error>())?;
+        let mut seq = s.serialize_seq(Some(n))?;
+        for _ in 0..n {
+            seq.serialize_element(&Next::<Dish>(RefCell::new(&mut *r), PhantomData))?;
+        }
+        seq.end()
     }
 }
 
@@ -464,6 +559,17 @@ impl PackedSnapshot {
     }
 }
 
+/// The decoded snapshot's serialisation (the same JSON), without decoding it: strings are
+/// borrowed from the packed bytes (the request body and the changelog record are written so).
+impl Serialize for PackedSnapshot {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_empty() {
+            return Snapshot::default().serialize(s);
+        }
+        Snapshot::serialize_next(&mut Reader::new(&self.0), s)
+    }
+}
+
 impl fmt::Debug for PackedSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.get().fmt(f)
@@ -514,6 +620,11 @@ mod tests {
     fn round_trip(s: &Snapshot) -> PackedSnapshot {
         let p = PackedSnapshot::new(s);
         assert_eq!(&p.get(), s);
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            serde_json::to_string(s).unwrap(),
+            "serialised without decoding: the same JSON"
+        );
         assert_eq!(p.status(), s.status);
         assert_eq!(p, PackedSnapshot::new(&p.get()), "canonical");
         p
@@ -885,6 +996,11 @@ mod tests {
                 serde_json::to_vec(&pa.get()).unwrap(),
                 serde_json::to_vec(&a).unwrap(),
                 "the same JSON"
+            );
+            prop_assert_eq!(
+                serde_json::to_vec(&pa).unwrap(),
+                serde_json::to_vec(&a).unwrap(),
+                "the same JSON, serialised without decoding"
             );
         }
 

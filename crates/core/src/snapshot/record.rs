@@ -81,7 +81,8 @@ impl OrderState {
     }
 
     /// The changelog record of this order as JSON bytes: the same bytes as serialising
-    /// [`Self::to_record`] (written after every acknowledged post).
+    /// [`Self::to_record`], the snapshot serialised from its packed form (written after every
+    /// acknowledged post).
     pub fn record_bytes(&self, out_order_no: &str) -> Vec<u8> {
         self.encode(out_order_no, self.acked_digest.as_ref())
     }
@@ -98,7 +99,7 @@ impl OrderState {
         let record = RecordOut {
             version: RECORD_VERSION,
             out_order_no,
-            snapshot: &self.snapshot(),
+            snapshot: &self.snapshot,
             applied_event_ids: self.applied.iter().map(|f| hex(&f.to_be_bytes())).collect(),
             last_seq: self.last_seq,
             acked_digest: acked_digest.map(|d| hex(d)),
@@ -174,7 +175,7 @@ impl OrderState {
 struct RecordOut<'a> {
     version: u32,
     out_order_no: &'a str,
-    snapshot: &'a Snapshot,
+    snapshot: &'a PackedSnapshot,
     applied_event_ids: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_seq: Option<u64>,
