@@ -28,7 +28,7 @@ pub struct CheckSummary {
 
 /// The snapshot as serialised (the request body's exact field order), `login_token` redacted.
 fn shown(state: &OrderState) -> String {
-    let mut s = state.snapshot.clone();
+    let mut s = state.snapshot();
     if s.login_token.is_some() {
         s.login_token = Some(Secret("<redacted>".into()));
     }
@@ -90,7 +90,7 @@ pub fn check_events<R: BufRead, W: Write>(
             }
             Step::Done { ignored: None, .. } => {
                 summary.applied += 1;
-                let why = if state.snapshot.status.is_none() {
+                let why = if state.status().is_none() {
                     "draft without status"
                 } else {
                     "body unchanged"

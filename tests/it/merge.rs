@@ -56,9 +56,9 @@ fn patches_set_replace_and_null_removes() {
             json!({"out_table_no": "A1", "people_count": 2}),
         ),
     );
-    assert_eq!(s.snapshot.out_table_no.as_deref(), Some("A1"));
+    assert_eq!(s.snapshot().out_table_no.as_deref(), Some("A1"));
     assert_eq!(
-        s.snapshot.out_order_no.as_deref(),
+        s.snapshot().out_order_no.as_deref(),
         Some("O-1"),
         "the order number comes from the event"
     );
@@ -72,7 +72,10 @@ fn patches_set_replace_and_null_removes() {
         ),
     );
     assert_eq!(
-        (s.snapshot.out_table_no.as_deref(), s.snapshot.people_count),
+        (
+            s.snapshot().out_table_no.as_deref(),
+            s.snapshot().people_count
+        ),
         (None, Some(3))
     );
 }
@@ -90,8 +93,8 @@ fn dish_list_is_replaced_whole() {
             json!({"dish_list": [{"name": "米饭"}, {"name": "汤"}]}),
         ),
     );
-    let names: Vec<_> = s
-        .snapshot
+    let snapshot = s.snapshot();
+    let names: Vec<_> = snapshot
         .dish_list
         .as_ref()
         .unwrap()
@@ -100,7 +103,7 @@ fn dish_list_is_replaced_whole() {
         .collect();
     assert_eq!(names, ["米饭", "汤"]);
     assert!(
-        s.snapshot.dish_list.as_ref().unwrap()[0].price.is_none(),
+        s.snapshot().dish_list.as_ref().unwrap()[0].price.is_none(),
         "no field survives from the old list"
     );
 }
@@ -140,20 +143,20 @@ fn stale_seq_is_ignored_and_absent_seq_is_never_stale() {
         Outcome::Ignored(Ignored::StaleSeq)
     );
     applied(&mut s, &event("nx", None, T1, json!({"people_count": 6})));
-    assert_eq!((s.snapshot.people_count, s.last_seq), (Some(6), Some(5)));
+    assert_eq!((s.snapshot().people_count, s.last_seq), (Some(6), Some(5)));
 }
 
 #[test]
 fn status_change_sets_action_time_from_occurred_at_unless_the_patch_sets_it() {
     let mut s = OrderState::default();
     applied(&mut s, &event("e1", None, T1, created()));
-    assert_eq!(s.snapshot.action_time.as_deref(), Some(T1));
+    assert_eq!(s.snapshot().action_time.as_deref(), Some(T1));
     applied(
         &mut s,
         &event("e2", None, T2, json!({"out_table_no": "B2"})),
     );
     assert_eq!(
-        s.snapshot.action_time.as_deref(),
+        s.snapshot().action_time.as_deref(),
         Some(T1),
         "no status change, no new action_time"
     );
@@ -161,7 +164,7 @@ fn status_change_sets_action_time_from_occurred_at_unless_the_patch_sets_it() {
     p["action_time"] = json!("2026-11-27T12:45:00+08:00");
     applied(&mut s, &event("e3", None, T2, p));
     assert_eq!(
-        s.snapshot.action_time.as_deref(),
+        s.snapshot().action_time.as_deref(),
         Some("2026-11-27T12:45:00+08:00")
     );
 }
@@ -194,7 +197,7 @@ fn an_order_may_start_at_pay_success() {
         .unwrap()
         .extend(paid().as_object().unwrap().clone());
     assert!(applied(&mut s, &event("e1", None, T1, p)));
-    assert_eq!(s.snapshot.status, Some(Status::PaySuccess));
+    assert_eq!(s.snapshot().status, Some(Status::PaySuccess));
 }
 
 #[test]
@@ -251,8 +254,8 @@ fn defaults_fill_missing_fields_but_never_make_both_variants() {
     ));
     assert_eq!(
         (
-            s.snapshot.sp_mchid.as_deref(),
-            s.snapshot.sub_mchid.as_deref()
+            s.snapshot().sp_mchid.as_deref(),
+            s.snapshot().sub_mchid.as_deref()
         ),
         (Some("1900000001"), Some("1900000109"))
     );
@@ -263,8 +266,8 @@ fn defaults_fill_missing_fields_but_never_make_both_variants() {
     );
     assert_eq!(
         (
-            s.snapshot.channel_id.as_deref(),
-            s.snapshot.sp_mchid.as_deref()
+            s.snapshot().channel_id.as_deref(),
+            s.snapshot().sp_mchid.as_deref()
         ),
         (Some("CH1"), None)
     );
@@ -275,7 +278,7 @@ fn defaults_fill_missing_fields_but_never_make_both_variants() {
     let mut s = OrderState::default();
     s.apply(&event("e1", None, T1, created()), &explicit);
     assert_eq!(
-        s.snapshot.sub_mchid.as_deref(),
+        s.snapshot().sub_mchid.as_deref(),
         Some("1900000109"),
         "the event's value wins"
     );
@@ -412,13 +415,13 @@ proptest! {
         let mut highest: Option<Status> = None;
         for e in events_of(&steps) {
             if let Outcome::Applied { .. } = s.apply(&e, &Defaults::default()) {
-                prop_assert!(s.snapshot.status >= highest, "{:?} after {:?}", s.snapshot.status, highest);
-                highest = s.snapshot.status;
-                if s.snapshot.status.is_some() {
-                    prop_assert!(validate(&s.snapshot).is_empty());
+                prop_assert!(s.snapshot().status >= highest, "{:?} after {:?}", s.snapshot().status, highest);
+                highest = s.snapshot().status;
+                if s.snapshot().status.is_some() {
+                    prop_assert!(validate(&s.snapshot()).is_empty());
                 }
             }
-            prop_assert_eq!(s.snapshot.status, highest);
+            prop_assert_eq!(s.snapshot().status, highest);
         }
     }
 
@@ -428,9 +431,9 @@ proptest! {
         for e in events_of(&steps) {
             s.apply(&e, &Defaults::default());
         }
-        let a = serde_json::to_vec(&s.snapshot).unwrap();
+        let a = serde_json::to_vec(&s.snapshot()).unwrap();
         let reparsed: catering_sync::snapshot::Snapshot = serde_json::from_slice(&a).unwrap();
         prop_assert_eq!(serde_json::to_vec(&reparsed).unwrap(), a);
-        prop_assert_eq!(Body::of(&s.snapshot), Body::of(&reparsed));
+        prop_assert_eq!(Body::of(&s.snapshot()), Body::of(&reparsed));
     }
 }

@@ -71,11 +71,10 @@ pub fn next<E: AsRef<OrderEvent>>(
     let mut covered = 1;
     for event in &events[1..] {
         let mut trial = state.clone();
-        let status = state.snapshot.status;
+        let status = state.status();
         let outcome = trial.apply(event.as_ref(), defaults);
         let same_status = trial
-            .snapshot
-            .status
+            .status()
             .zip(status)
             .is_some_and(|(newer, pending)| may_coalesce(pending, newer));
         match outcome {

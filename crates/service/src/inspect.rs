@@ -321,7 +321,7 @@ fn seen(newest: &Newest, committed_input_offset: Option<i64>) -> StateSeen {
         committed_input_offset,
         deliveries: r
             .header(crate::state::DELIVERIES_HEADER)
-            .map(|h| crate::snapshot::Deliveries::from_header(h.as_bytes()).0)
+            .map(|h| crate::snapshot::Deliveries::from_header(h.as_bytes()).list())
             .unwrap_or_default()
             .into_iter()
             .map(|d| DeliverySeen {

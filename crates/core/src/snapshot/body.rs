@@ -23,13 +23,17 @@ impl Body {
     pub fn of(snapshot: &Snapshot) -> Option<Self> {
         let status = snapshot.status?;
         // Serialising plain data to a Vec cannot fail.
-        let bytes = serde_json::to_vec(snapshot).ok()?;
+        Some(Self::from_json(serde_json::to_vec(snapshot).ok()?, status))
+    }
+
+    /// The body of serialised snapshot `bytes` reporting `status`.
+    pub(super) fn from_json(bytes: Vec<u8>, status: Status) -> Self {
         let digest = Sha256::digest(&bytes).into();
-        Some(Self {
+        Self {
             bytes: Bytes::from(bytes),
             digest,
             status,
-        })
+        }
     }
 
     /// Lower-case hex of the digest.

@@ -1,8 +1,11 @@
 //! The state of one order and what applying an event does to it (SPEC §3–§4).
 
+use std::fmt;
+
 use sha2::{Digest, Sha256};
 
 use super::body::Body;
+use super::packed::{pack_deliveries, unpack_deliveries, PackedSnapshot};
 use super::types::OrderEvent;
 use super::types::{Snapshot, Status};
 use crate::dead_letter::Reason;
@@ -138,12 +141,16 @@ pub enum Outcome {
 }
 
 /// One order: its snapshot and what is needed to apply events exactly once and post in order.
+///
+/// The snapshot is kept packed in one allocation (every tracked order is in memory):
+/// [`Self::snapshot`] decodes it, [`Self::set_snapshot`] replaces it, [`Self::status`] reads
+/// its status alone. `Debug` shows it decoded, `login_token` redacted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderState {
-    /// The merged order.
-    pub snapshot: Snapshot,
+    /// The merged order, packed.
+    pub(super) snapshot: PackedSnapshot,
     /// Fingerprints of applied event ids, oldest first, at most [`MAX_APPLIED_IDS`].
-    pub applied: Vec<u64>,
+    pub applied: Box<[u64]>,
     /// The greatest `seq` applied.
     pub last_seq: Option<u64>,
     /// SHA-256 of the last body WeChat Pay acknowledged with a verified 204.
@@ -183,9 +190,16 @@ pub struct Delivery {
 }
 
 /// The last [`MAX_DELIVERIES`] acknowledged posts of an order. Bookkeeping for support, not
-/// what the order is: it never makes two states unequal (like [`ChangedAt`]).
-#[derive(Debug, Clone, Default)]
-pub struct Deliveries(pub Vec<Delivery>);
+/// what the order is: it never makes two states unequal (like [`ChangedAt`]). Kept packed in one
+/// allocation (none while empty); [`Self::list`] gives the posts, oldest first.
+#[derive(Clone, Default)]
+pub struct Deliveries(Box<[u8]>);
+
+impl fmt::Debug for Deliveries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Deliveries").field(&self.list()).finish()
+    }
+}
 
 impl PartialEq for Deliveries {
     fn eq(&self, _: &Self) -> bool {
@@ -220,12 +234,24 @@ fn bounded(id: &str) -> Box<str> {
 }
 
 impl Deliveries {
+    /// The remembered posts, oldest first.
+    pub fn list(&self) -> Vec<Delivery> {
+        unpack_deliveries(&self.0)
+    }
+
+    /// No post is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Remember one more, dropping the oldest beyond [`MAX_DELIVERIES`].
     pub fn push(&mut self, d: Delivery) {
-        if self.0.len() >= MAX_DELIVERIES {
-            self.0.remove(0);
+        let mut list = self.list();
+        if list.len() >= MAX_DELIVERIES {
+            list.remove(0);
         }
-        self.0.push(d);
+        list.push(d);
+        self.0 = pack_deliveries(&list);
     }
 
     /// The changelog header value (a JSON array), or `None` when there is nothing to carry (or,
@@ -235,7 +261,7 @@ impl Deliveries {
         if self.0.is_empty() {
             return None;
         }
-        serde_json::to_vec(&self.0).ok()
+        serde_json::to_vec(&self.list()).ok()
     }
 
     /// Read a header value back; anything unreadable is no history (it is never what the order
@@ -247,7 +273,7 @@ impl Deliveries {
         for d in &mut list {
             d.request_id = d.request_id.as_deref().map(bounded);
         }
-        Self(list)
+        Self(pack_deliveries(&list))
     }
 }
 
@@ -273,6 +299,22 @@ pub fn fingerprint(event_id: &str) -> u64 {
 }
 
 impl OrderState {
+    /// The merged order (decoded from its packed form: a copy, changed with
+    /// [`Self::set_snapshot`]).
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot.get()
+    }
+
+    /// Replace the merged order (no rule is checked: [`Self::apply`] is how events change it).
+    pub fn set_snapshot(&mut self, snapshot: &Snapshot) {
+        self.snapshot = PackedSnapshot::new(snapshot);
+    }
+
+    /// The snapshot's status, read without decoding the rest of it.
+    pub fn status(&self) -> Option<Status> {
+        self.snapshot.status()
+    }
+
     /// Apply one event (which must belong to this order). The state changes only when the
     /// outcome is [`Outcome::Applied`].
     pub fn apply(&mut self, event: &OrderEvent, defaults: &Defaults) -> Outcome {
@@ -285,56 +327,44 @@ impl OrderState {
                 return Outcome::Ignored(Ignored::StaleSeq);
             }
         }
-        let next = match self.merged(event, defaults) {
+        let current = self.snapshot();
+        let next = match merged(&current, event, defaults) {
             Ok(s) => s,
             Err(r) => return Outcome::Rejected(r),
         };
-        self.snapshot = next;
-        if self.applied.len() >= MAX_APPLIED_IDS {
-            self.applied.remove(0);
-        }
-        self.applied.push(fp);
+        // Whether a post is due, from the snapshot at hand (what `post_due` would decode).
+        let post_due = self.post_due_of(&next);
+        self.snapshot = PackedSnapshot::new(&next);
+        // One exact-size allocation per applied event (the oldest dropped when full).
+        let keep = &self.applied[usize::from(self.applied.len() >= MAX_APPLIED_IDS)..];
+        let mut applied = Vec::with_capacity(keep.len() + 1);
+        applied.extend_from_slice(keep);
+        applied.push(fp);
+        self.applied = applied.into_boxed_slice();
         self.last_seq = event.seq.max(self.last_seq);
-        Outcome::Applied {
-            post_due: self.post_due(),
-        }
+        Outcome::Applied { post_due }
     }
 
-    /// The snapshot this event would produce, or why it may not.
-    fn merged(&self, event: &OrderEvent, defaults: &Defaults) -> Result<Snapshot, Rejected> {
-        let mut next = self.snapshot.clone();
-        next.merge(&event.patch);
-        next.out_order_no = Some(event.out_order_no.as_str().into());
-        defaults.fill(&mut next);
-        if let Some(from) = self.snapshot.status {
-            if next.status.is_none_or(|to| to < from) {
-                return Err(Rejected::StatusRegression {
-                    from,
-                    to: next.status,
-                });
-            }
-        }
-        let status_set = matches!(event.patch.status, Some(Some(_)));
-        let action_time_set = matches!(event.patch.action_time, Some(Some(_)));
-        if status_set && next.status != self.snapshot.status && !action_time_set {
-            next.action_time = Some(event.occurred_at.as_str().into());
-        }
-        let violations = validate(&next);
-        if violations.is_empty() {
-            Ok(next)
-        } else {
-            Err(Rejected::InvalidSnapshot(violations))
-        }
-    }
-
-    /// The request body, for a snapshot with a status (always valid once applied).
+    /// The request body, for a snapshot with a status (always valid once applied): what
+    /// [`Body::of`] gives for [`Self::snapshot`], serialised from the packed form.
     pub fn body(&self) -> Option<Body> {
-        self.snapshot.status.and_then(|_| Body::of(&self.snapshot))
+        let status = self.status()?;
+        // Serialising plain data to a Vec cannot fail.
+        let bytes = serde_json::to_vec(&self.snapshot).ok()?;
+        Some(Body::from_json(bytes, status))
     }
 
     /// A post is due: the snapshot has a status and its body differs from the acknowledged one.
     pub fn post_due(&self) -> bool {
         self.body().is_some_and(|b| !self.is_acked(&b))
+    }
+
+    /// [`Self::post_due`] were `snapshot` this order's snapshot.
+    fn post_due_of(&self, snapshot: &Snapshot) -> bool {
+        snapshot
+            .status
+            .and_then(|_| Body::of(snapshot))
+            .is_some_and(|b| !self.is_acked(&b))
     }
 
     /// WeChat Pay acknowledged exactly this body already.
@@ -348,6 +378,37 @@ impl OrderState {
         if body.status == Status::PaySuccess && self.final_acked_at_ms.is_none() {
             self.final_acked_at_ms = Some(now_ms);
         }
+    }
+}
+
+/// The snapshot `event` would make of `current` (the order's snapshot), or why it may not.
+fn merged(
+    current: &Snapshot,
+    event: &OrderEvent,
+    defaults: &Defaults,
+) -> Result<Snapshot, Rejected> {
+    let mut next = current.clone();
+    next.merge(&event.patch);
+    next.out_order_no = Some(event.out_order_no.as_str().into());
+    defaults.fill(&mut next);
+    if let Some(from) = current.status {
+        if next.status.is_none_or(|to| to < from) {
+            return Err(Rejected::StatusRegression {
+                from,
+                to: next.status,
+            });
+        }
+    }
+    let status_set = matches!(event.patch.status, Some(Some(_)));
+    let action_time_set = matches!(event.patch.action_time, Some(Some(_)));
+    if status_set && next.status != current.status && !action_time_set {
+        next.action_time = Some(event.occurred_at.as_str().into());
+    }
+    let violations = validate(&next);
+    if violations.is_empty() {
+        Ok(next)
+    } else {
+        Err(Rejected::InvalidSnapshot(violations))
     }
 }
 
@@ -365,5 +426,134 @@ pub fn validate(s: &Snapshot) -> Vec<Violation> {
             rule: rules::Rule::Type,
             message: format!("cannot serialise: {e}"),
         }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{decode, DecodeLimits};
+    use crate::fixtures::order_events;
+
+    /// Fixture order `i` after both its events, each body acknowledged and remembered.
+    fn tracked(i: usize, dishes: usize) -> OrderState {
+        let mut state = OrderState::default();
+        for value in order_events(i, dishes) {
+            let event = decode(&value, &DecodeLimits::default()).unwrap();
+            assert!(matches!(
+                state.apply(&event, &Defaults::default()),
+                Outcome::Applied { post_due: true }
+            ));
+            let body = state.body().unwrap();
+            state.mark_acked(&body, 7);
+            state
+                .deliveries
+                .push(Delivery::new(body.status, 7, Some("08-0")));
+        }
+        state
+    }
+
+    #[test]
+    fn the_packed_snapshot_reads_back_and_is_replaced_whole() {
+        let mut state = tracked(3, 5);
+        let s = state.snapshot();
+        assert_eq!(s.status, Some(Status::PaySuccess));
+        assert_eq!(state.status(), s.status);
+        assert_eq!(s.dish_list.as_ref().map(|d| d.len()), Some(5));
+        assert_eq!(
+            state.body(),
+            Body::of(&s),
+            "the body is the decoded snapshot's"
+        );
+        let mut changed = s.clone();
+        changed.out_table_no = Some("B7".into());
+        changed.status = None;
+        state.set_snapshot(&changed);
+        assert_eq!(state.snapshot(), changed);
+        assert_eq!((state.status(), state.body()), (None, None));
+        state.set_snapshot(&Snapshot::default());
+        assert_eq!(state.snapshot(), Snapshot::default());
+        assert_eq!(state.snapshot, PackedSnapshot::default());
+    }
+
+    #[test]
+    fn equality_is_the_snapshot_s_and_clones_are_equal() {
+        let (a, b) = (tracked(1, 5), tracked(2, 5));
+        assert_eq!(a.clone(), a);
+        assert_ne!(a, b);
+        let mut c = b.clone();
+        c.set_snapshot(&a.snapshot());
+        assert_ne!(c, a, "the rest of the state still differs");
+        c.applied = a.applied.clone();
+        c.acked_digest = a.acked_digest;
+        assert_eq!(c, a);
+        assert_eq!(OrderState::default(), OrderState::default());
+    }
+
+    #[test]
+    fn debug_shows_the_decoded_snapshot_and_history_but_never_the_login_token() {
+        let state = tracked(4, 2);
+        let token = state.snapshot().login_token.unwrap().0;
+        let shown = format!("{state:?}");
+        assert!(!shown.contains(&*token), "{shown}");
+        assert!(shown.contains("Secret(redacted)"), "{shown}");
+        assert!(
+            shown.contains("out_order_no: Some(\"202611271200000004\")"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("Deliveries([Delivery { status: CreateDeal"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn deliveries_keep_the_last_four_oldest_first() {
+        let mut d = Deliveries::default();
+        assert!(d.is_empty() && d.list().is_empty());
+        for i in 0..7u64 {
+            d.push(Delivery::new(
+                Status::CreateDeal,
+                i,
+                (i % 2 == 0).then_some("R"),
+            ));
+        }
+        let at: Vec<u64> = d.list().iter().map(|x| x.at_ms).collect();
+        assert_eq!(at, [3, 4, 5, 6]);
+        assert_eq!(d.list()[1].request_id.as_deref(), Some("R"));
+        assert_eq!(d.list()[0].request_id, None);
+        assert_eq!(
+            String::from_utf8(d.header_value().unwrap()).unwrap(),
+            r#"[{"status":"CREATE_DEAL","at_ms":3},{"status":"CREATE_DEAL","at_ms":4,"request_id":"R"},{"status":"CREATE_DEAL","at_ms":5},{"status":"CREATE_DEAL","at_ms":6,"request_id":"R"}]"#,
+            "the header's JSON is unchanged"
+        );
+    }
+
+    #[test]
+    fn the_applied_ids_stay_bounded_and_exact() {
+        let mut state = OrderState::default();
+        for i in 0..MAX_APPLIED_IDS + 3 {
+            let event = OrderEvent {
+                event_id: format!("e{i}"),
+                out_order_no: "O-1".into(),
+                occurred_at: "2026-11-27T12:30:00+08:00".into(),
+                seq: None,
+                patch: Default::default(),
+            };
+            assert!(matches!(
+                state.apply(&event, &Defaults::default()),
+                Outcome::Applied { post_due: false }
+            ));
+        }
+        assert_eq!(state.applied.len(), MAX_APPLIED_IDS);
+        assert_eq!(
+            state.applied[0],
+            fingerprint("e3"),
+            "the oldest dropped first"
+        );
+        assert_eq!(
+            state.applied.last(),
+            Some(&fingerprint(&format!("e{}", MAX_APPLIED_IDS + 2)))
+        );
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::body::hex;
 use super::order::{OrderState, MAX_APPLIED_IDS};
+use super::packed::PackedSnapshot;
 use super::types::Snapshot;
 
 /// Current record version.
@@ -71,7 +72,7 @@ impl OrderState {
         StateRecord {
             version: RECORD_VERSION,
             out_order_no: out_order_no.to_string(),
-            snapshot: self.snapshot.clone(),
+            snapshot: self.snapshot(),
             applied_event_ids: self.applied.iter().map(|f| hex(&f.to_be_bytes())).collect(),
             last_seq: self.last_seq,
             acked_digest: self.acked_digest.as_ref().map(|d| hex(d)),
@@ -80,7 +81,8 @@ impl OrderState {
     }
 
     /// The changelog record of this order as JSON bytes: the same bytes as serialising
-    /// [`Self::to_record`], without cloning the snapshot (written after every acknowledged post).
+    /// [`Self::to_record`], the snapshot serialised from its packed form (written after every
+    /// acknowledged post).
     pub fn record_bytes(&self, out_order_no: &str) -> Vec<u8> {
         self.encode(out_order_no, self.acked_digest.as_ref())
     }
@@ -131,18 +133,19 @@ impl OrderState {
             return Err(RecordError::Version(version));
         }
         let skip = applied_event_ids.len().saturating_sub(MAX_APPLIED_IDS);
-        let applied = applied_event_ids[skip..]
-            .iter()
-            .map(|s| unhex::<8>(s.as_ref()).map(u64::from_be_bytes))
-            .collect::<Option<Vec<_>>>()
-            .ok_or(RecordError::Field("applied_event_ids"))?;
+        // Exactly sized: the boxed slice is then the same allocation.
+        let mut applied = Vec::with_capacity(applied_event_ids.len() - skip);
+        for s in &applied_event_ids[skip..] {
+            let fp = unhex::<8>(s.as_ref()).ok_or(RecordError::Field("applied_event_ids"))?;
+            applied.push(u64::from_be_bytes(fp));
+        }
         let acked_digest = match acked_digest {
             None => None,
             Some(s) => Some(unhex::<32>(s).ok_or(RecordError::Field("acked_digest"))?),
         };
         Ok(Self {
-            snapshot,
-            applied,
+            snapshot: PackedSnapshot::new(&snapshot),
+            applied: applied.into_boxed_slice(),
             last_seq,
             acked_digest,
             final_acked_at_ms,
@@ -172,7 +175,7 @@ impl OrderState {
 struct RecordOut<'a> {
     version: u32,
     out_order_no: &'a str,
-    snapshot: &'a Snapshot,
+    snapshot: &'a PackedSnapshot,
     applied_event_ids: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_seq: Option<u64>,
@@ -246,11 +249,11 @@ mod tests {
                 request_id: Some(format!("08-{i}").into()),
             });
         }
-        assert_eq!(d.0.len(), MAX_DELIVERIES);
-        assert_eq!(d.0[0].at_ms, 2, "the oldest dropped first");
+        assert_eq!(d.list().len(), MAX_DELIVERIES);
+        assert_eq!(d.list()[0].at_ms, 2, "the oldest dropped first");
         let back = Deliveries::from_header(&d.header_value().unwrap());
-        assert_eq!(back.0, d.0);
-        assert!(Deliveries::from_header(b"not json").0.is_empty());
+        assert_eq!(back.list(), d.list());
+        assert!(Deliveries::from_header(b"not json").list().is_empty());
     }
 
     #[test]
@@ -294,7 +297,7 @@ mod tests {
         let header = format!(r#"[{{"status":"PAY_SUCCESS","at_ms":1,"request_id":"{long}"}}]"#);
         let back = Deliveries::from_header(header.as_bytes());
         assert_eq!(
-            back.0[0].request_id.as_deref().map(str::len),
+            back.list()[0].request_id.as_deref().map(str::len),
             Some(MAX_REQUEST_ID_BYTES)
         );
     }

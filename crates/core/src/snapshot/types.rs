@@ -53,6 +53,16 @@ macro_rules! dish_types {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
         #[allow(missing_docs)]
         pub enum DishType { $(#[serde(rename = $name)] $variant),* }
+
+        impl DishType {
+            /// Every value in declaration order (its packed form is its index here).
+            pub(super) const ALL: [DishType; [$($name),*].len()] = [$(DishType::$variant),*];
+
+            /// The index of this value in [`Self::ALL`].
+            pub(super) fn index(self) -> u8 {
+                self as u8
+            }
+        }
     };
 }
 
@@ -175,6 +185,9 @@ macro_rules! body_fields {
         pub struct Patch {
             $(#[serde(default, deserialize_with = "double_option")] pub $field: Option<Option<$ty>>,)*
         }
+
+        // The in-memory packed form, from the same field list (`super::packed`).
+        super::packed::packed_struct!(Snapshot { $($field),* });
 
         impl Snapshot {
             /// Merge `patch` into `self` (RFC 7396 for this shape: set, replace, `null` removes).

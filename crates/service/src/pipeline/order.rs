@@ -246,7 +246,7 @@ async fn post(
             true
         };
     }
-    let delivery = match run.shared.merchants.route(&run.state.snapshot) {
+    let delivery = match run.shared.merchants.route(&run.state.snapshot()) {
         Ok(d) => d.clone(),
         Err(no) => {
             let failure = Failure {

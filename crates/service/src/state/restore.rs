@@ -294,16 +294,20 @@ mod tests {
         };
         let mut into = Restored::default();
         assert!(apply_record(&record(Some(&header)), &mut into));
-        let back = &into.orders["R-1"].deliveries.0;
-        assert_eq!(back, &state.deliveries.0, "the history comes back whole");
+        let back = &into.orders["R-1"].deliveries.list();
+        assert_eq!(
+            back,
+            &state.deliveries.list(),
+            "the history comes back whole"
+        );
         // Without the header (a record of the previous release, or one at the size limit): the
         // order is restored, with no history; a later record with one brings it back.
         assert!(apply_record(&record(None), &mut into));
-        assert!(into.orders["R-1"].deliveries.0.is_empty());
+        assert!(into.orders["R-1"].deliveries.list().is_empty());
         assert_eq!(*into.orders["R-1"], state, "the same order either way");
         // An unreadable header is no history, never an unreadable record.
         assert!(apply_record(&record(Some(b"{not json")), &mut into));
-        assert!(into.orders["R-1"].deliveries.0.is_empty());
+        assert!(into.orders["R-1"].deliveries.list().is_empty());
         // A tombstone forgets the order; a record of another key is unreadable.
         assert!(apply_record(
             &Record {
