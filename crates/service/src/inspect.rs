@@ -49,8 +49,8 @@ pub struct StateSeen {
     pub offset: i64,
     /// The owner epoch of the member that wrote it (0: a release without epochs).
     pub epoch: u64,
-    /// Later records of the order passed over, as a restore passes them over: written by a
-    /// member after a newer owner had fenced the partition (a zombie's writes).
+    /// Records of the order passed over, as a restore passes them over: written by a member
+    /// after a newer owner had fenced the partition (a zombie's writes).
     pub fenced_records: u64,
     /// When it was written (RFC 3339), when the broker gives a timestamp.
     pub written_at: Option<String>,
@@ -399,7 +399,7 @@ impl std::fmt::Display for OrderReport {
             if s.fenced_records > 0 {
                 writeln!(
                     f,
-                    "  passed over: {} later record(s) of the order written after a newer owner's fence (a previous owner's writes; a restore ignores them too)",
+                    "  passed over: {} record(s) of the order written after a newer owner's fence (a previous owner's writes; a restore ignores them too)",
                     s.fenced_records
                 )?;
             }
