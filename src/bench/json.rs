@@ -66,6 +66,12 @@ pub struct Row {
 }
 
 impl Row {
+    /// An end-to-end run's posts/s, with its CPU per post.
+    pub fn throughput(id: String, measure: String, run: &super::e2e::RunResult) -> Self {
+        Self::new(id, measure, run.per_second(), "posts/s", Better::Higher)
+            .cpu(run.cpu_per_post().as_secs_f64() * 1000.0, "ms/post")
+    }
+
     /// A figure with no CPU and no target.
     pub fn new(
         id: impl Into<String>,

@@ -179,16 +179,7 @@ impl Report {
             } else {
                 format!("2/{}", r.name)
             };
-            rows.push(
-                Row::new(
-                    id.clone(),
-                    run_measure(r),
-                    r.per_second(),
-                    "posts/s",
-                    Better::Higher,
-                )
-                .cpu(ms(r.cpu_per_post()), "ms/post"),
-            );
+            rows.push(Row::throughput(id.clone(), run_measure(r), r));
             rows.push(Row::new(
                 format!("{id}/others-cpu"),
                 format!("{}: sandbox and broker CPU", run_measure(r)),

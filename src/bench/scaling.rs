@@ -252,16 +252,7 @@ impl Scaling {
         };
         for r in pinned.into_iter().chain(&self.partitions) {
             let id = run_id(r);
-            rows.push(
-                Row::new(
-                    id.clone(),
-                    run_measure(r),
-                    r.per_second(),
-                    "posts/s",
-                    Better::Higher,
-                )
-                .cpu(ms(r.cpu_per_post()), "ms/post"),
-            );
+            rows.push(Row::throughput(id.clone(), run_measure(r), r));
             rows.push(Row::new(
                 format!("{id}/efficiency"),
                 format!("{}: CPU efficiency", run_measure(r)),
