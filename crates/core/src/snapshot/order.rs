@@ -327,8 +327,7 @@ impl OrderState {
                 return Outcome::Ignored(Ignored::StaleSeq);
             }
         }
-        let current = self.snapshot();
-        let next = match merged(&current, event, defaults) {
+        let next = match merged(self.snapshot(), event, defaults) {
             Ok(s) => s,
             Err(r) => return Outcome::Rejected(r),
         };
@@ -381,17 +380,19 @@ impl OrderState {
     }
 }
 
-/// The snapshot `event` would make of `current` (the order's snapshot), or why it may not.
+/// The snapshot `event` would make of `current` (the order's snapshot, a decoded copy merged
+/// in place), or why it may not.
 fn merged(
-    current: &Snapshot,
+    current: Snapshot,
     event: &OrderEvent,
     defaults: &Defaults,
 ) -> Result<Snapshot, Rejected> {
-    let mut next = current.clone();
+    let from = current.status;
+    let mut next = current;
     next.merge(&event.patch);
     next.out_order_no = Some(event.out_order_no.as_str().into());
     defaults.fill(&mut next);
-    if let Some(from) = current.status {
+    if let Some(from) = from {
         if next.status.is_none_or(|to| to < from) {
             return Err(Rejected::StatusRegression {
                 from,
@@ -401,7 +402,7 @@ fn merged(
     }
     let status_set = matches!(event.patch.status, Some(Some(_)));
     let action_time_set = matches!(event.patch.action_time, Some(Some(_)));
-    if status_set && next.status != current.status && !action_time_set {
+    if status_set && next.status != from && !action_time_set {
         next.action_time = Some(event.occurred_at.as_str().into());
     }
     let violations = validate(&next);
