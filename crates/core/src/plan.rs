@@ -38,6 +38,9 @@ pub enum Step {
         /// The state before these events: what is made durable again if the post ends in dead
         /// letters.
         before: Box<OrderState>,
+        /// The body to post: the state's [`OrderState::body`] after these events, serialised
+        /// and hashed once, when they were applied.
+        body: Body,
     },
 }
 
@@ -60,26 +63,32 @@ pub fn next<E: AsRef<OrderEvent>>(
 ) -> Step {
     let first = events[0].as_ref();
     let before = state.clone();
-    let (ignored, post_due, mut changed) = match state.apply(first, defaults) {
+    let (outcome, applied_body) = state.apply_keeping_body(first, defaults);
+    let (ignored, mut body, mut changed) = match outcome {
         Outcome::Rejected(r) => return Step::DeadLetter(r),
-        Outcome::Ignored(why) => (Some(why), state.post_due(), false),
-        Outcome::Applied { post_due } => (None, post_due, true),
+        Outcome::Ignored(why) => (Some(why), state.body(), false),
+        Outcome::Applied { .. } => (None, applied_body, true),
     };
-    if !post_due {
+    let Some(due) = body.take().filter(|b| !state.is_acked(b)) else {
         return Step::Done { ignored, changed };
-    }
+    };
+    let mut body = due;
     let mut covered = 1;
     for event in &events[1..] {
         let mut trial = state.clone();
         let status = state.status();
-        let outcome = trial.apply(event.as_ref(), defaults);
+        let (outcome, trial_body) = trial.apply_keeping_body(event.as_ref(), defaults);
         let same_status = trial
             .status()
             .zip(status)
             .is_some_and(|(newer, pending)| may_coalesce(pending, newer));
         match outcome {
             Outcome::Applied { .. } | Outcome::Ignored(_) if same_status => {
-                changed |= matches!(outcome, Outcome::Applied { .. });
+                if let Outcome::Applied { .. } = outcome {
+                    changed = true;
+                    // Applied with a status (same_status): the body is there.
+                    body = trial_body.unwrap_or(body);
+                }
                 *state = trial;
                 covered += 1;
             }
@@ -91,6 +100,7 @@ pub fn next<E: AsRef<OrderEvent>>(
         ignored,
         changed,
         before: Box::new(before),
+        body,
     }
 }
 

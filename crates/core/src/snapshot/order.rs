@@ -318,21 +318,32 @@ impl OrderState {
     /// Apply one event (which must belong to this order). The state changes only when the
     /// outcome is [`Outcome::Applied`].
     pub fn apply(&mut self, event: &OrderEvent, defaults: &Defaults) -> Outcome {
+        self.apply_keeping_body(event, defaults).0
+    }
+
+    /// [`Self::apply`], also giving the new snapshot's body when the event was applied and the
+    /// snapshot has a status (what [`Self::body`] would give now, without serialising it again).
+    pub fn apply_keeping_body(
+        &mut self,
+        event: &OrderEvent,
+        defaults: &Defaults,
+    ) -> (Outcome, Option<Body>) {
         let fp = fingerprint(&event.event_id);
         if self.applied.contains(&fp) {
-            return Outcome::Ignored(Ignored::DuplicateEvent);
+            return (Outcome::Ignored(Ignored::DuplicateEvent), None);
         }
         if let (Some(seq), Some(last)) = (event.seq, self.last_seq) {
             if seq <= last {
-                return Outcome::Ignored(Ignored::StaleSeq);
+                return (Outcome::Ignored(Ignored::StaleSeq), None);
             }
         }
         let next = match merged(self.snapshot(), event, defaults) {
             Ok(s) => s,
-            Err(r) => return Outcome::Rejected(r),
+            Err(r) => return (Outcome::Rejected(r), None),
         };
         // Whether a post is due, from the snapshot at hand (what `post_due` would decode).
-        let post_due = self.post_due_of(&next);
+        let body = next.status.and_then(|_| Body::of(&next));
+        let post_due = body.as_ref().is_some_and(|b| !self.is_acked(b));
         self.snapshot = PackedSnapshot::new(&next);
         // One exact-size allocation per applied event (the oldest dropped when full).
         let keep = &self.applied[usize::from(self.applied.len() >= MAX_APPLIED_IDS)..];
@@ -341,7 +352,7 @@ impl OrderState {
         applied.push(fp);
         self.applied = applied.into_boxed_slice();
         self.last_seq = event.seq.max(self.last_seq);
-        Outcome::Applied { post_due }
+        (Outcome::Applied { post_due }, body)
     }
 
     /// The request body, for a snapshot with a status (always valid once applied): what
@@ -356,14 +367,6 @@ impl OrderState {
     /// A post is due: the snapshot has a status and its body differs from the acknowledged one.
     pub fn post_due(&self) -> bool {
         self.body().is_some_and(|b| !self.is_acked(&b))
-    }
-
-    /// [`Self::post_due`] were `snapshot` this order's snapshot.
-    fn post_due_of(&self, snapshot: &Snapshot) -> bool {
-        snapshot
-            .status
-            .and_then(|_| Body::of(snapshot))
-            .is_some_and(|b| !self.is_acked(&b))
     }
 
     /// WeChat Pay acknowledged exactly this body already.

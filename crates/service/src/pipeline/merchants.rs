@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use super::delivery::Delivery;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{OrderState, Snapshot};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::Health;
 
@@ -118,12 +118,17 @@ impl Merchants {
         }
     }
 
-    /// The delivery of the merchant `snapshot` names: its `sp_mchid` (service-provider mode),
+    /// The delivery of the merchant the order's snapshot names: its `sp_mchid` (service-provider mode),
     /// else its `channel_id` through the configured `channel_ids`.
-    pub fn route(&self, snapshot: &Snapshot) -> Result<&Arc<Delivery>, NoMerchant> {
+    pub fn route(&self, state: &OrderState) -> Result<&Arc<Delivery>, NoMerchant> {
         if let Some(d) = &self.single {
+            // One merchant: nothing to read from the snapshot (no decode per post).
             return Ok(d);
         }
+        self.route_snapshot(&state.snapshot())
+    }
+
+    fn route_snapshot(&self, snapshot: &Snapshot) -> Result<&Arc<Delivery>, NoMerchant> {
         if let Some(sp) = &snapshot.sp_mchid {
             return self.by_mchid.get(&**sp).ok_or_else(|| {
                 NoMerchant::SpMchid(

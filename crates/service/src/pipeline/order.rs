@@ -217,28 +217,27 @@ async fn execute(run: &mut Run<'_>, order: &str, group: &[Job], step: Step) -> b
             ignored,
             changed,
             before,
+            body,
             ..
         } => {
             if let Some(why) = ignored {
                 run.ignored(order, job, why);
             }
-            post(run, order, group, *before, changed).await
+            post(run, order, group, *before, changed, body).await
         }
     }
 }
 
-/// Post the current state for `group` (write-ahead first when it `changed`); false when the
-/// partition is being given up.
+/// Post `body`, the current state's, for `group` (write-ahead first when it `changed`); false
+/// when the partition is being given up.
 async fn post(
     run: &mut Run<'_>,
     order: &str,
     group: &[Job],
     before: OrderState,
     changed: bool,
+    body: Body,
 ) -> bool {
-    let Some(body) = run.state.body() else {
-        return true;
-    };
     if run.state.is_acked(&body) {
         // Coalescing may land on the acknowledged body again: nothing to send.
         return (!changed || run.write_state(order).await) && {
@@ -246,7 +245,7 @@ async fn post(
             true
         };
     }
-    let delivery = match run.shared.merchants.route(&run.state.snapshot()) {
+    let delivery = match run.shared.merchants.route(&run.state) {
         Ok(d) => d.clone(),
         Err(no) => {
             let failure = Failure {
