@@ -584,15 +584,47 @@ impl PackIn for Text<'_> {
 }
 
 impl Decoded for Box<[Dish]> {
-    type In<'a> = Vec<DishIn<'a>>;
+    type In<'a> = DishesIn;
 }
 
-impl PackIn for Vec<DishIn<'_>> {
-    fn pack_in(&self, out: &mut Vec<u8>) {
-        put_varint(out, self.len() as u64);
-        for d in self {
-            d.pack_in(out);
+/// A `dish_list` as a record decodes it: each dish packed as soon as it is decoded (no list of
+/// decoded dishes is built). Accepts what `Vec<Dish>` accepts: a sequence of dishes.
+pub(super) struct DishesIn {
+    count: u64,
+    packed: Vec<u8>,
+}
+
+impl<'de> serde::Deserialize<'de> for DishesIn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DishesIn;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<DishesIn, A::Error> {
+                let mut dishes = DishesIn {
+                    count: 0,
+                    packed: Vec::with_capacity(256),
+                };
+                while let Some(dish) = seq.next_element::<DishIn<'_>>()? {
+                    dish.pack_in(&mut dishes.packed);
+                    dishes.count += 1;
+                }
+                Ok(dishes)
+            }
         }
+        d.deserialize_seq(V)
+    }
+}
+
+impl PackIn for DishesIn {
+    fn pack_in(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.count);
+        out.extend_from_slice(&self.packed);
     }
 }
 
