@@ -53,22 +53,34 @@ pub enum RecordError {
 
 /// `2 * N` lower-case hex digits as bytes.
 fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    fn digit(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            _ => None,
+    /// Each byte's digit value, 0xff for a byte that is not a lower-case hex digit.
+    const DIGITS: [u8; 256] = {
+        let mut t = [0xffu8; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
         }
-    }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
     let s = s.as_bytes();
     if s.len() != 2 * N {
         return None;
     }
     let mut out = [0u8; N];
+    // Any invalid digit sets the high bit of `bad` (0xff), checked once at the end.
+    let mut bad = 0u8;
     for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        *o = (digit(pair[0])? << 4) | digit(pair[1])?;
+        let (hi, lo) = (DIGITS[usize::from(pair[0])], DIGITS[usize::from(pair[1])]);
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0x0f);
     }
-    Some(out)
+    (bad & 0xf0 == 0).then_some(out)
 }
 
 impl OrderState {
@@ -363,6 +375,21 @@ mod tests {
             back.list()[0].request_id.as_deref().map(str::len),
             Some(MAX_REQUEST_ID_BYTES)
         );
+    }
+
+    #[test]
+    fn unhex_takes_exactly_lower_case_hex_of_the_length() {
+        assert_eq!(super::unhex::<2>("0fa9"), Some([0x0f, 0xa9]));
+        assert_eq!(super::unhex::<1>("ff"), Some([0xff]));
+        for bad in ["0F", "0g", "0", "000", " 0", "é", "0/", "0:", "`0", "0G"] {
+            assert_eq!(super::unhex::<1>(bad), None, "{bad}");
+        }
+        for b in 0..=255u8 {
+            let s = String::from_utf8(vec![b'0', b]).unwrap_or_default();
+            let want = (b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                .then(|| u8::from_str_radix(&s, 16).unwrap());
+            assert_eq!(super::unhex::<1>(&s).map(|[x]| x), want, "{b}");
+        }
     }
 
     #[test]
