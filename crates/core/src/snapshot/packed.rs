@@ -28,7 +28,10 @@ use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
 
 use super::order::Delivery;
-use super::types::{Count, Dish, DishType, Properties, Secret, Snapshot, Status, Unit};
+use super::types::{
+    Count, Dish, DishIn, DishType, Properties, PropertiesIn, Secret, Snapshot, SnapshotIn, Status,
+    Text, Unit,
+};
 
 /// A cursor over packed bytes; every read is `None` past the end.
 pub(super) struct Reader<'a> {
@@ -207,6 +210,32 @@ pub(super) const fn index_of(names: &[&str], name: &str) -> usize {
 /// "Option::is_none"` on every field, a present one as its value: JSON's `Some`), so a field
 /// that serde renames must say so here (`dish_type as "type"`); the tests compare the JSON.
 macro_rules! packed_struct {
+    // With `/ Input`: also [`PackIn`] for `Input<'_>`, the struct a record decodes it as, whose
+    // fields (the same names, exhaustively: destructured without `..`) pack to the same bytes.
+    ($name:ident / $input:ident { $($field:ident $(as $json:literal)?),* $(,)? }) => {
+        $crate::snapshot::packed::packed_struct!($name { $($field $(as $json)?),* });
+
+        impl $crate::snapshot::packed::PackIn for $input<'_> {
+            fn pack_in(&self, out: &mut Vec<u8>) {
+                let $input { $($field),* } = self;
+                let mut bits = 0u64;
+                let mut bit = 1u64;
+                $(
+                    if $field.is_some() {
+                        bits |= bit;
+                    }
+                    bit <<= 1;
+                )*
+                let _ = bit;
+                $crate::snapshot::packed::put_bitmap(out, bits, $name::PACKED_BITMAP_BYTES);
+                $(
+                    if let Some(v) = $field {
+                        $crate::snapshot::packed::PackIn::pack_in(v, out);
+                    }
+                )*
+            }
+        }
+    };
     ($name:ident { $($field:ident $(as $json:literal)?),* $(,)? }) => {
         impl $name {
             /// The fields in their packed order (the declaration order).
@@ -308,7 +337,7 @@ macro_rules! json_name {
 }
 pub(super) use json_name;
 
-packed_struct!(Dish {
+packed_struct!(Dish / DishIn {
     out_dish_no,
     name,
     price,
@@ -320,13 +349,16 @@ packed_struct!(Dish {
     properties,
 });
 
-packed_struct!(Properties {
-    taste,
-    cuisine,
-    main_material,
-    ingredients,
-    others,
-});
+packed_struct!(
+    Properties
+        / PropertiesIn {
+            taste,
+            cuisine,
+            main_material,
+            ingredients,
+            others,
+        }
+);
 
 impl Pack for Box<str> {
     fn pack(&self, out: &mut Vec<u8>) {
@@ -505,6 +537,97 @@ impl Pack for Delivery {
     }
 }
 
+/// A value's form as a changelog record decodes it ([`SnapshotIn`]): the same JSON accepted,
+/// strings borrowed from the record, packed by [`PackIn`] to the bytes [`Pack`] gives the value.
+pub(super) trait Decoded {
+    /// The decoded form.
+    type In<'a>;
+}
+
+/// The decoded form of a `T` ([`Decoded`]).
+pub(super) type In<'a, T> = <T as Decoded>::In<'a>;
+
+/// A decoded value packed as [`Pack::pack`] packs the value it stands for (the same bytes).
+pub(super) trait PackIn {
+    /// Append the packed form.
+    fn pack_in(&self, out: &mut Vec<u8>);
+}
+
+macro_rules! decoded_as_itself {
+    ($($t:ty),*) => {$(
+        impl Decoded for $t {
+            type In<'a> = $t;
+        }
+        impl PackIn for $t {
+            fn pack_in(&self, out: &mut Vec<u8>) {
+                self.pack(out);
+            }
+        }
+    )*};
+}
+
+decoded_as_itself!(i64, u32, u8, Count, Status, Unit, DishType);
+
+impl Decoded for Box<str> {
+    type In<'a> = Text<'a>;
+}
+
+impl Decoded for Secret {
+    // `#[serde(transparent)]`: the string itself.
+    type In<'a> = Text<'a>;
+}
+
+impl PackIn for Text<'_> {
+    fn pack_in(&self, out: &mut Vec<u8>) {
+        put_str(out, &self.0);
+    }
+}
+
+impl Decoded for Box<[Dish]> {
+    type In<'a> = DishesIn;
+}
+
+/// A `dish_list` as a record decodes it: each dish packed as soon as it is decoded (no list of
+/// decoded dishes is built). Accepts what `Vec<Dish>` accepts: a sequence of dishes.
+pub(super) struct DishesIn {
+    count: u64,
+    packed: Vec<u8>,
+}
+
+impl<'de> serde::Deserialize<'de> for DishesIn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DishesIn;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<DishesIn, A::Error> {
+                let mut dishes = DishesIn {
+                    count: 0,
+                    packed: Vec::with_capacity(256),
+                };
+                while let Some(dish) = seq.next_element::<DishIn<'_>>()? {
+                    dish.pack_in(&mut dishes.packed);
+                    dishes.count += 1;
+                }
+                Ok(dishes)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+impl PackIn for DishesIn {
+    fn pack_in(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.count);
+        out.extend_from_slice(&self.packed);
+    }
+}
+
 /// Where `status` is in a packed snapshot.
 const STATUS_INDEX: usize = index_of(Snapshot::PACKED_FIELDS, "status");
 
@@ -521,6 +644,21 @@ impl PackedSnapshot {
             return Self::default();
         }
         Self(exact(|out| s.pack(out)))
+    }
+
+    /// Pack a snapshot as a changelog record decodes it: the same bytes as packing the
+    /// [`Snapshot`] the record holds (`PackedSnapshot::new`), without building it.
+    pub(super) fn from_in(s: &SnapshotIn<'_>) -> Self {
+        with_scratch(|out| {
+            s.pack_in(out);
+            // No field present (an all-zero bitmap and nothing after it): the empty snapshot.
+            if out.len() == Snapshot::PACKED_FIELDS.len().div_ceil(8) && out.iter().all(|b| *b == 0)
+            {
+                Self::default()
+            } else {
+                Self(Box::from(out.as_slice()))
+            }
+        })
     }
 
     /// The snapshot back.
@@ -607,13 +745,34 @@ pub(super) fn unpack_deliveries(bytes: &[u8]) -> Vec<Delivery> {
 /// What `write` appends, in an allocation of exactly its length (growing a `Vec` and shrinking
 /// it would keep the larger block: allocators shrink in place).
 fn exact(write: impl FnOnce(&mut Vec<u8>)) -> Box<[u8]> {
-    let mut scratch = Vec::with_capacity(512);
-    write(&mut scratch);
-    Box::from(scratch.as_slice())
+    with_scratch(|out| {
+        write(out);
+        Box::from(out.as_slice())
+    })
+}
+
+/// `f` with an empty scratch buffer, this thread's, reused from call to call (a restore packs
+/// every record of a partition: one allocation fewer each). One that grew past 64 KiB (an order
+/// of a thousand dishes) is not kept.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    // Taken out, so that a nested call (there is none) would get a buffer of its own.
+    let mut scratch = SCRATCH.with(|s| s.take());
+    if scratch.capacity() == 0 {
+        scratch.reserve(512);
+    }
+    scratch.clear();
+    let r = f(&mut scratch);
+    if scratch.capacity() <= 64 * 1024 {
+        SCRATCH.with(|s| *s.borrow_mut() = scratch);
+    }
+    r
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -930,7 +1089,7 @@ mod tests {
             )
     }
 
-    fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
+    pub(crate) fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
         let status = proptest::option::of(prop_oneof![
             Just(Status::CreateDeal),
             Just(Status::PaySuccess)

@@ -160,6 +160,97 @@ pub struct Dish {
     pub properties: Option<Box<Properties>>,
 }
 
+/// [`Properties`] as a changelog record is decoded: the same fields and serde rules, strings
+/// borrowed from the record where they have no escapes (packed, never kept: `super::packed`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PropertiesIn<'a> {
+    #[serde(default, borrow)]
+    pub(super) taste: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub(super) cuisine: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub(super) main_material: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub(super) ingredients: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub(super) others: Option<Text<'a>>,
+}
+
+/// [`Dish`] as a changelog record is decoded: the same fields and serde rules (`properties`
+/// unboxed: `Box<T>` decodes as `T`), strings borrowed where they have no escapes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DishIn<'a> {
+    #[serde(default, borrow)]
+    pub(super) out_dish_no: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub(super) name: Option<Text<'a>>,
+    #[serde(default)]
+    pub(super) price: Option<i64>,
+    #[serde(default)]
+    pub(super) unit: Option<Unit>,
+    #[serde(default)]
+    pub(super) count: Option<Count>,
+    #[serde(default)]
+    pub(super) discount: Option<u8>,
+    #[serde(rename = "type", default)]
+    pub(super) dish_type: Option<DishType>,
+    #[serde(default)]
+    pub(super) priority: Option<u8>,
+    #[serde(default, borrow)]
+    pub(super) properties: Option<PropertiesIn<'a>>,
+}
+
+/// A string as `Box<str>` decodes one (the same inputs accepted), borrowed from the input when
+/// the decoder can lend it (no escapes), else owned.
+pub(super) struct Text<'a>(pub(super) std::borrow::Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use std::borrow::Cow;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        // What `String`'s visitor accepts, nothing more.
+        impl<'de: 'a, 'a> de::Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+            fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                match std::str::from_utf8(v) {
+                    Ok(s) => Ok(Text(Cow::Borrowed(s))),
+                    Err(_) => Err(E::invalid_value(de::Unexpected::Bytes(v), &self)),
+                }
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+                match std::str::from_utf8(v) {
+                    Ok(s) => Ok(Text(Cow::Owned(s.to_owned()))),
+                    Err(_) => Err(E::invalid_value(de::Unexpected::Bytes(v), &self)),
+                }
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Self::Value, E> {
+                match String::from_utf8(v) {
+                    Ok(s) => Ok(Text(Cow::Owned(s))),
+                    Err(e) => Err(E::invalid_value(
+                        de::Unexpected::Bytes(&e.into_bytes()),
+                        &self,
+                    )),
+                }
+            }
+        }
+        d.deserialize_string(V(std::marker::PhantomData))
+    }
+}
+
 /// `Some(None)` for an explicit `null` (RFC 7396: remove), `Some(Some(v))` for a value.
 fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
@@ -186,8 +277,17 @@ macro_rules! body_fields {
             $(#[serde(default, deserialize_with = "double_option")] pub $field: Option<Option<$ty>>,)*
         }
 
+        /// [`Snapshot`] as a changelog record is decoded: the same fields and serde rules,
+        /// each value in its borrowed decoded form (`super::packed::In`), packed straight into
+        /// a [`super::packed::PackedSnapshot`] without building the snapshot.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct SnapshotIn<'a> {
+            $(#[serde(default, borrow)] pub(super) $field: Option<super::packed::In<'a, $ty>>,)*
+        }
+
         // The in-memory packed form, from the same field list (`super::packed`).
-        super::packed::packed_struct!(Snapshot { $($field),* });
+        super::packed::packed_struct!(Snapshot / SnapshotIn { $($field),* });
 
         impl Snapshot {
             /// Merge `patch` into `self` (RFC 7396 for this shape: set, replace, `null` removes).
