@@ -201,6 +201,14 @@ pub(super) const fn index_of(names: &[&str], name: &str) -> usize {
     panic!("no such field")
 }
 
+/// The presence bitmap of a struct's fields, in declaration order (bit i = field i present).
+pub(super) fn presence(present: &[bool]) -> u64 {
+    present
+        .iter()
+        .enumerate()
+        .fold(0, |bits, (i, p)| bits | (u64::from(*p) << i))
+}
+
 /// [`Pack`] for a struct of `Option` fields, generated from its field list: a presence bitmap,
 /// then the present fields in order. The struct is destructured and built without `..`, so a
 /// field missing from the list fails to compile. Also generates `PACKED_FIELDS` (the names in
@@ -218,15 +226,7 @@ macro_rules! packed_struct {
         impl $crate::snapshot::packed::PackIn for $input<'_> {
             fn pack_in(&self, out: &mut Vec<u8>) {
                 let $input { $($field),* } = self;
-                let mut bits = 0u64;
-                let mut bit = 1u64;
-                $(
-                    if $field.is_some() {
-                        bits |= bit;
-                    }
-                    bit <<= 1;
-                )*
-                let _ = bit;
+                let bits = $crate::snapshot::packed::presence(&[$($field.is_some()),*]);
                 $crate::snapshot::packed::put_bitmap(out, bits, $name::PACKED_BITMAP_BYTES);
                 $(
                     if let Some(v) = $field {
@@ -271,15 +271,7 @@ macro_rules! packed_struct {
         impl $crate::snapshot::packed::Pack for $name {
             fn pack(&self, out: &mut Vec<u8>) {
                 let $name { $($field),* } = self;
-                let mut bits = 0u64;
-                let mut bit = 1u64;
-                $(
-                    if $field.is_some() {
-                        bits |= bit;
-                    }
-                    bit <<= 1;
-                )*
-                let _ = bit;
+                let bits = $crate::snapshot::packed::presence(&[$($field.is_some()),*]);
                 $crate::snapshot::packed::put_bitmap(out, bits, Self::PACKED_BITMAP_BYTES);
                 $(
                     if let Some(v) = $field {
