@@ -43,11 +43,15 @@ impl AppError {
 /// Load the keys the configuration names and build the WeChat Pay client on a key store that
 /// [`crate::keys::watch`] may replace.
 pub fn wechatpay_client(config: &Config) -> Result<WechatPayClient, ConfigError> {
-    merchant_client(&config.wechatpay)
+    merchant_client(&config.wechatpay, config.pipeline.max_in_flight)
 }
 
-/// The client of one signing merchant (`WechatPayConfig::signing_merchants`).
-pub fn merchant_client(w: &crate::config::WechatPayConfig) -> Result<WechatPayClient, ConfigError> {
+/// The client of one signing merchant (`WechatPayConfig::signing_merchants`); its connection
+/// pool keeps up to `max_in_flight` idle connections (`pipeline.max_in_flight`).
+pub fn merchant_client(
+    w: &crate::config::WechatPayConfig,
+    max_in_flight: usize,
+) -> Result<WechatPayClient, ConfigError> {
     let set = crate::keys::load(w)?;
     let client_config = ClientConfig {
         base_url: w.base_url.clone(),
@@ -56,6 +60,7 @@ pub fn merchant_client(w: &crate::config::WechatPayConfig) -> Result<WechatPayCl
         wechatpay_serial: set.wechatpay_serial.clone(),
         backup_base_url: w.backup_base_url.clone(),
         backup_probe_interval: w.backup_probe_interval_ms,
+        max_idle_connections: max_in_flight,
     };
     WechatPayClient::with_store(&client_config, Arc::new(KeyStore::new(set))).map_err(|e| {
         ConfigError {
@@ -178,7 +183,7 @@ pub async fn run(
         .wechatpay
         .signing_merchants()
         .into_iter()
-        .map(|(w, _)| merchant_client(&w).map(|c| (w, c)))
+        .map(|(w, _)| merchant_client(&w, config.pipeline.max_in_flight).map(|c| (w, c)))
         .collect::<Result<Vec<_>, _>>()?;
     let health = Arc::new(Health::default());
     let settings = delivery_settings(&config)?;

@@ -246,11 +246,11 @@ fn check_patch(
         ),
         _ => {}
     }
-    let values: Map<String, Value> = patch
-        .iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // The removals are set aside (moved, not copied) while the rules look at the values.
+    let (removals, mut values): (Vec<_>, Map<String, Value>) = {
+        let (nulls, values): (Vec<_>, Vec<_>) = patch.into_iter().partition(|(_, v)| v.is_null());
+        (nulls, values.into_iter().collect())
+    };
     let before = c.0.len();
     for v in rules::validate_object(&values, Mode::FieldsOnly) {
         let path = if v.path.is_empty() {
@@ -263,7 +263,8 @@ fn check_patch(
     if c.0.len() > before {
         return None;
     }
-    match serde_json::from_value::<Patch>(Value::Object(patch)) {
+    values.extend(removals);
+    match serde_json::from_value::<Patch>(Value::Object(values)) {
         Ok(p) => Some(p),
         Err(e) => {
             // The rules accepted it, so this is a rules/type mismatch: still an invalid event.

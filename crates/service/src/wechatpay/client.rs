@@ -42,6 +42,10 @@ pub struct ClientConfig {
     pub backup_base_url: Option<String>,
     /// While on the backup, how often a request tries the primary first.
     pub backup_probe_interval: Duration,
+    /// Most idle keep-alive connections kept per host: the pipeline's `max_in_flight`, the most
+    /// requests that can be open at once (each needs a connection of its own under HTTP/1.1), so
+    /// every connection a burst opened stays warm for the next one and no more are kept.
+    pub max_idle_connections: usize,
 }
 
 impl Default for ClientConfig {
@@ -53,6 +57,7 @@ impl Default for ClientConfig {
             wechatpay_serial: None,
             backup_base_url: None,
             backup_probe_interval: Duration::from_secs(60),
+            max_idle_connections: 256,
         }
     }
 }
@@ -214,6 +219,7 @@ impl WechatPayClient {
             .connect_timeout(config.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(config.max_idle_connections.max(1))
             .build()?;
         Ok(Self {
             http,
