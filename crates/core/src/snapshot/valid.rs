@@ -170,8 +170,10 @@ mod tests {
         rules::validate(&serde_json::to_value(s).unwrap(), mode).is_empty()
     }
 
-    /// A fixture order after its events: valid, 5 dishes (the second with properties).
-    fn valid(paid: bool) -> Snapshot {
+    /// A fixture order after its events: valid, 5 dishes (the second with properties), in the
+    /// variant `variant` picks: 0 service provider with `openid`, 1 service provider with
+    /// `sub_openid` and `sub_appid`, 2 channel.
+    fn valid(paid: bool, variant: u8) -> Snapshot {
         let mut state = OrderState::default();
         let events = order_events(3, 5);
         for value in &events[..if paid { 2 } else { 1 }] {
@@ -188,7 +190,21 @@ mod tests {
             others: None,
         }));
         s.dish_list = Some(dishes.into());
-        assert!(rules_say_valid(&s) && is_valid(&s));
+        match variant % 3 {
+            0 => {}
+            1 => {
+                s.sub_openid = s.openid.take();
+                s.sub_appid = Some("wx9999999999999999".into());
+            }
+            _ => {
+                s.sp_mchid = None;
+                s.sp_appid = None;
+                s.channel_id = Some("1900000801".into());
+                s.sub_openid = s.openid.take();
+                s.sub_appid = Some("wx9999999999999999".into());
+            }
+        }
+        assert!(rules_say_valid(&s) && is_valid(&s), "variant {variant}");
         s
     }
 
@@ -329,9 +345,10 @@ mod tests {
         #[test]
         fn agrees_with_the_rules_at_the_limits(
             paid in any::<bool>(),
+            variant in 0..3u8,
             edits in proptest::collection::vec((any::<u8>(), any::<u64>()), 0..4),
         ) {
-            let mut s = valid(paid);
+            let mut s = valid(paid, variant);
             for (pick, n) in edits {
                 edit(&mut s, pick, n);
             }
@@ -351,7 +368,7 @@ mod tests {
     /// maximum: checked on all counts up to 200.00 and around the maximum, through the rules.
     #[test]
     fn accepted_counts_serialise_as_the_rules_require() {
-        let mut s = valid(false);
+        let mut s = valid(false, 0);
         let edges = (0..=20_000).chain(MAX_COUNT_HUNDREDTHS - 20_000..=MAX_COUNT_HUNDREDTHS + 2);
         for c in edges.chain((1..=1_000).map(|k| k * 99_991)) {
             s.dish_list.as_mut().unwrap()[0].count = Some(Count(c));

@@ -42,9 +42,10 @@ pub struct ClientConfig {
     pub backup_base_url: Option<String>,
     /// While on the backup, how often a request tries the primary first.
     pub backup_probe_interval: Duration,
-    /// Most idle keep-alive connections kept per host: the pipeline's `max_in_flight`, the most
-    /// requests that can be open at once (each needs a connection of its own under HTTP/1.1), so
-    /// every connection a burst opened stays warm for the next one and no more are kept.
+    /// Cap on idle keep-alive connections per host: the pipeline's `max_in_flight`, the most
+    /// requests that can be open at once (each needs a connection of its own under HTTP/1.1).
+    /// Every connection a burst opened can stay warm for the next one; none beyond that is
+    /// kept (reqwest's default is no cap).
     pub max_idle_connections: usize,
 }
 
