@@ -315,6 +315,16 @@ impl OrderState {
         self.snapshot.status()
     }
 
+    /// The snapshot's `sp_mchid` and `channel_id` (what names the signing merchant), read
+    /// without decoding the rest.
+    pub fn merchant_ids(&self) -> (Option<&str>, Option<&str>) {
+        use super::packed::{CHANNEL_ID_INDEX, SP_MCHID_INDEX};
+        (
+            self.snapshot.text(SP_MCHID_INDEX),
+            self.snapshot.text(CHANNEL_ID_INDEX),
+        )
+    }
+
     /// Apply one event (which must belong to this order). The state changes only when the
     /// outcome is [`Outcome::Applied`].
     pub fn apply(&mut self, event: &OrderEvent, defaults: &Defaults) -> Outcome {

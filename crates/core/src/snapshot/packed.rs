@@ -622,6 +622,10 @@ impl PackIn for DishesIn {
 
 /// Where `status` is in a packed snapshot.
 const STATUS_INDEX: usize = index_of(Snapshot::PACKED_FIELDS, "status");
+/// Where `sp_mchid` is in a packed snapshot.
+pub(super) const SP_MCHID_INDEX: usize = index_of(Snapshot::PACKED_FIELDS, "sp_mchid");
+/// Where `channel_id` is in a packed snapshot.
+pub(super) const CHANNEL_ID_INDEX: usize = index_of(Snapshot::PACKED_FIELDS, "channel_id");
 
 /// A [`Snapshot`] packed into one exact-size allocation (the module docs give the layout); the
 /// default is the empty snapshot, with no allocation. Its `Debug` is the decoded snapshot's, so
@@ -677,6 +681,22 @@ impl PackedSnapshot {
             .expect("a PackedSnapshot is only made by PackedSnapshot::new");
         if present {
             Status::unpack(&mut r)
+        } else {
+            None
+        }
+    }
+
+    /// The string field at `index` of [`Snapshot::PACKED_FIELDS`] (one of the `Box<str>` ones),
+    /// borrowed, read without decoding the rest.
+    pub(super) fn text(&self, index: usize) -> Option<&str> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let mut r = Reader::new(&self.0);
+        let present = Snapshot::skip_to(&mut r, index)
+            .expect("a PackedSnapshot is only made by PackedSnapshot::new");
+        if present {
+            r.str()
         } else {
             None
         }
@@ -1142,6 +1162,10 @@ pub(super) mod tests {
             let (pa, pb) = (PackedSnapshot::new(&a), PackedSnapshot::new(&b));
             prop_assert_eq!(&pa.get(), &a);
             prop_assert_eq!(pa.status(), a.status);
+            prop_assert_eq!(pa.text(SP_MCHID_INDEX), a.sp_mchid.as_deref());
+            prop_assert_eq!(pa.text(CHANNEL_ID_INDEX), a.channel_id.as_deref());
+            let out_order_no = index_of(Snapshot::PACKED_FIELDS, "out_order_no");
+            prop_assert_eq!(pa.text(out_order_no), a.out_order_no.as_deref());
             prop_assert_eq!(pa == pb, a == b, "equal packed bytes exactly when equal snapshots");
             prop_assert_eq!(
                 serde_json::to_vec(&pa.get()).unwrap(),

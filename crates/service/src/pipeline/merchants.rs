@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use super::delivery::Delivery;
-use crate::snapshot::{OrderState, Snapshot};
+use crate::snapshot::OrderState;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::Health;
 
@@ -125,22 +125,27 @@ impl Merchants {
             // One merchant: nothing to read from the snapshot (no decode per post).
             return Ok(d);
         }
-        self.route_snapshot(&state.snapshot())
+        let (sp_mchid, channel_id) = state.merchant_ids();
+        self.route_ids(sp_mchid, channel_id)
     }
 
-    fn route_snapshot(&self, snapshot: &Snapshot) -> Result<&Arc<Delivery>, NoMerchant> {
-        if let Some(sp) = &snapshot.sp_mchid {
-            return self.by_mchid.get(&**sp).ok_or_else(|| {
+    fn route_ids(
+        &self,
+        sp_mchid: Option<&str>,
+        channel_id: Option<&str>,
+    ) -> Result<&Arc<Delivery>, NoMerchant> {
+        if let Some(sp) = sp_mchid {
+            return self.by_mchid.get(sp).ok_or_else(|| {
                 NoMerchant::SpMchid(
                     sp.to_string(),
                     self.by_mchid.keys().cloned().collect::<Vec<_>>().join(", "),
                 )
             });
         }
-        if let Some(ch) = &snapshot.channel_id {
+        if let Some(ch) = channel_id {
             return self
                 .by_channel
-                .get(&**ch)
+                .get(ch)
                 .and_then(|m| self.by_mchid.get(m))
                 .ok_or_else(|| NoMerchant::Channel(ch.to_string()));
         }
