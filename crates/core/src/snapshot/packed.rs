@@ -696,7 +696,10 @@ impl PackedSnapshot {
         let present = Snapshot::skip_to(&mut r, index)
             .expect("a PackedSnapshot is only made by PackedSnapshot::new");
         if present {
-            r.str()
+            Some(
+                r.str()
+                    .expect("a PackedSnapshot is only made by PackedSnapshot::new"),
+            )
         } else {
             None
         }
