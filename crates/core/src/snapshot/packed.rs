@@ -671,38 +671,36 @@ impl PackedSnapshot {
         r.is_empty().then_some(s)
     }
 
-    /// The snapshot's `status`, read without decoding the rest.
-    pub(super) fn status(&self) -> Option<Status> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let mut r = Reader::new(&self.0);
-        let present = Snapshot::skip_to(&mut r, STATUS_INDEX)
-            .expect("a PackedSnapshot is only made by PackedSnapshot::new");
-        if present {
-            Status::unpack(&mut r)
-        } else {
-            None
-        }
-    }
-
-    /// The string field at `index` of [`Snapshot::PACKED_FIELDS`] (one of the `Box<str>` ones),
-    /// borrowed, read without decoding the rest.
-    pub(super) fn text(&self, index: usize) -> Option<&str> {
+    /// The field at `index` of [`Snapshot::PACKED_FIELDS`], read by `read` without decoding the
+    /// rest; `None` when the field is absent.
+    fn field<'a, T>(
+        &'a self,
+        index: usize,
+        read: impl FnOnce(&mut Reader<'a>) -> Option<T>,
+    ) -> Option<T> {
         if self.0.is_empty() {
             return None;
         }
         let mut r = Reader::new(&self.0);
         let present = Snapshot::skip_to(&mut r, index)
             .expect("a PackedSnapshot is only made by PackedSnapshot::new");
-        if present {
+        present.then(|| read(&mut r)).flatten()
+    }
+
+    /// The snapshot's `status`, read without decoding the rest.
+    pub(super) fn status(&self) -> Option<Status> {
+        self.field(STATUS_INDEX, Status::unpack)
+    }
+
+    /// The string field at `index` of [`Snapshot::PACKED_FIELDS`] (one of the `Box<str>` ones),
+    /// borrowed, read without decoding the rest.
+    pub(super) fn text(&self, index: usize) -> Option<&str> {
+        self.field(index, |r| {
             Some(
                 r.str()
                     .expect("a PackedSnapshot is only made by PackedSnapshot::new"),
             )
-        } else {
-            None
-        }
+        })
     }
 
     /// Bytes held (the allocation's size).
