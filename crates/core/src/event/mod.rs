@@ -246,11 +246,14 @@ fn check_patch(
         ),
         _ => {}
     }
-    // The removals are set aside (moved, not copied) while the rules look at the values.
-    let (removals, mut values): (Vec<_>, Map<String, Value>) = {
-        let (nulls, values): (Vec<_>, Vec<_>) = patch.into_iter().partition(|(_, v)| v.is_null());
-        (nulls, values.into_iter().collect())
-    };
+    // The removals are set aside (their keys only) while the rules look at the values.
+    let removals: Vec<String> = patch
+        .iter()
+        .filter(|(_, v)| v.is_null())
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut values = patch;
+    values.retain(|_, v| !v.is_null());
     let before = c.0.len();
     for v in rules::validate_object(&values, Mode::FieldsOnly) {
         let path = if v.path.is_empty() {
@@ -263,7 +266,7 @@ fn check_patch(
     if c.0.len() > before {
         return None;
     }
-    values.extend(removals);
+    values.extend(removals.into_iter().map(|k| (k, Value::Null)));
     match serde_json::from_value::<Patch>(Value::Object(values)) {
         Ok(p) => Some(p),
         Err(e) => {
